@@ -1,0 +1,218 @@
+"""Channel names (what clients say) and NATS subjects (what services publish on).
+
+This module is the only place that spells a subject. A channel name from a client is parsed
+against a strict grammar before anything else happens, and the parts that reach a subject are
+escaped by :func:`encode_token`, so no wildcard (``*``, ``>``), separator (``.``), whitespace or
+control character chosen by a client can ever reach NATS.
+
+Grammar (also in PROTOCOL.md)::
+
+    channel   = "prices:" symbol
+              / user-kind [ ":" user-id ]          ; the ":" form is for support/admin roles
+              / "announcements" / "news"
+    user-kind = "portfolio" / "trades" / "notifications" / "alerts"
+    symbol    = 1 char of [A-Z0-9^], then 0..31 of [A-Z0-9 . - / _ = ^]
+    user-id   = 1..64 of [A-Za-z0-9 . _ @ -]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+SUBJECT_ROOT = "tm"
+
+SYMBOL_RE = re.compile(r"[A-Z0-9^][A-Z0-9./_=^-]{0,31}")
+USER_ID_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+MAX_CHANNEL_LENGTH = 80
+
+_TOKEN_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
+_HEX = "0123456789ABCDEF"
+
+
+class ChannelError(ValueError):
+    """A channel name that breaks the grammar. ``reason`` is safe to show to the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Kind(str, Enum):
+    """What a channel carries. ``value`` is the channel's prefix."""
+
+    PRICES = "prices"
+    PORTFOLIO = "portfolio"
+    TRADES = "trades"
+    NOTIFICATIONS = "notifications"
+    ALERTS = "alerts"
+    ANNOUNCEMENTS = "announcements"
+    NEWS = "news"
+
+    @property
+    def per_user(self) -> bool:
+        return self in _PER_USER
+
+    @property
+    def conflates(self) -> bool:
+        """State channels (latest value wins) conflate for slow clients; event channels never do."""
+        return self in (Kind.PRICES, Kind.PORTFOLIO)
+
+
+_PER_USER = frozenset({Kind.PORTFOLIO, Kind.TRADES, Kind.NOTIFICATIONS, Kind.ALERTS})
+_BY_PREFIX = {k.value: k for k in Kind}
+
+
+def encode_token(text: str) -> str:
+    """Escape ``text`` into one NATS subject token, reversibly.
+
+    Letters, digits and ``-`` stay; every other byte of the UTF-8 form becomes ``_`` and two
+    upper-case hex digits (``BRK.B`` -> ``BRK_2EB``). The result is never empty for a non-empty
+    input and never contains ``.``, ``*``, ``>`` or whitespace.
+    """
+    if not text:
+        raise ValueError("empty token")
+    out: list[str] = []
+    for ch in text:
+        if ch in _TOKEN_SAFE:
+            out.append(ch)
+        else:
+            for byte in ch.encode("utf-8"):
+                out.append("_" + _HEX[byte >> 4] + _HEX[byte & 15])
+    return "".join(out)
+
+
+def decode_token(token: str) -> str:
+    """Invert :func:`encode_token`. Raises ``ValueError`` on anything it would not have produced."""
+    raw = bytearray()
+    i, n = 0, len(token)
+    if n == 0:
+        raise ValueError("empty token")
+    while i < n:
+        ch = token[i]
+        if ch == "_":
+            pair = token[i + 1 : i + 3]
+            if len(pair) != 2 or any(c not in _HEX for c in pair):
+                raise ValueError(f"bad escape in token {token!r}")
+            byte = int(pair, 16)
+            if chr(byte) in _TOKEN_SAFE:
+                raise ValueError(f"needless escape in token {token!r}")
+            raw.append(byte)
+            i += 3
+        elif ch in _TOKEN_SAFE:
+            raw.append(ord(ch))
+            i += 1
+        else:
+            raise ValueError(f"bad character {ch!r} in token {token!r}")
+    return raw.decode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A parsed, valid channel. ``arg`` is the symbol for prices, the user id for user channels
+    (``None`` when the channel means "my own"), and ``None`` for public channels."""
+
+    kind: Kind
+    arg: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.kind.value if self.arg is None else f"{self.kind.value}:{self.arg}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def parse_channel(name: object) -> Channel:
+    """Parse a client-supplied channel name, or raise :class:`ChannelError` saying why not."""
+    if not isinstance(name, str):
+        raise ChannelError("channel must be a string")
+    if not name:
+        raise ChannelError("channel is empty")
+    if len(name) > MAX_CHANNEL_LENGTH:
+        raise ChannelError(f"channel is longer than {MAX_CHANNEL_LENGTH} characters")
+    prefix, sep, arg = name.partition(":")
+    kind = _BY_PREFIX.get(prefix)
+    if kind is None:
+        raise ChannelError(f"unknown channel prefix {prefix[:20]!r}")
+    if kind is Kind.PRICES:
+        if not sep:
+            raise ChannelError("prices channel needs a symbol: prices:<SYMBOL>")
+        if not SYMBOL_RE.fullmatch(arg):
+            raise ChannelError("symbol must be 1-32 of A-Z 0-9 . - / _ = ^ (upper case), starting with A-Z, 0-9 or ^")
+        return Channel(kind, arg)
+    if kind.per_user:
+        if not sep:
+            return Channel(kind)
+        if not USER_ID_RE.fullmatch(arg):
+            raise ChannelError("user id must be 1-64 of A-Z a-z 0-9 . _ @ -")
+        return Channel(kind, arg)
+    if sep:
+        raise ChannelError(f"channel {kind.value!r} takes no argument")
+    return Channel(kind)
+
+
+def validate_symbol(symbol: object) -> str:
+    """Return ``symbol`` if it follows the symbol grammar, else raise :class:`ChannelError`."""
+    if not isinstance(symbol, str) or not SYMBOL_RE.fullmatch(symbol):
+        raise ChannelError("symbol must be 1-32 of A-Z 0-9 . - / _ = ^ (upper case), starting with A-Z, 0-9 or ^")
+    return symbol
+
+
+# --- subjects -------------------------------------------------------------------------------
+
+def tick_subject(symbol: str) -> str:
+    """Subject on which market-feed publishes ticks for ``symbol``."""
+    return f"{SUBJECT_ROOT}.tick.{encode_token(validate_symbol(symbol))}"
+
+
+TICK_WILDCARD = f"{SUBJECT_ROOT}.tick.*"
+
+
+def user_subject(kind: Kind, user_id: str) -> str:
+    """Subject for a per-user channel of ``user_id`` (already authenticated, never from a payload)."""
+    if not kind.per_user:
+        raise ValueError(f"{kind.value} is not a per-user channel")
+    if not USER_ID_RE.fullmatch(user_id):
+        raise ChannelError("user id must be 1-64 of A-Z a-z 0-9 . _ @ -")
+    return f"{SUBJECT_ROOT}.user.{encode_token(user_id)}.{kind.value}"
+
+
+def public_subject(kind: Kind) -> str:
+    if kind not in (Kind.ANNOUNCEMENTS, Kind.NEWS):
+        raise ValueError(f"{kind.value} is not a public channel")
+    return f"{SUBJECT_ROOT}.{kind.value}"
+
+
+def subject_for(channel: Channel, *, user_id: str | None = None) -> str:
+    """The NATS subject that feeds ``channel``.
+
+    For a per-user channel without an explicit user (``portfolio``), ``user_id`` is the
+    authenticated user's id; the caller must have checked any explicit user against permissions.
+    """
+    if channel.kind is Kind.PRICES:
+        assert channel.arg is not None
+        return tick_subject(channel.arg)
+    if channel.kind.per_user:
+        owner = channel.arg or user_id
+        if owner is None:
+            raise ValueError("a per-user channel needs a user id")
+        return user_subject(channel.kind, owner)
+    return public_subject(channel.kind)
+
+
+def channel_for_subject(subject: str) -> Channel:
+    """Invert :func:`subject_for` (per-user channels come back with their explicit user id)."""
+    parts = subject.split(".")
+    if len(parts) < 2 or parts[0] != SUBJECT_ROOT:
+        raise ValueError(f"not a tickmesh subject: {subject!r}")
+    if parts[1] == "tick" and len(parts) == 3:
+        return Channel(Kind.PRICES, validate_symbol(decode_token(parts[2])))
+    if parts[1] == "user" and len(parts) == 4:
+        kind = _BY_PREFIX.get(parts[3])
+        if kind is not None and kind.per_user:
+            return Channel(kind, decode_token(parts[2]))
+    if len(parts) == 2 and parts[1] in ("announcements", "news"):
+        return Channel(_BY_PREFIX[parts[1]])
+    raise ValueError(f"not a channel subject: {subject!r}")

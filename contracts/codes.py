@@ -1,0 +1,50 @@
+"""Error codes (in ``err`` frames) and close codes, built from ``codes.toml``.
+
+The numeric values are stable: clients decide what to do from them. ``ErrorCode`` values are
+sent in ``err`` frames and leave the connection open; ``CloseCode`` values close it, and
+:func:`should_reconnect` tells whether a client should try again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from ._data import load
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    name: str
+    code: int
+    meaning: str
+    retry: bool
+
+
+def _table(kind: str, flag: str) -> dict[str, CodeInfo]:
+    raw = load("codes.toml")[kind]
+    return {
+        name: CodeInfo(name=name, code=int(entry["code"]), meaning=entry["meaning"], retry=bool(entry[flag]))
+        for name, entry in raw.items()
+    }
+
+
+ERRORS: dict[str, CodeInfo] = _table("err", "retry")
+CLOSES: dict[str, CodeInfo] = _table("close", "reconnect")
+
+ErrorCode = IntEnum("ErrorCode", {name.upper(): info.code for name, info in ERRORS.items()})
+CloseCode = IntEnum("CloseCode", {name.upper(): info.code for name, info in CLOSES.items()})
+
+_CLOSE_BY_CODE = {info.code: info for info in CLOSES.values()}
+
+
+def should_reconnect(close_code: int) -> bool:
+    """Whether a client should reconnect after ``close_code``.
+
+    Codes 4000-4099 mean yes, 4100-4199 mean no; an unknown or standard WebSocket code other
+    than those listed means yes (network trouble is transient).
+    """
+    info = _CLOSE_BY_CODE.get(close_code)
+    if info is not None:
+        return info.retry
+    return not 4100 <= close_code <= 4199

@@ -1,0 +1,140 @@
+"""Message schemas from ``messages.toml``: validation and exact encoding.
+
+Every message a service publishes goes through :func:`encode`, which checks it against the
+schema and serialises it with orjson. Decimal fields travel as strings so that prices stay exact
+from the provider to the browser: a binary float never appears on the wire.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import Any, Mapping
+
+import orjson
+
+from ._data import load
+from .channels import SYMBOL_RE
+
+# NATS header carrying a message's position in its channel: strictly increasing per channel.
+# For state channels (prices, portfolio) it is a version, not dense; for event channels it is
+# the dense stream sequence.
+SEQ_HEADER = "Tm-Seq"
+
+DECIMAL_RE = re.compile(r"-?(0|[1-9][0-9]{0,19})(\.[0-9]{1,18})?")
+# 2000-01-01 .. 2200-01-01 in microseconds: a timestamp outside is a unit mistake, not a time.
+_TS_MIN, _TS_MAX = 946_684_800_000_000, 7_258_118_400_000_000
+
+
+class ContractError(ValueError):
+    """A message that does not satisfy its schema. ``field`` names the offending field."""
+
+    def __init__(self, message: str, field: str | None, reason: str) -> None:
+        super().__init__(f"{message}.{field}: {reason}" if field else f"{message}: {reason}")
+        self.message = message
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    type: str
+    required: bool
+    doc: str
+    positive: bool = False
+    max: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    name: str
+    doc: str
+    fields: tuple[Field, ...]
+
+    def validate(self, obj: Any) -> dict[str, Any]:
+        """Return ``obj`` normalised (``Decimal`` to string) if valid; raise :class:`ContractError`."""
+        if not isinstance(obj, Mapping):
+            raise ContractError(self.name, None, "must be an object")
+        known = {f.name for f in self.fields}
+        extra = [k for k in obj if k not in known]
+        if extra:
+            raise ContractError(self.name, str(extra[0])[:40], "unknown field")
+        out: dict[str, Any] = {}
+        for f in self.fields:
+            if f.name not in obj or obj[f.name] is None:
+                if f.required:
+                    raise ContractError(self.name, f.name, "required")
+                continue
+            out[f.name] = _check(self.name, f, obj[f.name])
+        return out
+
+
+def _check(message: str, f: Field, value: Any) -> Any:
+    def fail(reason: str) -> ContractError:
+        return ContractError(message, f.name, reason)
+
+    if f.type == "decimal":
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                raise fail("must be finite")
+            value = format(value, "f")
+        if not isinstance(value, str) or not DECIMAL_RE.fullmatch(value):
+            raise fail("must be a decimal string such as \"187.20\" (no exponent, no float)")
+        if f.positive and Decimal(value) <= 0:
+            raise fail("must be positive")
+        return value
+    if f.type == "symbol":
+        if not isinstance(value, str) or not SYMBOL_RE.fullmatch(value):
+            raise fail("not a valid symbol")
+        return value
+    if f.type == "ts_us":
+        if type(value) is not int or not _TS_MIN <= value <= _TS_MAX:
+            raise fail("must be an integer count of microseconds since the Unix epoch")
+        return value
+    if f.type == "int":
+        if type(value) is not int:
+            raise fail("must be an integer")
+        return value
+    if f.type == "string":
+        if not isinstance(value, str) or (f.max is not None and len(value) > f.max):
+            raise fail(f"must be a string of at most {f.max} characters")
+        return value
+    raise fail(f"schema has unknown type {f.type!r}")
+
+
+@cache
+def schema(name: str) -> Schema:
+    raw = load("messages.toml")[name]
+    fields = tuple(
+        Field(
+            name=fname,
+            type=spec["type"],
+            required=bool(spec.get("required", False)),
+            doc=spec.get("doc", ""),
+            positive=bool(spec.get("positive", False)),
+            max=spec.get("max"),
+        )
+        for fname, spec in raw["fields"].items()
+    )
+    return Schema(name=name, doc=raw.get("doc", ""), fields=fields)
+
+
+def schema_names() -> list[str]:
+    return list(load("messages.toml"))
+
+
+def encode(name: str, obj: Mapping[str, Any]) -> bytes:
+    """Validate ``obj`` against schema ``name`` and return its JSON bytes."""
+    return orjson.dumps(schema(name).validate(obj))
+
+
+def decode(name: str, data: bytes | str) -> dict[str, Any]:
+    """Parse JSON ``data`` and validate it against schema ``name``."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ContractError(name, None, f"not JSON ({exc})") from None
+    return schema(name).validate(obj)

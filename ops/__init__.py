@@ -1,0 +1,1 @@
+"""Operations: the local runner (``tickmesh up``), benchmarks, dashboards."""

@@ -1,0 +1,1 @@
+"""market-feed: provider adapters turned into normalised ``Tick`` messages on NATS."""

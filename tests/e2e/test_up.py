@@ -1,0 +1,121 @@
+"""The stack as a user starts it: ``tickmesh up``, then a WebSocket client."""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jwt
+import pytest
+
+from tests.support.procs import Proc, base_env, free_port, wait_http
+from tests.support.timing import t
+from tests.support.wsclient import Client
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def stack(tmp_path):
+    edge_port, nats_port = free_port(), free_port()
+    env = base_env(TICKMESH_HOME=str(tmp_path / "home"), EDGE_PORT=str(edge_port),
+                   TICKMESH_NATS_PORT=str(nats_port), FEED_RATE="300")
+    proc = Proc([sys.executable, "-m", "tickmesh", "up"], env, tmp_path / "up.log")
+    try:
+        wait_http(f"http://127.0.0.1:{edge_port}/readyz", 30, proc.proc)
+        proc.edge_port = edge_port
+        proc.env = env
+        yield proc
+    finally:
+        proc.stop()
+
+
+async def test_ticks_reach_a_websocket_client_for_its_symbol_only(stack):
+    c = await Client.connect(f"ws://127.0.0.1:{stack.edge_port}/ws")
+    try:
+        reply, _ = await c.request("sub", ch="prices:AAPL")
+        assert reply["op"] == "ok"
+        msgs = await c.messages(3, timeout=15)
+        assert {m["ch"] for m in msgs} == {"prices:AAPL"}
+        assert all(m["data"]["symbol"] == "AAPL" and m["data"]["provider"] == "synthetic" for m in msgs)
+        seqs = [m["seq"] for m in msgs]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 3
+
+        reply, _ = await c.request("unsub", ch="prices:AAPL")
+        assert reply["op"] == "ok"
+        await asyncio.sleep(t(1.0))
+        _, seen = await c.request("ping")
+        assert [f for f in seen if f["op"] == "msg"] == []
+    finally:
+        await c.close()
+
+
+def test_stopping_up_leaves_no_process_behind(stack):
+    kids = children_of(stack.pid)
+    assert len(kids) == 3, stack.output()  # nats-server, market-feed, edge
+    grandkids = [g for k in kids for g in children_of(k)]
+    started = time.monotonic()
+    code = stack.stop(signal.SIGTERM, timeout=15)
+    assert code == 0, stack.output()
+    assert time.monotonic() - started < t(10)
+    deadline = time.monotonic() + t(5)
+    while time.monotonic() < deadline and any(alive(p) for p in kids + grandkids):
+        time.sleep(0.05)
+    assert not [p for p in kids + grandkids if alive(p)], stack.output()
+
+
+def test_a_crashed_service_is_restarted(stack):
+    kids = children_of(stack.pid)
+    feed = next(p for p in kids if b"market-feed" in open(f"/proc/{p}/cmdline", "rb").read())
+    os.kill(feed, signal.SIGKILL)
+    deadline = time.monotonic() + t(15)
+    while time.monotonic() < deadline:
+        now = children_of(stack.pid)
+        if len(now) == 3 and feed not in now:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("market-feed was not restarted:\n" + stack.output())
+    assert "restarting" in stack.output()
+
+
+def test_token_command_signs_with_the_local_key(stack):
+    out = subprocess.run([sys.executable, "-m", "tickmesh", "token", "--user", "alice", "--role", "admin"],
+                         env=stack.env, capture_output=True, text=True, check=True).stdout.strip()
+    home = stack.env["TICKMESH_HOME"]
+    secret = open(os.path.join(home, "jwt-secret")).read().strip()
+    assert oct(os.stat(os.path.join(home, "jwt-secret")).st_mode & 0o777) == "0o600"
+    claims = jwt.decode(out, secret, algorithms=["HS256"], audience="tickmesh")
+    assert claims["sub"] == "alice" and claims["roles"] == ["admin"]
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = base_env(TICKMESH_HOME=str(tmp_path / "home"), EDGE_PORT=str(port),
+                       TICKMESH_NATS_PORT=str(free_port()))
+        res = subprocess.run([sys.executable, "-m", "tickmesh", "up"], env=env, capture_output=True,
+                             text=True, timeout=t(30))
+    assert res.returncode == 2
+    assert f"port {port}" in res.stderr and "Traceback" not in res.stderr

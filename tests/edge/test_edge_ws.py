@@ -1,0 +1,157 @@
+"""The edge over real sockets: a real Hypercorn edge process, a real nats-server, a real client."""
+
+import asyncio
+import json
+import urllib.request
+
+import nats
+import pytest
+import websockets
+
+from tickmesh.contracts.channels import tick_subject
+from tickmesh.contracts.codes import ErrorCode
+from tests.support.natsserver import NatsServer
+from tests.support.procs import EdgeProcess, free_port
+from tests.support.wsclient import Client
+
+
+@pytest.fixture
+def nats_mon(tmp_path):
+    """nats-server with its monitoring port, to look at the edge's subscriptions from outside."""
+    mon = free_port()
+    server = NatsServer(tmp_path / "nats", extra=["-m", str(mon)]).start()
+    server.monitor = f"http://127.0.0.1:{mon}"
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def edge(nats_mon, tmp_path):
+    proc = EdgeProcess(nats_mon.url, tmp_path / "edge", EDGE_MAX_FRAME_BYTES="1000", EDGE_HARD_FRAME_BYTES="20000")
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def edge_subjects(nats_mon) -> list[str]:
+    with urllib.request.urlopen(f"{nats_mon.monitor}/connz?subs=1") as resp:
+        conns = json.load(resp)["connections"]
+    return sorted(s for c in conns if c.get("name") == "tickmesh-edge" for s in c.get("subscriptions_list", []))
+
+
+def tick(symbol, last="10.00", ts=1_795_000_000_000_000):
+    return json.dumps({"symbol": symbol, "last": last, "ts": ts, "ingest_ts": ts, "provider": "test"}).encode()
+
+
+async def publish(nc, symbol, n, seq0=1):
+    for i in range(n):
+        await nc.publish(tick_subject(symbol), tick(symbol, f"{10 + i}.00"), headers={"Tm-Seq": str(seq0 + i)})
+    await nc.flush()
+
+
+async def until_seq(client, last_seq, timeout=10):
+    """Collect msg frames until each channel in ``last_seq`` has reached the given seq."""
+    msgs, reached = [], {}
+    while any(reached.get(ch, 0) < seq for ch, seq in last_seq.items()):
+        [m] = await client.messages(1, timeout)
+        msgs.append(m)
+        reached[m["ch"]] = m["seq"]
+    return msgs
+
+
+async def test_client_receives_only_its_channels_then_nothing_after_unsub(edge, nats_mon):
+    nc = await nats.connect(nats_mon.url)
+    c = await Client.connect(edge.ws_url)
+    try:
+        assert (await c.request("sub", ch="prices:AAPL"))[0]["op"] == "ok"
+        assert (await c.request("sub", ch="prices:BRK.B"))[0]["op"] == "ok"
+        await publish(nc, "MSFT", 3)
+        await publish(nc, "AAPL", 3, seq0=100)
+        await publish(nc, "BRK.B", 2)
+        msgs = await until_seq(c, {"prices:AAPL": 102, "prices:BRK.B": 2})
+        assert {m["ch"] for m in msgs} == {"prices:AAPL", "prices:BRK.B"}
+        aapl = [m for m in msgs if m["ch"] == "prices:AAPL"]
+        # A state channel may conflate a burst, but never reorders and always ends on the latest.
+        assert [m["seq"] for m in aapl] == sorted({m["seq"] for m in aapl})
+        assert aapl[-1]["data"]["last"] == "12.00"
+
+        reply, _ = await c.request("unsub", ch="prices:AAPL")
+        assert reply == {"op": "ok", "id": 3}
+        await publish(nc, "AAPL", 3, seq0=200)
+        await publish(nc, "BRK.B", 1, seq0=50)
+        # Everything up to the pong has been delivered; no AAPL frame may be among it.
+        await asyncio.sleep(0.3)
+        _, seen = await c.request("ping")
+        assert [f["ch"] for f in seen if f["op"] == "msg"] == ["prices:BRK.B"]
+    finally:
+        await c.close()
+        await nc.close()
+
+
+async def test_one_upstream_subscription_per_subject_shared_by_all_clients(edge, nats_mon):
+    clients = [await Client.connect(edge.ws_url) for _ in range(3)]
+    try:
+        for c in clients:
+            await c.request("sub", ch="prices:AAPL")
+        await clients[0].request("sub", ch="prices:EUR/USD")
+        assert edge_subjects(nats_mon) == ["tm.tick.AAPL", "tm.tick.EUR_2FUSD"]
+        nc = await nats.connect(nats_mon.url)
+        await publish(nc, "AAPL", 1)
+        await nc.close()
+        for c in clients:
+            assert (await c.messages(1))[0]["ch"] == "prices:AAPL"
+        await clients[0].close()
+        await clients[1].request("unsub", ch="prices:AAPL")
+        await asyncio.sleep(0.2)
+        assert edge_subjects(nats_mon) == ["tm.tick.AAPL"]
+        await clients[2].close()
+        for _ in range(50):
+            if edge_subjects(nats_mon) == []:
+                break
+            await asyncio.sleep(0.1)
+        assert edge_subjects(nats_mon) == []
+    finally:
+        for c in clients:
+            await c.close()
+
+
+async def test_bad_input_over_the_socket_never_closes_the_connection(edge):
+    c = await Client.connect(edge.ws_url, max_size=None)
+    try:
+        for raw, code in [
+            ("{not json", ErrorCode.MALFORMED_FRAME),
+            ('{"op":"fly","id":1}', ErrorCode.UNKNOWN_OP),
+            ('{"op":"sub","id":2}', ErrorCode.INVALID_FIELD),
+            ('{"op":"sub","id":3,"ch":"prices:>"}', ErrorCode.BAD_CHANNEL),
+            ('{"op":"sub","id":4,"ch":"prices:AAPL\\u0000"}', ErrorCode.BAD_CHANNEL),
+            ('{"op":"sub","id":5,"ch":"prices:ZZZZZ"}', ErrorCode.UNKNOWN_CHANNEL),
+            ('{"op":"ping","id":6,"pad":"' + "x" * 2000 + '"}', ErrorCode.FRAME_TOO_LARGE),
+            (b"\x00\xff\x10binary", ErrorCode.MALFORMED_FRAME),
+        ]:
+            await c.send(raw)
+            frame = await c.recv()
+            assert frame["op"] == "err" and frame["code"] == code, (raw, frame)
+        assert (await c.request("ping"))[0]["op"] == "pong"
+    finally:
+        await c.close()
+
+
+async def test_a_message_over_the_hard_limit_closes_with_1009(edge):
+    c = await Client.connect(edge.ws_url)
+    await c.send("x" * 50_000)
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        await c.recv()
+    assert info.value.rcvd.code == 1009
+    # The edge is still fine for everyone else.
+    other = await Client.connect(edge.ws_url)
+    assert (await other.request("ping"))[0]["op"] == "pong"
+    await other.close()
+
+
+async def test_health_and_readiness(edge):
+    for path in ("/healthz", "/readyz"):
+        with urllib.request.urlopen(edge.http + path) as resp:
+            assert resp.status == 200

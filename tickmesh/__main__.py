@@ -1,0 +1,3 @@
+from tickmesh.cli import main
+
+main()

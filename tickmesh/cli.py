@@ -1,0 +1,105 @@
+"""The ``tickmesh`` command: ``up``, ``edge``, ``service NAME``, ``token``, ``settings``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tickmesh.config import ConfigError
+
+SERVICES = ("market-feed",)
+
+
+def _settings_classes() -> dict[str, type]:
+    from tickmesh.edge.settings import EdgeSettings
+    from tickmesh.services.market_feed.settings import FeedSettings
+
+    return {"edge": EdgeSettings, "market-feed": FeedSettings}
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from tickmesh import logs, runtime
+    from tickmesh.ops.up import UpError, run_up
+
+    logs.setup("up")
+
+    async def main() -> int:
+        return await run_up(runtime.stop_event())
+
+    try:
+        return runtime.run(main())
+    except UpError as exc:
+        print(f"tickmesh up: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_edge(args: argparse.Namespace) -> int:
+    from tickmesh.edge.server import main
+
+    main()
+    return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    if args.name == "market-feed":
+        from tickmesh.services.market_feed.service import main
+    main()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from tickmesh import devtokens
+
+    secret = devtokens.dev_secret(create=False)
+    if secret is None:
+        print("tickmesh token: no signing key: set TICKMESH_JWT_SECRET, or run `tickmesh up` once "
+              "to create a local one", file=sys.stderr)
+        return 2
+    roles = tuple(args.role) if args.role else ("user",)
+    ents = tuple(args.entitlement) if args.entitlement else devtokens.ALL_MARKETS
+    print(devtokens.mint(args.user, secret=secret, roles=roles, entitlements=ents, ttl=args.ttl))
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from tickmesh.config import describe
+
+    classes = _settings_classes()
+    for name in ([args.name] if args.name else list(classes)):
+        print(f"# {name}")
+        for env, default, doc in describe(classes[name]):
+            print(f"{env:<28} default {default!r:<26} {doc}")
+        print()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tickmesh", description="Real-time streaming mesh for an investment platform.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run NATS, every service and one edge locally, supervised").set_defaults(fn=cmd_up)
+    sub.add_parser("edge", help="run one edge (Quart on Hypercorn)").set_defaults(fn=cmd_edge)
+    s = sub.add_parser("service", help="run one service")
+    s.add_argument("name", choices=SERVICES)
+    s.set_defaults(fn=cmd_service)
+    t = sub.add_parser("token", help="print a signed development token")
+    t.add_argument("--user", required=True, help="the token's subject (user id)")
+    t.add_argument("--role", action="append", help="a role (user, support, admin); repeatable")
+    t.add_argument("--entitlement", action="append", help="a market-data entitlement (equities, crypto, fx); repeatable")
+    t.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    t.set_defaults(fn=cmd_token)
+    st = sub.add_parser("settings", help="list every setting, its environment variable and default")
+    st.add_argument("name", nargs="?", choices=sorted(_settings_classes()))
+    st.set_defaults(fn=cmd_settings)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        code = args.fn(args)
+    except ConfigError as exc:
+        print(f"tickmesh {args.command}: bad setting {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code or 0)
