@@ -16,7 +16,9 @@ from typing import Any, Mapping
 import orjson
 
 from ._data import load
-from .channels import SYMBOL_RE
+from .channels import SYMBOL_RE, USER_ID_RE
+
+_PRIMITIVES = frozenset({"symbol", "decimal", "ts_us", "string", "int", "user_id", "enum", "bool"})
 
 # NATS header carrying a message's position in its channel: strictly increasing per channel.
 # For state channels (prices, portfolio) it is a version, not dense; for event channels it is
@@ -46,6 +48,8 @@ class Field:
     doc: str
     positive: bool = False
     max: int | None = None
+    values: tuple[str, ...] = ()
+    items: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,35 @@ def _check(message: str, f: Field, value: Any) -> Any:
         if type(value) is not int:
             raise fail("must be an integer")
         return value
+    if f.type == "user_id":
+        if not isinstance(value, str) or not USER_ID_RE.fullmatch(value):
+            raise fail("not a valid user id")
+        return value
+    if f.type == "enum":
+        if value not in f.values:
+            raise fail("must be one of " + ", ".join(f.values))
+        return value
+    if f.type == "bool":
+        if type(value) is not bool:
+            raise fail("must be true or false")
+        return value
+    if f.type == "list":
+        if not isinstance(value, (list, tuple)):
+            raise fail("must be a list")
+        if f.max is not None and len(value) > f.max:
+            raise fail(f"must have at most {f.max} items")
+        assert f.items is not None
+        if f.items in _PRIMITIVES:
+            item = Field(name=f.name, type=f.items, required=True, doc="")
+            return [_check(message, item, v) for v in value]
+        sub = schema(f.items)
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(sub.validate(v))
+            except ContractError as exc:
+                raise fail(f"item {i}: {exc.field or ''} {exc.reason}".strip()) from None
+        return out
     if f.type == "string":
         if not isinstance(value, str) or (f.max is not None and len(value) > f.max):
             raise fail(f"must be a string of at most {f.max} characters")
@@ -116,8 +149,10 @@ def schema(name: str) -> Schema:
             doc=spec.get("doc", ""),
             positive=bool(spec.get("positive", False)),
             max=spec.get("max"),
+            values=tuple(spec.get("values", ())),
+            items=spec.get("items"),
         )
-        for fname, spec in raw["fields"].items()
+        for fname, spec in raw.get("fields", {}).items()
     )
     return Schema(name=name, doc=raw.get("doc", ""), fields=fields)
 

@@ -189,7 +189,10 @@ async def run_up(stop: asyncio.Event) -> int:
     check_port_free(edge_host, edge_port, "edge, EDGE_PORT")
 
     py = sys.executable
-    children.append(Child("market-feed", [py, "-m", "tickmesh", "service", "market-feed"], env))
+    from tickmesh.cli import services
+
+    for name in services():
+        children.append(Child(name, [py, "-m", "tickmesh", "service", name], env))
     edge = Child("edge", [py, "-m", "tickmesh", "edge"], env)
     children.append(edge)
 

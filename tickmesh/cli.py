@@ -7,14 +7,32 @@ import sys
 
 from tickmesh.config import ConfigError
 
-SERVICES = ("market-feed",)
+def services() -> list[str]:
+    """Every service package with a ``service`` module, market-feed first (``tickmesh up`` order)."""
+    import importlib.util
+    import pkgutil
+
+    import tickmesh.services as pkg
+
+    names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if m.ispkg
+             and importlib.util.find_spec(f"tickmesh.services.{m.name}.service") is not None]
+    names.sort(key=lambda n: (n != "market_feed", n))
+    return [n.replace("_", "-") for n in names]
+
+
+def _service_module(name: str):
+    import importlib
+
+    return importlib.import_module(f"tickmesh.services.{name.replace('-', '_')}.service")
 
 
 def _settings_classes() -> dict[str, type]:
     from tickmesh.edge.settings import EdgeSettings
-    from tickmesh.services.market_feed.settings import FeedSettings
 
-    return {"edge": EdgeSettings, "market-feed": FeedSettings}
+    out: dict[str, type] = {"edge": EdgeSettings}
+    for name in services():
+        out[name] = _service_module(name).SETTINGS
+    return out
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -41,9 +59,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    if args.name == "market-feed":
-        from tickmesh.services.market_feed.service import main
-    main()
+    _service_module(args.name).main()
     return 0
 
 
@@ -79,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="run NATS, every service and one edge locally, supervised").set_defaults(fn=cmd_up)
     sub.add_parser("edge", help="run one edge (Quart on Hypercorn)").set_defaults(fn=cmd_edge)
     s = sub.add_parser("service", help="run one service")
-    s.add_argument("name", choices=SERVICES)
+    s.add_argument("name", choices=services())
     s.set_defaults(fn=cmd_service)
     t = sub.add_parser("token", help="print a signed development token")
     t.add_argument("--user", required=True, help="the token's subject (user id)")
@@ -88,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     t.set_defaults(fn=cmd_token)
     st = sub.add_parser("settings", help="list every setting, its environment variable and default")
-    st.add_argument("name", nargs="?", choices=sorted(_settings_classes()))
+    st.add_argument("name", nargs="?", choices=["edge", *services()])
     st.set_defaults(fn=cmd_settings)
     return p
 

@@ -6,9 +6,7 @@ import asyncio
 import logging
 import time
 
-from tickmesh import config as cfg
-from tickmesh import logs, runtime
-from tickmesh.natsconn import connect
+from tickmesh.services.runner import run_service
 
 from .publisher import TickPublisher
 from .settings import FeedSettings
@@ -35,25 +33,20 @@ async def run_synthetic(market: SyntheticMarket, publisher: TickPublisher, stop:
             pass
 
 
-async def serve(settings: FeedSettings, stop: asyncio.Event) -> None:
-    nc = await connect(settings.nats_url, name="tickmesh-market-feed")
+async def serve(settings: FeedSettings, nc, stop: asyncio.Event) -> None:
     publisher = TickPublisher(nc)
     market = SyntheticMarket(settings.universe(), rate=settings.rate,
                              volatility_scale=settings.volatility_scale, seed=settings.seed or None)
-    log.info("market-feed started: provider=%s symbols=%d rate=%.0f/s", settings.provider,
+    log.info("market-feed running: provider=%s symbols=%d rate=%.0f/s", settings.provider,
              len(settings.universe()), settings.rate, extra={"event": "feed.started"})
     try:
         await run_synthetic(market, publisher, stop)
     finally:
-        await nc.drain()
-        log.info("market-feed stopped after %d ticks", publisher.published, extra={"event": "feed.stopped"})
+        log.info("market-feed published %d ticks", publisher.published, extra={"event": "feed.stopped"})
+
+
+SETTINGS = FeedSettings
 
 
 def main() -> None:
-    logs.setup("market-feed")
-    settings = cfg.load(FeedSettings)
-
-    async def _main() -> None:
-        await serve(settings, runtime.stop_event())
-
-    runtime.run(_main())
+    run_service("market-feed", FeedSettings, serve)

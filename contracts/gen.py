@@ -1,0 +1,84 @@
+"""Regenerates the files derived from the contract data: ``python -m tickmesh.contracts.gen``.
+
+Generated regions sit between ``BEGIN GENERATED: <name>`` and ``END GENERATED: <name>`` marker
+lines; :func:`stale` lists the files whose regions differ from what the data says, and a test
+fails on any. Other generators (the TypeScript types) register in :data:`TARGETS`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .codes import CLOSES, ERRORS
+from .commands import commands
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_tables() -> str:
+    rows = ["### Error codes (`err` frames)", "", "| code | name | retry | meaning |", "|---:|---|---|---|"]
+    rows += [f"| {i.code} | `{i.name}` | {'yes' if i.retry else 'no'} | {i.meaning} |" for i in ERRORS.values()]
+    rows += ["", "### Close codes", "",
+             "Codes 4000-4099 mean \"reconnect with backoff\"; codes 4100-4199 mean \"do not reconnect",
+             "automatically\" (the user must act: a new login, a permission).", "",
+             "| code | name | reconnect | meaning |", "|---:|---|---|---|"]
+    rows += [f"| {i.code} | `{i.name}` | {'yes' if i.retry else 'no'} | {i.meaning} |" for i in CLOSES.values()]
+    return "\n".join(rows)
+
+
+def command_table() -> str:
+    rows = ["| command | roles | data schema | what it does |", "|---|---|---|---|"]
+    for c in commands().values():
+        rows.append(f"| `{c.name}` | {', '.join(sorted(c.roles))} | `{c.request}` | {c.doc} |")
+    return "\n".join(rows)
+
+
+# file (relative to the repository root) -> {region name: renderer}
+TARGETS: dict[str, dict[str, Callable[[], str]]] = {
+    "contracts/PROTOCOL.md": {"codes": code_tables, "commands": command_table},
+}
+# Whole files generated from the contracts: path -> renderer.
+WHOLE_FILES: dict[str, Callable[[], str]] = {}
+
+
+def _render(text: str, regions: dict[str, Callable[[], str]]) -> str:
+    for name, render in regions.items():
+        pattern = re.compile(
+            rf"(<!-- BEGIN GENERATED: {name} -->\n).*?(\n<!-- END GENERATED: {name} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"region {name!r} markers not found")
+        text = pattern.sub(lambda m: m.group(1) + render() + m.group(2), text)
+    return text
+
+
+def _expected() -> dict[Path, str]:
+    out = {}
+    for rel, regions in TARGETS.items():
+        path = ROOT / rel
+        out[path] = _render(path.read_text(), regions)
+    for rel, render in WHOLE_FILES.items():
+        out[ROOT / rel] = render()
+    return out
+
+
+def stale() -> list[str]:
+    return [str(p.relative_to(ROOT)) for p, text in _expected().items()
+            if not p.exists() or p.read_text() != text]
+
+
+def write() -> list[str]:
+    changed = stale()
+    for path, text in _expected().items():
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return changed
+
+
+if __name__ == "__main__":
+    changed = write()
+    print("regenerated: " + ", ".join(changed) if changed else "all generated files are fresh")
+    sys.exit(0)

@@ -1,0 +1,1 @@
+"""announcer service (see its service module)."""

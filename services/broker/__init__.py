@@ -1,0 +1,1 @@
+"""broker service (see its service module)."""

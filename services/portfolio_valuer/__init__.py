@@ -1,0 +1,1 @@
+"""portfolio_valuer service (see its service module)."""
