@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from . import gen_ts
 from .codes import CLOSES, ERRORS
 from .commands import commands
 
@@ -42,6 +43,7 @@ TARGETS: dict[str, dict[str, Callable[[], str]]] = {
 }
 # Whole files generated from the contracts: path -> renderer.
 WHOLE_FILES: dict[str, Callable[[], str]] = {}
+WHOLE_FILES["web/packages/client/src/generated/contracts.ts"] = gen_ts.render
 
 
 def _render(text: str, regions: dict[str, Callable[[], str]]) -> str:
