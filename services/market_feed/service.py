@@ -1,48 +1,58 @@
-"""``tickmesh service market-feed``: runs the configured provider and publishes its ticks."""
+"""``tickmesh service market-feed``: runs the configured provider through the pipeline to NATS.
+
+At start-up the JetStream streams are ensured (``TM_TICKS`` keeps the last tick per symbol as
+the snapshot new subscribers get). SIGTERM stops the provider and the timer, then the runner
+drains NATS, so every tick accepted before the signal is flushed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
+from tickmesh import streams
 from tickmesh.services.runner import run_service
 
+from . import provider as providers
+from .pipeline import Pipeline
 from .publisher import TickPublisher
+from .pump import Pump
 from .settings import FeedSettings
-from .synthetic import SyntheticMarket
 
 log = logging.getLogger(__name__)
 
 
-async def run_synthetic(market: SyntheticMarket, publisher: TickPublisher, stop: asyncio.Event) -> None:
-    """Publish ticks at the market's Poisson rate until ``stop`` is set.
-
-    Ticks whose arrival time has passed are published in a burst, so the long-run rate holds
-    even when the event loop oversleeps.
-    """
-    next_at = time.time()
-    while not stop.is_set():
-        now = time.time()
-        while next_at <= now:
-            await publisher.publish(market.next_tick(now))
-            next_at += market.interval()
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=max(next_at - time.time(), 0))
-        except asyncio.TimeoutError:
-            pass
-
-
 async def serve(settings: FeedSettings, nc, stop: asyncio.Event) -> None:
+    await streams.ensure(nc.jetstream())
+    symbols = settings.universe()
     publisher = TickPublisher(nc)
-    market = SyntheticMarket(settings.universe(), rate=settings.rate,
-                             volatility_scale=settings.volatility_scale, seed=settings.seed or None)
-    log.info("market-feed running: provider=%s symbols=%d rate=%.0f/s", settings.provider,
-             len(settings.universe()), settings.rate, extra={"event": "feed.started"})
+    pipeline = Pipeline(symbols=symbols, stale_after=settings.stale_after, max_hz=settings.max_hz_per_symbol)
+    pump = Pump(pipeline, publisher)
+    source = providers.build(settings, symbols)
+    log.info("market-feed running: provider=%s symbols=%d", source.name, len(symbols),
+             extra={"event": "feed.started", "provider": source.name, "symbols": len(symbols)})
+    feed = asyncio.create_task(_run_provider(source, pump), name="feed-provider")
+    timer = asyncio.create_task(pump.run_timer(), name="feed-timer")
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await run_synthetic(market, publisher, stop)
+        await asyncio.wait({feed, timer, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (feed, timer):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # a bug, not a provider outage: let the supervisor restart us
+        if not stop.is_set():
+            await stop.wait()  # the timer keeps running (stale marks) after a finite provider ends
     finally:
-        log.info("market-feed published %d ticks", publisher.published, extra={"event": "feed.stopped"})
+        for task in (feed, timer, stopping):
+            task.cancel()
+        await asyncio.gather(feed, timer, stopping, return_exceptions=True)
+        log.info("market-feed published %d ticks", publisher.published,
+                 extra={"event": "feed.stopped", "published": publisher.published,
+                        "provider_stats": source.stats.as_dict(), "pipeline_stats": vars(pipeline.stats)})
+
+
+async def _run_provider(source: providers.Provider, pump: Pump) -> None:
+    await source.run(pump.emit)
+    log.info("%s provider finished", source.name, extra={"event": "feed.provider_done", "provider": source.name})
 
 
 SETTINGS = FeedSettings

@@ -9,14 +9,18 @@ arrivals are a Poisson process whose rate is split across symbols by weight.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, Callable
 
 from tickmesh.contracts.instruments import Instrument, instruments
+
+from .normalise import from_record
+from .provider import Emit, ProviderStats
 
 # Annualised volatility per market, a rough real-world order of magnitude.
 _VOL = {"equities": 0.28, "crypto": 0.65, "fx": 0.08}
@@ -123,3 +127,31 @@ class SyntheticMarket:
 
 def _fmt(ticks: int, tick_size: Decimal) -> str:
     return format(Decimal(ticks) * tick_size, "f")
+
+
+class SyntheticProvider:
+    """The synthetic market behind the provider interface: ticks at the market's Poisson rate.
+
+    Ticks whose arrival time has passed are emitted in a burst, so the long-run rate holds even
+    when the event loop oversleeps.
+    """
+
+    name = "synthetic"
+
+    def __init__(self, market: SyntheticMarket, *, clock: Callable[[], float] = time.time) -> None:
+        self.market = market
+        self.clock = clock
+        self.stats = ProviderStats()
+
+    async def run(self, emit: Emit) -> None:
+        next_at = self.clock()
+        while True:
+            now = self.clock()
+            while next_at <= now:
+                record = self.market.next_tick(now)
+                tick = from_record(record, provider=self.name, ingest_ts=record["ingest_ts"])
+                if tick is not None:
+                    self.stats.ticks += 1
+                    await emit(tick)
+                next_at += self.market.interval()
+            await asyncio.sleep(max(next_at - self.clock(), 0))

@@ -1,0 +1,150 @@
+"""The transformation pipeline between a provider and NATS: a synchronous core with no I/O.
+
+Ticks go in with :meth:`Pipeline.offer`; what must be published comes back as a list. Time is
+an argument (``now``, seconds on any steady clock the caller keeps using), so the core never
+sleeps and tests never wait. The caller must also call :meth:`Pipeline.poll` no later than
+:meth:`Pipeline.next_deadline`: that is when held-back ticks become due and silent symbols turn
+stale.
+
+Guarantees, per symbol:
+
+* **Order**: a tick older than one already accepted (by provider time ``ts``) is dropped, and so
+  is an exact repeat of a tick already accepted at the newest ``ts`` (providers resend on
+  reconnect and snapshot after resubscribing). Ticks with the same ``ts`` and different content
+  are distinct trades and all pass.
+* **Staleness** (``stale_after`` > 0): when no tick has been accepted for ``stale_after``
+  seconds, the last tick is published once more with ``stale: true``; the next accepted tick
+  goes out without the flag, which clears it.
+* **Rate** (``max_hz`` > 0): at most one tick per ``1 / max_hz`` seconds goes out. A tick that
+  arrives too soon is held (a newer one replaces it: latest value wins) and goes out when the
+  interval has passed, so the last value of a burst is never lost (trailing edge).
+* **Universe**: when ``symbols`` is given, ticks for any other symbol are dropped (the edge
+  would refuse their channels anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Collection
+
+from .normalise import Tick
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineStats:
+    accepted: int = 0
+    published: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    unknown_symbol: int = 0
+    conflated: int = 0
+    stale_marked: int = 0
+
+
+@dataclass
+class _SymbolState:
+    last: Tick
+    heard_at: float
+    seen_at_ts: set[tuple] = field(default_factory=set)
+    stale: bool = False
+    sent_at: float | None = None
+    pending: Tick | None = None
+
+
+class Pipeline:
+    def __init__(self, *, symbols: Collection[str] | None = None, stale_after: float = 0.0,
+                 max_hz: float = 0.0) -> None:
+        if stale_after < 0 or max_hz < 0:
+            raise ValueError("stale_after and max_hz must not be negative")
+        self.symbols = frozenset(symbols) if symbols is not None else None
+        self.stale_after = stale_after
+        self.min_interval = 1.0 / max_hz if max_hz > 0 else 0.0
+        self.stats = PipelineStats()
+        self._state: dict[str, _SymbolState] = {}
+
+    def offer(self, tick: Tick, *, now: float) -> list[Tick]:
+        """Accept or drop ``tick``; returns what must be published now (zero or one tick)."""
+        if self.symbols is not None and tick.symbol not in self.symbols:
+            self.stats.unknown_symbol += 1
+            return []
+        st = self._state.get(tick.symbol)
+        if st is None:
+            st = self._state[tick.symbol] = _SymbolState(last=tick, heard_at=now)
+        else:
+            if not self._is_new(st, tick):
+                return []
+            if tick.ts > st.last.ts:
+                st.seen_at_ts.clear()
+            st.last, st.heard_at = tick, now
+        st.seen_at_ts.add(tick.fingerprint())
+        st.stale = False
+        self.stats.accepted += 1
+        return self._out(st, tick, now)
+
+    def poll(self, *, now: float) -> list[Tick]:
+        """Ticks that became due by ``now``: held-back trailing ticks, then stale marks."""
+        out: list[Tick] = []
+        for st in self._state.values():
+            if st.pending is not None and now >= self._due(st):
+                tick, st.pending = st.pending, None
+                out.append(self._send(st, tick, now))
+            elif (self.stale_after and not st.stale and st.pending is None
+                  and now - st.heard_at >= self.stale_after):
+                st.stale = True
+                self.stats.stale_marked += 1
+                log.info("%s is stale: nothing from the provider for %.1fs", st.last.symbol,
+                         now - st.heard_at, extra={"event": "feed.stale", "symbol": st.last.symbol})
+                out.append(self._send(st, st.last.as_stale(), now))
+        return out
+
+    def next_deadline(self) -> float | None:
+        """The earliest ``now`` at which :meth:`poll` has something to do, or ``None``."""
+        best: float | None = None
+        for st in self._state.values():
+            if st.pending is not None:
+                at = self._due(st)
+            elif self.stale_after and not st.stale:
+                at = st.heard_at + self.stale_after
+            else:
+                continue
+            if best is None or at < best:
+                best = at
+        return best
+
+    def is_stale(self, symbol: str) -> bool:
+        st = self._state.get(symbol)
+        return bool(st and st.stale)
+
+    # --- internals ---
+
+    def _is_new(self, st: _SymbolState, tick: Tick) -> bool:
+        newest = st.last.ts
+        if tick.ts < newest:
+            self.stats.out_of_order += 1
+            return False
+        if tick.ts == newest and tick.fingerprint() in st.seen_at_ts:
+            self.stats.duplicates += 1
+            return False
+        return True
+
+    def _due(self, st: _SymbolState) -> float:
+        return (st.sent_at or 0.0) + self.min_interval
+
+    def _out(self, st: _SymbolState, tick: Tick, now: float) -> list[Tick]:
+        if not self.min_interval or st.sent_at is None or now >= self._due(st):
+            if st.pending is not None:
+                self.stats.conflated += 1
+                st.pending = None
+            return [self._send(st, tick, now)]
+        if st.pending is not None:
+            self.stats.conflated += 1
+        st.pending = tick
+        return []
+
+    def _send(self, st: _SymbolState, tick: Tick, now: float) -> Tick:
+        st.sent_at = now
+        self.stats.published += 1
+        return tick

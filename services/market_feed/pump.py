@@ -1,0 +1,55 @@
+"""Moves ticks from a provider through the pipeline to the publisher, and keeps the pipeline's
+clock running.
+
+Two loops share one :class:`~.pipeline.Pipeline`: the provider's ``emit`` offers each tick as it
+arrives, and :meth:`Pump.run_timer` calls ``poll`` at the pipeline's next deadline (woken early
+when a new tick creates an earlier one), which is what sends held-back trailing ticks and stale
+marks. Both run on one event loop, so the synchronous pipeline needs no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+from .normalise import Tick
+from .pipeline import Pipeline
+from .publisher import TickPublisher
+
+# Longest sleep of the timer loop when nothing is due: bounds the cost of a missed wake-up.
+IDLE_POLL_S = 1.0
+
+
+class Pump:
+    def __init__(self, pipeline: Pipeline, publisher: TickPublisher,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.pipeline = pipeline
+        self.publisher = publisher
+        self.clock = clock
+        self._wake = asyncio.Event()
+
+    async def emit(self, tick: Tick) -> None:
+        """The provider's ``emit``: publish what the pipeline lets through now."""
+        before = self.pipeline.next_deadline()
+        await self._publish(self.pipeline.offer(tick, now=self.clock()))
+        after = self.pipeline.next_deadline()
+        if after is not None and (before is None or after < before):
+            self._wake.set()
+
+    async def run_timer(self) -> None:
+        """Poll the pipeline at each deadline, forever (until cancelled)."""
+        while True:
+            deadline = self.pipeline.next_deadline()
+            timeout = IDLE_POLL_S if deadline is None else min(max(deadline - self.clock(), 0.0), IDLE_POLL_S)
+            self._wake.clear()
+            if timeout > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+            await self._publish(self.pipeline.poll(now=self.clock()))
+
+    async def _publish(self, ticks: list[Tick]) -> None:
+        for tick in ticks:
+            await self.publisher.publish(tick.to_message())
