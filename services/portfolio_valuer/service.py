@@ -1,0 +1,125 @@
+"""``tickmesh service portfolio-valuer``: live portfolio valuations on each user's ``portfolio``.
+
+Holdings come from the ``HOLDINGS_BUCKET`` KV bucket (watched: the broker writes it, see
+``holdings``), prices from the ticks (``prices``); :class:`valuation.Valuer` applies each tick
+to the holders of its symbol only, and :class:`throttle.Throttle` lets at most ``VALUER_MAX_HZ``
+publishes per second per user through, the last change always included. A portfolio is published
+only when it differs from the one published before (its time aside).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from tickmesh import streams
+from tickmesh.contracts.channels import Kind, user_subject
+from tickmesh.contracts.instruments import instruments
+from tickmesh.services.runner import run_service
+
+from .holdings import Account, watch_accounts
+from .prices import PriceBook, follow_prices
+from .publishing import Versions, now_us, publish_state
+from .settings import ValuerSettings
+from .throttle import Throttle
+from .valuation import Valuer
+
+log = logging.getLogger(__name__)
+
+
+class PortfolioPublisher:
+    """Publishes due portfolios, skipping any equal to the last one sent (``ts`` aside)."""
+
+    def __init__(self, nc: Any, valuer: Valuer, throttle: Throttle) -> None:
+        self.nc = nc
+        self.valuer = valuer
+        self.throttle = throttle
+        self.versions = Versions()
+        self._last: dict[str, dict[str, Any]] = {}
+        self.wake = asyncio.Event()
+        self.published = 0
+
+    def changed(self, users: Any) -> None:
+        now = asyncio.get_running_loop().time()
+        for user in users:
+            self.throttle.mark(user, now)
+        self.wake.set()
+
+    async def publish_due(self) -> None:
+        for user in self.throttle.pop_due(asyncio.get_running_loop().time()):
+            ts = now_us()
+            msg = self.valuer.portfolio(user, ts)
+            if msg is None:
+                self._last.pop(user, None)
+                continue
+            body = {k: v for k, v in msg.items() if k != "ts"}
+            if self._last.get(user) == body:
+                continue
+            await publish_state(self.nc, user_subject(Kind.PORTFOLIO, user), "portfolio", msg,
+                                self.versions.next(user, ts))
+            self._last[user] = body
+            self.published += 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            self.wake.clear()
+            await self.publish_due()
+            due = self.throttle.next_due()
+            timeout = None if due is None else max(due - loop.time(), 0.0)
+            waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+            try:
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+
+async def serve(settings: ValuerSettings, nc, stop: asyncio.Event) -> None:
+    js = nc.jetstream()
+    await streams.ensure(js)
+    valuer = Valuer(reference_prices={s: i.reference_price for s, i in instruments().items()}, start_ts=now_us())
+    publisher = PortfolioPublisher(nc, valuer, Throttle(max_hz=settings.max_hz))
+
+    def on_account(user: str, account: Account | None) -> None:
+        if account is None:
+            valuer.remove_account(user)
+            publisher.throttle.forget(user)
+            return
+        valuer.set_account(user, account)
+        publisher.changed((user,))
+
+    def on_price(symbol: str, price, ts: int) -> None:
+        users = valuer.on_price(symbol, price, ts)
+        if users:
+            publisher.changed(users)
+
+    kv = await js.key_value(streams.HOLDINGS_BUCKET)
+    ready = asyncio.Event()
+    holdings_task = asyncio.ensure_future(watch_accounts(kv, on_account, ready))
+    ticks = await follow_prices(nc, js, PriceBook(), on_price)
+    await asyncio.wait([asyncio.ensure_future(ready.wait()), holdings_task], return_when=asyncio.FIRST_COMPLETED)
+    log.info("portfolio-valuer running: %d accounts", len(list(valuer.users())), extra={"event": "valuer.started"})
+    runner = asyncio.ensure_future(publisher.run(stop))
+    try:
+        await asyncio.wait([runner, holdings_task], return_when=asyncio.FIRST_COMPLETED)
+        if holdings_task.done():  # the watch failed: crash, so the supervisor restarts us
+            holdings_task.result()
+        await runner
+    finally:
+        runner.cancel()
+        holdings_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await holdings_task
+        with contextlib.suppress(Exception):
+            await ticks.unsubscribe()
+        log.info("portfolio-valuer published %d portfolios", publisher.published, extra={"event": "valuer.stopped"})
+
+
+SETTINGS = ValuerSettings
+
+
+def main() -> None:
+    run_service("portfolio-valuer", ValuerSettings, serve)
