@@ -289,13 +289,18 @@ def _root(name: str, kind: SpanKind, attributes: Mapping[str, Any] | None, sampl
     return Trace(_tracer.start_span(name, context=otel_context.Context(), kind=kind, attributes=attrs))
 
 
-def begin(name: str, *, kind: SpanKind = CONSUMER, attributes: Mapping[str, Any] | None = None):
+def begin(name: str, *, kind: SpanKind = CONSUMER, attributes: Mapping[str, Any] | None = None,
+          force: bool = False):
     """Start tracing a new message at its head, if the sampling draw says so.
 
     Returns a :class:`Trace` (sampled) or :data:`UNSAMPLED`; both are context managers with
     ``step``, ``inject`` and ``set``. When unsampled, this costs one call and one random draw.
+    ``force=True`` skips the draw: for callers that already asked :func:`should_sample` (the
+    fastest hot path: ``if tracing.should_sample(): <traced code> else: <plain code>``).
     """
-    if not (_ratio > 0.0 and _random() < _ratio):
+    if not force and not (_ratio > 0.0 and _random() < _ratio):
+        return UNSAMPLED
+    if _tracer is None:
         return UNSAMPLED
     return _root(name, kind, attributes, "ratio")
 
