@@ -1,1 +1,1 @@
-"""notifier service (see its service module)."""
+"""notifier: user notifications (trades, price alerts, news on held symbols) and market news."""

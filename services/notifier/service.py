@@ -1,0 +1,139 @@
+"""``tickmesh service notifier``: trade notifications, price alerts and market news.
+
+* Executions (durable consumer, see ``trades``) become notifications on the user's
+  ``notifications`` channel.
+* ``alert.create`` / ``alert.list`` / ``alert.delete`` manage rules in ``ALERTS_BUCKET``; a rule
+  fires once, as a notification and an ``alert`` event (see ``alerting``).
+* The configured news provider's stories go out on ``news``; a story naming a symbol a user holds
+  also notifies that user (``NOTIFIER_NEWS_NOTIFY_HOLDERS``), holdings being read from the
+  holdings bucket.
+
+Every user message is a JetStream publish, so a user who is offline gets it on return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from tickmesh import streams
+from tickmesh.contracts.channels import Kind, decode_token, public_subject, user_subject
+from tickmesh.services.portfolio_valuer.holdings import watch_accounts
+from tickmesh.services.portfolio_valuer.prices import PriceBook, follow_prices
+from tickmesh.services.portfolio_valuer.publishing import now_us, publish_event
+from tickmesh.services.runner import run_service, serve_commands
+
+from . import trades
+from .alerting import Alerts
+from .news import HolderIndex, NewsProvider, ReplayNews, SyntheticNews
+from .notifications import news_notification
+from .rules import decode_rules
+from .settings import NotifierSettings
+
+log = logging.getLogger(__name__)
+
+
+def make_provider(settings: NotifierSettings) -> NewsProvider | None:
+    if settings.news_provider == "synthetic":
+        return SyntheticNews(rate_per_min=settings.news_rate, seed=settings.news_seed or None)
+    if settings.news_provider == "replay":
+        return ReplayNews(settings.news_file, rate_per_min=settings.news_rate, loop=settings.news_loop)
+    return None
+
+
+async def publish_story(js: Any, story: dict[str, Any], holders: HolderIndex | None) -> None:
+    """Publish ``story`` on ``news`` and, when ``holders`` is given, notify each holder once."""
+    await publish_event(js, public_subject(Kind.NEWS), "news", story, story["id"])
+    if holders is None:
+        return
+    for user, symbol in holders.holders_of(story.get("symbols", [])).items():
+        note = news_notification(user, story, symbol, now_us())
+        await publish_event(js, user_subject(Kind.NOTIFICATIONS, user), "notification", note, note["id"])
+
+
+async def run_news(provider: NewsProvider, js: Any, holders: HolderIndex | None, stop: asyncio.Event) -> None:
+    """Pace ``provider``'s stories until it has no more or ``stop`` is set."""
+    while not stop.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=provider.interval())
+        if stop.is_set():
+            return
+        story = provider.next_story(now_us())
+        if story is None:
+            log.info("news provider %s has no more stories", provider.name, extra={"event": "notifier.news_done"})
+            return
+        try:
+            await publish_story(js, story, holders)
+        except Exception:
+            log.exception("publishing a story failed", extra={"event": "notifier.news_failed"})
+
+
+async def follow_rules(kv: Any, alerts: Alerts) -> None:
+    watcher = await kv.watchall()
+    try:
+        async for entry in watcher:
+            if entry is None:
+                continue
+            try:
+                user = decode_token(entry.key)
+                rules = [] if entry.operation in ("DEL", "PURGE") else decode_rules(entry.value)
+            except ValueError as exc:
+                log.warning("ignored unreadable alert rules: %s", exc, extra={"event": "notifier.bad_rules"})
+                continue
+            alerts.on_stored(user, rules)
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()
+
+
+async def serve(settings: NotifierSettings, nc, stop: asyncio.Event) -> None:
+    js = nc.jetstream()
+    await streams.ensure(js)
+    prices = PriceBook()
+    alerts = Alerts(js=js, kv=await js.key_value(streams.ALERTS_BUCKET), prices=prices, max_rules=settings.max_alerts)
+    holders = HolderIndex() if settings.notify_holders else None
+    background = [asyncio.ensure_future(follow_rules(alerts.kv, alerts))]
+    if holders is not None:
+        holdings_kv = await js.key_value(streams.HOLDINGS_BUCKET)
+        loaded = asyncio.Event()
+        watch = asyncio.ensure_future(watch_accounts(holdings_kv, holders.set_account, loaded))
+        background.append(watch)
+        # Stories wait until the stored holdings are known, so early ones reach their holders.
+        await asyncio.wait([asyncio.ensure_future(loaded.wait()), watch], return_when=asyncio.FIRST_COMPLETED)
+    ticks = await follow_prices(nc, js, prices, alerts.on_price)
+    trade_sub = await trades.subscribe(js)
+    background.append(asyncio.ensure_future(trades.run(js, trade_sub, stop)))
+    essential = list(background)  # the news task may end (a replay that ran out); these may not
+    provider = make_provider(settings)
+    if provider is not None:
+        background.append(asyncio.ensure_future(run_news(provider, js, holders, stop)))
+    subs = await serve_commands(nc, "notifier", {"alert.create": alerts.create, "alert.list": alerts.list,
+                                                 "alert.delete": alerts.delete})
+    log.info("notifier running: news=%s", settings.news_provider, extra={"event": "notifier.started"})
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([stopper, *essential], return_when=asyncio.FIRST_COMPLETED)
+        for task in essential:
+            if task.done() and not task.cancelled() and task.exception() is not None and not stop.is_set():
+                raise task.exception()  # a watch or the consumer died: crash, so we are restarted
+    finally:
+        stopper.cancel()
+        for sub in [*subs, ticks]:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        await alerts.drain()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await trade_sub.unsubscribe()
+        log.info("notifier stopped", extra={"event": "notifier.stopped"})
+
+
+SETTINGS = NotifierSettings
+
+
+def main() -> None:
+    run_service("notifier", NotifierSettings, serve)

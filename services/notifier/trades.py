@@ -1,0 +1,68 @@
+"""Trade notifications: every execution on any user's ``trades`` channel becomes a notification.
+
+Executions are read through a durable JetStream consumer (``notifier-trades``) on the user-events
+stream, not a core subscription: a notifier that was down catches up on what it missed, and
+several instances share the work. A message is acknowledged only after its notification is
+stored; a redelivery publishes the same notification id, which the stream's duplicate window
+absorbs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from tickmesh import streams
+from tickmesh.contracts import messages
+from tickmesh.contracts.channels import Kind, user_subject
+from tickmesh.services.portfolio_valuer.publishing import now_us, publish_event, user_wildcard
+
+from .notifications import trade_notification
+
+log = logging.getLogger(__name__)
+
+DURABLE = "notifier-trades"
+
+
+async def subscribe(js: Any) -> Any:
+    """The pull subscription; created at the stream's end the first time (no flood of old
+    trades on a fresh deployment), then resumed where the last instance stopped."""
+    config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.EXPLICIT, ack_wait=30,
+                            max_deliver=20)
+    return await js.pull_subscribe(user_wildcard(Kind.TRADES), durable=DURABLE, stream=streams.USER_EVENTS,
+                                   config=config)
+
+
+async def handle(js: Any, msg: Any) -> None:
+    try:
+        ex = messages.decode("execution", msg.data)
+    except messages.ContractError as exc:
+        log.warning("skipped an execution that breaks the contract: %s", exc, extra={"event": "notifier.bad_execution"})
+        await msg.ack()
+        return
+    note = trade_notification(ex, now_us())
+    if note is not None:
+        await publish_event(js, user_subject(Kind.NOTIFICATIONS, ex["user"]), "notification", note, note["id"])
+    await msg.ack()
+
+
+async def run(js: Any, sub: Any, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            batch = await sub.fetch(64, timeout=1)
+        except NatsTimeout:
+            continue
+        except Exception as exc:  # NATS reconnecting: try again shortly
+            log.warning("fetching executions failed: %s", exc, extra={"event": "notifier.fetch_failed"})
+            await asyncio.sleep(0.5)
+            continue
+        for msg in batch:
+            try:
+                await handle(js, msg)
+            except Exception:
+                log.exception("trade notification failed", extra={"event": "notifier.trade_failed"})
+                await msg.nak(delay=1)
