@@ -89,6 +89,12 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tickmesh.ops.bench.cli import run
+
+    return run(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickmesh", description="Real-time streaming mesh for an investment platform.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -103,6 +109,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--entitlement", action="append", help="a market-data entitlement (equities, crypto, fx); repeatable")
     t.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     t.set_defaults(fn=cmd_token)
+    b = sub.add_parser("bench", help="benchmark the edge against peers (ops/bench/README.md)")
+    from tickmesh.ops.bench.cli import add_arguments
+
+    add_arguments(b)
+    b.set_defaults(fn=cmd_bench)
     st = sub.add_parser("settings", help="list every setting, its environment variable and default")
     st.add_argument("name", nargs="?", choices=["edge", *services()])
     st.set_defaults(fn=cmd_settings)

@@ -1,0 +1,143 @@
+"""``tickmesh bench``: options, the run, and its outputs (table on stdout, JSON, RESULTS.md).
+
+Examples::
+
+    tickmesh bench --quick                                  # every scenario and peer, small, ~3 min
+    tickmesh bench --scenario fan-out --scenario wide       # the full sizes of two scenarios
+    tickmesh bench --quick --target tickmesh --scenario fan-out
+    tickmesh bench --url ws://127.0.0.1:8000/ws --protocol tickmesh --nats-url nats://127.0.0.1:4222 \\
+        --scenario fan-out                                  # a server started by someone else
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import procstats, report
+from .protocols import CODECS
+from .targets import BENCH_SECRET, TARGETS
+
+# What `tickmesh --help` needs is imported here; the load client (picows), NATS and the scenarios
+# are imported by run(), so other tickmesh commands never pay for them.
+SCENARIOS = ("fan-out", "wide", "idle", "storm", "slow", "sse", "e2e")
+
+HERE = Path(__file__).resolve().parent
+
+QUICK = dict(seconds=3.0, drain=2.0, fanout_clients=50, fanout_rates=[10.0, 100.0], wide_clients=200,
+             idle_clients=300, storm_clients=100, storm_deadline=20.0, slow_clients=50, e2e_clients=20,
+             connect_timeout=30.0)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="small N and a few seconds per scenario")
+    p.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeatable; default: all")
+    p.add_argument("--target", action="append", choices=TARGETS, help="repeatable; default: all")
+    p.add_argument("--seconds", type=float, help="publishing window per row (default 8, quick 3)")
+    p.add_argument("--drain", type=float, help="longest wait for in-flight messages after a window")
+    p.add_argument("--workers", type=int, default=2, help="load-client processes (at least 1 per 18,000 clients)")
+    p.add_argument("--clients", type=int, help="override N for every scenario")
+    p.add_argument("--rates", help="fan-out publish rates, comma-separated msg/s (default 10,100,300)")
+    p.add_argument("--wide-rates", help="wide: shared,own msg/s (default 2,1)")
+    p.add_argument("--slow-rate", type=float, help="slow consumers: msg/s on the hot channel (default 20)")
+    p.add_argument("--url", help="measure a running server at this WebSocket URL instead of starting targets")
+    p.add_argument("--protocol", choices=sorted(CODECS), default="tickmesh", help="protocol of --url")
+    p.add_argument("--nats-url", help="NATS the --url server reads from (the bench publishes there)")
+    p.add_argument("--secret", help="JWT secret of the --url server (default: the bench's own)")
+    p.add_argument("--json", type=Path, help="where to write the JSON record (default: in the work folder)")
+    p.add_argument("--write-results", action="store_true", help="also write ops/bench/RESULTS.md")
+    p.add_argument("--edge-rev", help="run the edge as committed at this git revision (default: working tree)")
+    p.add_argument("--workdir", type=Path, help="logs and configs of the servers (default: a temp folder)")
+
+
+def options(args: argparse.Namespace):
+    from .scenarios import Options
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tickmesh-bench-"))
+    opts = Options(targets=list(args.target or TARGETS), scenarios=list(args.scenario or SCENARIOS),
+                   workdir=workdir, workers=args.workers)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(opts, key, value)
+    if args.seconds:
+        opts.seconds = args.seconds
+    if args.drain is not None:
+        opts.drain = args.drain
+    if args.clients:
+        for key in ("fanout_clients", "wide_clients", "idle_clients", "storm_clients", "slow_clients",
+                    "e2e_clients"):
+            setattr(opts, key, args.clients)
+    if args.rates:
+        opts.fanout_rates = [float(r) for r in args.rates.split(",")]
+    if args.wide_rates:
+        opts.wide_shared_rate, opts.wide_own_rate = (float(r) for r in args.wide_rates.split(","))
+    if args.slow_rate:
+        opts.slow_rate = args.slow_rate
+    if args.edge_rev:
+        from .targets import EDGE_SOURCE
+
+        EDGE_SOURCE["rev"] = args.edge_rev
+    if args.url:
+        if not args.nats_url:
+            raise SystemExit("tickmesh bench: --url needs --nats-url (the bench publishes the load there)")
+        opts.external = {"url": args.url, "protocol": args.protocol, "nats_url": args.nats_url,
+                         "secret": args.secret or (BENCH_SECRET if args.protocol == "tickmesh" else None)}
+        opts.targets = ["external"]
+    return opts
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "?"
+    except Exception:  # not a git checkout
+        return "?"
+
+
+async def _run(opts) -> list[report.Row]:
+    from .pool import Pool, workers_needed
+
+    most = max(opts.fanout_clients, opts.wide_clients, opts.idle_clients, opts.storm_clients, opts.slow_clients)
+    pool = Pool(workers_needed(most, opts.workers))
+    try:
+        from .scenarios import Bench
+
+        return await Bench(opts, pool).run()
+    finally:
+        await pool.stop()
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """Run the bench as ``args`` say; print the table; write the JSON (and RESULTS.md)."""
+    import uvloop
+
+    from .client import raise_nofile
+
+    raise_nofile()
+    opts = options(args)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.monotonic()
+    print(f"tickmesh bench: scenarios {', '.join(opts.scenarios)}; targets {', '.join(opts.targets)}; "
+          f"logs in {opts.workdir}", file=sys.stderr)
+    rows = uvloop.run(_run(opts))
+    command = "tickmesh bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[2:]))
+    meta = {"started": started.isoformat(timespec="seconds"), "seconds": time.monotonic() - t0,
+            "command": command, "machine": procstats.machine_info(), "commit": _commit(), "shared": True,
+            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()}}
+    print(report.table(rows))
+    print()
+    print(report.ratio_table(rows))
+    path = args.json or opts.workdir / "bench.json"
+    report.write_json(path, rows, meta)
+    print(f"\nJSON record: {path}", file=sys.stderr)
+    if args.write_results:
+        (HERE / "RESULTS.md").write_text(report.results_markdown(rows, meta))
+        print(f"wrote {HERE / 'RESULTS.md'}", file=sys.stderr)
+    return 0
