@@ -202,6 +202,12 @@ def subject_for(channel: Channel, *, user_id: str | None = None) -> str:
     return public_subject(channel.kind)
 
 
+def is_state_subject(subject: str) -> bool:
+    """Whether ``subject`` feeds a state channel (prices, portfolio): latest value wins."""
+    return subject.startswith(f"{SUBJECT_ROOT}.tick.") or (
+        subject.startswith(f"{SUBJECT_ROOT}.user.") and subject.endswith(".portfolio"))
+
+
 def channel_for_subject(subject: str) -> Channel:
     """Invert :func:`subject_for` (per-user channels come back with their explicit user id)."""
     parts = subject.split(".")

@@ -1,59 +1,20 @@
-"""The edge as a Quart application: routes, NATS lifecycle, shared per-process state."""
+"""The edge as a Quart application: routes and the NATS lifecycle."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
-from quart import Quart, websocket
+from quart import Quart, jsonify, request, send_from_directory, websocket
 
-from tickmesh.contracts.channels import Channel, Kind
-from tickmesh.contracts.instruments import instruments
-
-from .hub import Hub
-from .outbox import Outbox
+from . import ws as ws_transport
 from .settings import EdgeSettings
-from .upstream import Upstream
-from .ws import WebSocketConnection
+from .state import EdgeState
 
 log = logging.getLogger(__name__)
 
-
-class EdgeState:
-    """Everything one edge process shares between its connections."""
-
-    def __init__(self, settings: EdgeSettings) -> None:
-        self.settings = settings
-        self.hub = Hub()
-        self.upstream = Upstream(self.hub, url=settings.nats_url)
-        self.connections = 0
-        self.slow_consumers = 0
-        self._known_symbols = frozenset(instruments())
-        self._pending: dict[str, int] = {}  # subjects with an attach waiting on upstream
-
-    def channel_exists(self, channel: Channel) -> bool:
-        if channel.kind is Kind.PRICES:
-            return channel.arg in self._known_symbols
-        return True
-
-    async def attach(self, subject: str, name: str, outbox: Outbox, *, conflate: bool, reply: bytes) -> None:
-        """Subscribe upstream (if this edge is not already), then queue ``reply``, then deliver."""
-        self._pending[subject] = self._pending.get(subject, 0) + 1
-        try:
-            await self.upstream.ensure(subject)
-        finally:
-            left = self._pending[subject] - 1
-            if left:
-                self._pending[subject] = left
-            else:
-                del self._pending[subject]
-        outbox.push(reply)
-        self.hub.add(subject, name, outbox, conflate=conflate)
-
-    async def detach(self, subject: str, name: str, outbox: Outbox) -> None:
-        """Stop delivering; release the upstream subscription when nobody here wants it."""
-        if self.hub.remove(subject, name, outbox) and subject not in self._pending:
-            await self.upstream.release(subject)
+_REPO_DASHBOARD = Path(__file__).resolve().parent.parent / "web" / "apps" / "dashboard" / "dist"
 
 
 def create_app(settings: EdgeSettings) -> Quart:
@@ -63,10 +24,10 @@ def create_app(settings: EdgeSettings) -> Quart:
 
     @app.while_serving
     async def lifespan():
-        connector = asyncio.ensure_future(state.upstream.connect())
+        starter = asyncio.ensure_future(state.start())
         yield
-        connector.cancel()
-        await state.upstream.close()
+        starter.cancel()
+        await state.stop()
 
     @app.get("/healthz")
     async def healthz():
@@ -74,16 +35,30 @@ def create_app(settings: EdgeSettings) -> Quart:
 
     @app.get("/readyz")
     async def readyz():
-        if state.upstream.connected:
+        if state.ready and state.upstream.connected and not state.draining:
             return {"status": "ready", "nats": "connected"}
-        return {"status": "not ready", "nats": "disconnected"}, 503
+        reason = "draining" if state.draining else "nats disconnected" if state.ready else "starting"
+        return {"status": "not ready", "reason": reason}, 503
 
     @app.websocket("/ws")
     async def ws():
-        state.connections += 1
-        try:
-            await WebSocketConnection(websocket._get_current_object(), state).run()
-        finally:
-            state.connections -= 1
+        await ws_transport.serve(websocket._get_current_object(), state)
+
+    if settings.dev_mode:
+        from . import devroutes
+        devroutes.register(app, state)
+
+    static = Path(settings.static_dir) if settings.static_dir else _REPO_DASHBOARD
+
+    @app.get("/")
+    async def index():
+        if not (static / "index.html").exists():
+            return ("tickmesh edge: the dashboard is not built (cd web && npm ci && npm run build); "
+                    "the WebSocket endpoint is /ws\n", 200, {"Content-Type": "text/plain"})
+        return await send_from_directory(static, "index.html")
+
+    @app.get("/assets/<path:name>")
+    async def assets(name: str):
+        return await send_from_directory(static / "assets", name)
 
     return app

@@ -1,55 +1,82 @@
-"""Fan-out: one upstream message to every local subscriber, encoded once.
+"""Fan-out: one upstream message to every local subscriber, encoded once per codec.
 
-The hub knows, per NATS subject, which outboxes want it and under which channel name (a user's
-own ``portfolio`` and a support user's ``portfolio:alice`` are the same subject, framed with
-different names). It reference-counts subjects so that the upstream adapter holds exactly one
-NATS subscription per subject for the whole edge: :meth:`add` says when a subject gains its first
-subscriber and :meth:`remove` when it loses its last one. It does no I/O.
+The hub knows, per NATS subject, which outboxes want it, under which channel name (a user's own
+``portfolio`` and a support user's ``portfolio:alice`` are the same subject framed with different
+names) and with which codec. It reference-counts subjects so that the upstream adapter holds
+exactly one NATS subscription per subject for the whole edge (:meth:`add` says when a subject
+gains its first subscriber, :meth:`remove` when it loses its last one).
+
+For state subjects it also keeps the newest message (the edge's snapshot cache) and drops any
+message older than one already delivered, so no client ever sees an older value after a newer
+one. It does no I/O.
 """
 
 from __future__ import annotations
 
-from .frames import msg_frame
-from .outbox import Outbox
+from typing import Any, Protocol
+
+import orjson
+
+from .frames import CODECS
+
+
+class Sink(Protocol):
+    codec: int
+
+    def push_event(self, frame: bytes, seq: int) -> bool: ...
+
+    def push_state(self, key: str, frame: bytes, now: float = 0.0) -> bool: ...
 
 
 class _Topic:
-    __slots__ = ("conflate", "by_name", "count")
+    __slots__ = ("conflate", "by_name", "count", "last_seq", "last_payload")
 
     def __init__(self, conflate: bool) -> None:
         self.conflate = conflate
-        self.by_name: dict[str, set[Outbox]] = {}
+        self.by_name: dict[str, list[set[Sink]]] = {}
         self.count = 0
+        self.last_seq = 0
+        self.last_payload: bytes | None = None
 
 
 class Hub:
     def __init__(self) -> None:
         self._topics: dict[str, _Topic] = {}
         self.delivered = 0
+        self.stale_dropped = 0
 
-    def add(self, subject: str, channel: str, outbox: Outbox, *, conflate: bool) -> bool:
-        """Register ``outbox`` for ``subject`` under ``channel``. True if the subject is new here."""
+    def add(self, subject: str, channel: str, sink: Sink, *, conflate: bool) -> bool:
+        """Register ``sink`` for ``subject`` under ``channel``. True if the subject is new here."""
         topic = self._topics.get(subject)
         first = topic is None
         if topic is None:
             topic = self._topics[subject] = _Topic(conflate)
-        members = topic.by_name.setdefault(channel, set())
-        if outbox not in members:
-            members.add(outbox)
+        groups = topic.by_name.get(channel)
+        if groups is None:
+            groups = topic.by_name[channel] = [set() for _ in CODECS]
+        members = groups[sink.codec]
+        if sink not in members:
+            members.add(sink)
             topic.count += 1
         return first
 
-    def remove(self, subject: str, channel: str, outbox: Outbox) -> bool:
+    def replace(self, subject: str, channel: str, old: Sink, new: Sink) -> None:
+        """Swap ``old`` for ``new`` in place (a recorder for the real outbox after recovery)."""
+        members = self._topics[subject].by_name[channel][old.codec]
+        members.discard(old)
+        members.add(new)
+
+    def remove(self, subject: str, channel: str, sink: Sink) -> bool:
         """Unregister; True if that was the subject's last subscriber (unsubscribe upstream)."""
         topic = self._topics.get(subject)
         if topic is None:
             return False
-        members = topic.by_name.get(channel)
-        if not members or outbox not in members:
+        groups = topic.by_name.get(channel)
+        if not groups or sink not in groups[sink.codec]:
             return False
-        members.discard(outbox)
+        groups[sink.codec].discard(sink)
         topic.count -= 1
-        if not members:
+        if not any(groups):
             del topic.by_name[channel]
         if topic.count == 0:
             del self._topics[subject]
@@ -63,24 +90,58 @@ class Hub:
         topic = self._topics.get(subject)
         return topic.count if topic else 0
 
-    def publish(self, subject: str, seq: int, payload: bytes) -> int:
-        """Frame ``payload`` once per channel name and queue it on every subscriber's outbox.
+    def total_subscriptions(self) -> int:
+        return sum(t.count for t in self._topics.values())
 
-        Returns the number of outboxes reached. An outbox that overflows calls its own
-        ``on_overflow`` (the connection is then closed: an event is never dropped silently).
+    def snapshot(self, subject: str) -> tuple[int, bytes] | None:
+        """The newest message of a state subject this edge holds, as ``(seq, payload)``."""
+        topic = self._topics.get(subject)
+        if topic is None or topic.last_payload is None:
+            return None
+        return topic.last_seq, topic.last_payload
+
+    def seed(self, subject: str, seq: int, payload: bytes) -> None:
+        """Offer a snapshot fetched from the stream; kept only if newer than what is cached."""
+        topic = self._topics.get(subject)
+        if topic is not None and seq > topic.last_seq:
+            topic.last_seq = seq
+            topic.last_payload = payload
+
+    def publish(self, subject: str, seq: int, payload: bytes, now: float = 0.0) -> int:
+        """Frame ``payload`` once per channel name and codec and queue it on every subscriber.
+
+        Returns the number of subscribers reached. A state message not newer than the last one
+        is dropped. An outbox that overflows calls its own ``on_overflow`` (the connection is
+        then closed: an event is never dropped silently).
         """
         topic = self._topics.get(subject)
         if topic is None:
             return 0
+        if topic.conflate:
+            if seq <= topic.last_seq:
+                self.stale_dropped += 1
+                return 0
+            topic.last_seq = seq
+            topic.last_payload = payload
+        parsed: list[Any] = []
+
+        def parse() -> Any:
+            if not parsed:
+                parsed.append(orjson.loads(payload))
+            return parsed[0]
+
         n = 0
-        for channel, members in topic.by_name.items():
-            frame = msg_frame(channel, seq, payload)
-            if topic.conflate:
-                for outbox in members:
-                    outbox.push_state(channel, frame)
-            else:
-                for outbox in members:
-                    outbox.push(frame)
-            n += len(members)
+        for channel, groups in topic.by_name.items():
+            for index, members in enumerate(groups):
+                if not members:
+                    continue
+                frame = CODECS[index].msg(channel, seq, payload, parse)
+                if topic.conflate:
+                    for sink in members:
+                        sink.push_state(channel, frame, now)
+                else:
+                    for sink in members:
+                        sink.push_event(frame, seq)
+                n += len(members)
         self.delivered += n
         return n

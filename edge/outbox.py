@@ -2,10 +2,11 @@
 
 A slow client can only hurt itself: frames wait here, not in a shared queue. State frames
 (prices, portfolio) conflate: a newer frame for the same channel replaces the pending one in
-place, so a slow reader gets the latest value, never a stale backlog. Event and control frames
-are kept in order up to ``max_frames``; past that the outbox overflows and the connection must be
-closed (the client resumes from its last position), because dropping an event silently is not
-allowed.
+place, so a slow reader gets the latest value, never a stale backlog; a channel subscribed with
+``max_hz`` is also throttled here (the latest frame waits for its slot, and the last one of a
+burst always goes out). Event and control frames are kept in order up to ``max_frames``; past
+that the outbox overflows and the connection must be closed (the client resumes from its last
+position), because dropping an event silently is not allowed.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from typing import Callable
 
 class Outbox:
     __slots__ = ("_frames", "_state_slots", "_bytes", "max_frames", "max_bytes", "overflowed",
-                 "conflated", "_on_ready", "_on_overflow")
+                 "conflated", "_on_ready", "_on_overflow", "_min_gap", "_last_queued", "_deferred",
+                 "_on_defer", "codec")
 
     def __init__(self, *, max_frames: int = 1024, max_bytes: int = 4 * 1024 * 1024,
                  on_ready: Callable[[], None] | None = None,
-                 on_overflow: Callable[[], None] | None = None) -> None:
+                 on_overflow: Callable[[], None] | None = None,
+                 on_defer: Callable[[float], None] | None = None,
+                 codec: int = 0) -> None:
         self._frames: list[bytes] = []
         self._state_slots: dict[str, int] = {}
         self._bytes = 0
@@ -29,6 +33,11 @@ class Outbox:
         self.conflated = 0
         self._on_ready = on_ready
         self._on_overflow = on_overflow
+        self._on_defer = on_defer
+        self._min_gap: dict[str, float] = {}
+        self._last_queued: dict[str, float] = {}
+        self._deferred: dict[str, tuple[bytes, float]] = {}
+        self.codec = codec
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -36,13 +45,6 @@ class Outbox:
     @property
     def pending_bytes(self) -> int:
         return self._bytes
-
-    def set_callbacks(self, *, on_ready: Callable[[], None] | None,
-                      on_overflow: Callable[[], None] | None) -> None:
-        """``on_ready`` runs when the outbox goes from empty to non-empty (one wake-up per batch);
-        ``on_overflow`` runs once, when a frame first fails to fit."""
-        self._on_ready = on_ready
-        self._on_overflow = on_overflow
 
     def _overflow(self) -> bool:
         if not self.overflowed:
@@ -52,8 +54,8 @@ class Outbox:
         return False
 
     def push(self, frame: bytes) -> bool:
-        """Queue an event or control frame. Returns ``False`` (and marks the outbox overflowed)
-        when the bounds are exceeded; the frame is not queued then."""
+        """Queue an event or control frame. Returns ``False`` (and marks the outbox overflowed,
+        calling ``on_overflow`` once) when the bounds are exceeded; the frame is not queued."""
         if self.overflowed:
             return False
         if len(self._frames) >= self.max_frames or self._bytes + len(frame) > self.max_bytes:
@@ -64,8 +66,31 @@ class Outbox:
             self._on_ready()
         return True
 
-    def push_state(self, key: str, frame: bytes) -> bool:
+    def push_event(self, frame: bytes, seq: int) -> bool:
+        """An event channel's frame (``seq`` matters only to recorders, see ``Recorder``)."""
+        return self.push(frame)
+
+    def throttle(self, key: str, max_hz: float | None) -> None:
+        """Limit channel ``key`` to ``max_hz`` frames per second (``None`` removes the limit)."""
+        if max_hz:
+            self._min_gap[key] = 1.0 / max_hz
+        else:
+            self._min_gap.pop(key, None)
+            self._last_queued.pop(key, None)
+            self._deferred.pop(key, None)
+
+    def push_state(self, key: str, frame: bytes, now: float = 0.0) -> bool:
         """Queue a state frame for channel ``key``, replacing a pending one for the same key."""
+        gap = self._min_gap.get(key)
+        if gap is not None:
+            due = self._last_queued.get(key, -1e18) + gap
+            if now < due:
+                first = key not in self._deferred
+                self._deferred[key] = (frame, due)
+                if first and self._on_defer is not None:
+                    self._on_defer(due)
+                return True
+            self._last_queued[key] = now
         slot = self._state_slots.get(key)
         if slot is not None:
             old = self._frames[slot]
@@ -84,6 +109,23 @@ class Outbox:
             self._on_ready()
         return True
 
+    def release_due(self, now: float) -> float | None:
+        """Queue throttled frames whose slot has come; returns the next due time, if any."""
+        next_due = None
+        for key, (frame, due) in list(self._deferred.items()):
+            if due <= now:
+                del self._deferred[key]
+                self.push_state(key, frame, now)
+            elif next_due is None or due < next_due:
+                next_due = due
+        return next_due
+
+    def forget(self, key: str) -> None:
+        """Drop every trace of channel ``key`` (it was unsubscribed); queued frames stay queued."""
+        self._deferred.pop(key, None)
+        self._last_queued.pop(key, None)
+        self._min_gap.pop(key, None)
+
     def drain(self) -> list[bytes]:
         """Take every pending frame, oldest first."""
         frames = self._frames
@@ -91,3 +133,27 @@ class Outbox:
         self._state_slots.clear()
         self._bytes = 0
         return frames
+
+
+class Recorder:
+    """Stands in for an outbox while an event channel is being recovered: it records live frames
+    with their positions so that the seam between replayed and live messages can be cut exactly
+    (every position once, in order)."""
+
+    __slots__ = ("frames", "codec")
+
+    def __init__(self, codec: int) -> None:
+        self.frames: list[tuple[int, bytes]] = []
+        self.codec = codec
+
+    def push_event(self, frame: bytes, seq: int) -> bool:
+        self.frames.append((seq, frame))
+        return True
+
+    def push(self, frame: bytes) -> bool:  # not used for event channels; kept for the interface
+        self.frames.append((0, frame))
+        return True
+
+    def push_state(self, key: str, frame: bytes, now: float = 0.0) -> bool:
+        self.frames.append((0, frame))
+        return True

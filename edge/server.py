@@ -24,10 +24,32 @@ def hypercorn_config(settings: EdgeSettings) -> Config:
     return config
 
 
+def _disable_permessage_deflate() -> None:
+    """Hypercorn accepts permessage-deflate whenever a client offers it and has no setting for
+    it; compression is per connection, which would undo encode-once fan-out, so by default the
+    edge declines the offer (the extension's ``accept`` returning None means "not accepted")."""
+    from hypercorn.protocol import ws_stream
+    from wsproto.extensions import PerMessageDeflate
+
+    class Declined(PerMessageDeflate):
+        def accept(self, offer):  # type: ignore[override]
+            return None
+
+    ws_stream.PerMessageDeflate = Declined
+
+
 async def serve_edge(settings: EdgeSettings) -> None:
+    if not settings.permessage_deflate:
+        _disable_permessage_deflate()
     app = create_app(settings)
+    state = app.extensions["tickmesh"]
     stop = runtime.stop_event()
-    await serve(app, hypercorn_config(settings), shutdown_trigger=stop.wait)
+
+    async def drain_then_stop() -> None:
+        await stop.wait()
+        await state.drain()
+
+    await serve(app, hypercorn_config(settings), shutdown_trigger=drain_then_stop)
 
 
 def main() -> None:

@@ -1,67 +1,125 @@
 """The sans-I/O session core: one client connection's protocol state.
 
-Frames and the current time go in; frames to send and actions for the I/O layer come out, in
-order, from :meth:`Session.take`. The core imports no asyncio, NATS or web framework, so the
-WebSocket, SSE and polling adapters all behave the same by construction, and tests drive it with
-plain function calls (``now=`` replaces a clock).
+Frames, verification results and the current time go in; frames to send and actions for the I/O
+layer come out, in order, from :meth:`Session.take`. The core imports no asyncio, NATS or web
+framework, so the WebSocket, SSE and polling adapters all behave the same by construction, and
+tests drive it with plain function calls (``now=`` is Unix seconds, passed in).
 
 Guarantees:
 
 * No input raises out of :meth:`Session.receive_frame`: bad input becomes an ``err`` frame with a
   code from ``contracts/codes.toml``, or a :class:`Close` action where continuing is unsafe.
-* ``sub`` and ``unsub`` replies travel inside their :class:`Subscribe` and :class:`Unsubscribe`
-  actions, because only the I/O layer knows when the reply may go: after the upstream
-  subscription is live and before the first ``msg`` for ``sub``; after the last ``msg`` for
-  ``unsub``.
+* Nothing but ``auth`` and ``ping`` is served before the connection is authenticated, and every
+  channel and command is checked against the verified identity (deny by default).
+* ``sub`` and ``unsub`` are answered by the I/O layer (their actions carry the request id),
+  because only it knows when the reply may go: after the upstream subscription is live and
+  recovery is done for ``sub``; after the last ``msg`` for ``unsub``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-from tickmesh.contracts.channels import Channel, ChannelError, Kind, parse_channel, subject_for
+from tickmesh.contracts.channels import Channel, ChannelError, parse_channel, subject_for
 from tickmesh.contracts.codes import CloseCode, ErrorCode
+from tickmesh.contracts.commands import command_subject, commands, encode_request
+from tickmesh.contracts.messages import ContractError, schema
 
-from . import frames
-from .frames import FrameError
+from .frames import JSON, Codec, FrameError
+from .identity import AuthFailure, Identity
+from .limits import TokenBucket
+from .permissions import Denial, check_channel, check_command
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate:
+    """Verify ``token``, then call :meth:`Session.auth_result`."""
+
+    token: Any
+    rid: Any
+    refresh: bool
 
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
-    """Start delivering ``subject`` to this connection, framed with channel name ``name``.
+    """Deliver ``subject`` to this connection as channel ``name``, then answer ``rid``.
 
-    The I/O layer must make the upstream subscription live, then queue ``reply``, then start
-    delivery, in that order: the client may rely on everything published after ``ok`` arriving.
+    State channels: make the upstream subscription live, send ``ok``, the snapshot, then live
+    messages. Event channels: send ``ok`` with the recovery result, the messages after ``since``,
+    then live messages, cutting the seam so that each position arrives once.
     """
 
+    rid: Any
     name: str
     subject: str
-    conflate: bool
-    reply: bytes
+    state: bool
+    since: tuple[str, int] | None = None
+    max_hz: float | None = None
+    audited_owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Unsubscribe:
-    """Stop delivering ``subject`` under ``name``, then queue ``reply`` (if any)."""
+    """Stop delivering ``subject`` under ``name``; then answer ``rid`` unless it is ``None``
+    (subscriptions released by a close are not answered)."""
 
     name: str
     subject: str
-    reply: bytes | None = None
+    rid: Any = None
+    answer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunCommand:
+    """Send ``payload`` as a NATS request to ``subject``; answer ``rid`` with the reply.
+
+    ``key`` (the client's idempotency key, or ``None``) lets the I/O layer answer a retry with
+    the first reply instead of running the command twice.
+    """
+
+    rid: Any
+    name: str
+    subject: str
+    payload: bytes
+    timeout: float
+    key: str | None
+    user: str
 
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """Close the connection with ``code`` (a :class:`CloseCode`) after flushing queued frames."""
+    """Close the connection with ``code`` after flushing queued frames."""
 
     code: int
     reason: str
 
 
-Action = Union[Subscribe, Unsubscribe, Close]
+Action = Union[Authenticate, Subscribe, Unsubscribe, RunCommand, Close]
 Output = Union[bytes, Action]
 
 _MAX_ID_LENGTH = 64
+_MAX_KEY_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    auth_timeout: float = 5.0
+    heartbeat_interval: float = 25.0
+    max_subscriptions: int = 256
+    max_frame_bytes: int = 65536
+    expiry_leeway: float = 30.0
+    commands_per_second: float = 10.0
+    commands_burst: float = 20.0
+
+    def for_welcome(self) -> dict[str, Any]:
+        return {
+            "max_subscriptions": self.max_subscriptions,
+            "max_frame_bytes": self.max_frame_bytes,
+            "commands_per_second": self.commands_per_second,
+            "commands_burst": self.commands_burst,
+        }
 
 
 def _check_id(frame: dict[str, Any]) -> Any:
@@ -76,25 +134,45 @@ def _check_id(frame: dict[str, Any]) -> Any:
     raise FrameError(ErrorCode.INVALID_FIELD, f"id must be an integer or a string of at most {_MAX_ID_LENGTH} characters")
 
 
+@dataclass
+class _Sub:
+    subject: str
+    state: bool
+
+
 class Session:
+    AWAITING_AUTH = "awaiting_auth"
+    AUTHENTICATING = "authenticating"
+    OPEN = "open"
+    CLOSED = "closed"
+
     def __init__(
         self,
         *,
         conn_id: str,
         now: float,
-        max_subscriptions: int = 256,
-        max_frame_bytes: int = 65536,
+        limits: SessionLimits = SessionLimits(),
+        codec: Codec = JSON,
         channel_exists: Callable[[Channel], bool] = lambda ch: True,
+        identity: Identity | None = None,
+        rate_limiter: TokenBucket | None = None,
     ) -> None:
         self.conn_id = conn_id
         self.opened_at = now
         self.last_seen = now
-        self.max_subscriptions = max_subscriptions
-        self.max_frame_bytes = max_frame_bytes
+        self.limits = limits
+        self.codec = codec
         self._channel_exists = channel_exists
-        self.subscriptions: dict[str, str] = {}  # channel name -> subject
+        self.identity: Identity | None = None
+        self.state = self.AWAITING_AUTH
+        self.subscriptions: dict[str, _Sub] = {}
         self.closed: Close | None = None
         self._out: list[Output] = []
+        self._next_ping = now + limits.heartbeat_interval
+        self._limiter = rate_limiter
+        self._commands = 0
+        if identity is not None:
+            self.auth_result(identity, now, rid=None, refresh=False, rate_limiter=rate_limiter)
 
     # -- output ----------------------------------------------------------------------------
 
@@ -103,14 +181,22 @@ class Session:
         out, self._out = self._out, []
         return out
 
-    def _error(self, rid: Any, code: ErrorCode, reason: str) -> None:
-        self._out.append(frames.err_frame(rid, code, reason))
+    def frame(self, obj: dict[str, Any]) -> bytes:
+        return self.codec.encode(obj)
 
-    def close(self, code: CloseCode, reason: str) -> None:
+    def _send(self, obj: dict[str, Any]) -> None:
+        self._out.append(self.codec.encode(obj))
+
+    def _error(self, rid: Any, code: ErrorCode | int, reason: str) -> None:
+        self._send({"op": "err", "id": rid, "code": int(code), "reason": reason})
+
+    def close(self, code: int, reason: str) -> None:
+        """Close with ``code``: every subscription is released first. Idempotent."""
         if self.closed is None:
             self.closed = Close(int(code), reason)
-            for name, subject in self.subscriptions.items():
-                self._out.append(Unsubscribe(name, subject))
+            self.state = self.CLOSED
+            for name, sub in self.subscriptions.items():
+                self._out.append(Unsubscribe(name, sub.subject))
             self.subscriptions.clear()
             self._out.append(self.closed)
 
@@ -121,27 +207,93 @@ class Session:
         if self.closed is not None:
             return
         self.last_seen = now
-        if len(data) > self.max_frame_bytes:
-            self._error(None, ErrorCode.FRAME_TOO_LARGE, f"frame exceeds {self.max_frame_bytes} bytes")
+        if len(data) > self.limits.max_frame_bytes:
+            self._error(None, ErrorCode.FRAME_TOO_LARGE, f"frame exceeds {self.limits.max_frame_bytes} bytes")
             return
         rid = None
         try:
-            frame = frames.decode_json(data)
+            frame = self.codec.decode(data)
             rid = _check_id(frame)
             op = frame.get("op")
             handler = _HANDLERS.get(op) if isinstance(op, str) else None
             if handler is None:
                 raise FrameError(ErrorCode.UNKNOWN_OP, "unknown op" if op is not None else "frame has no op")
-            handler(self, frame, rid)
+            if self.state != self.OPEN and op not in _BEFORE_AUTH:
+                raise FrameError(ErrorCode.UNAUTHORIZED, "authenticate first: send {\"op\":\"auth\",\"token\":...}")
+            handler(self, frame, rid, now)
         except FrameError as exc:
             self._error(rid, exc.code, exc.reason)
         except Exception:  # a bug must not take the connection, let alone the edge, down
             self._error(rid, ErrorCode.INTERNAL, "internal error")
 
+    def auth_result(self, result: Identity | AuthFailure, now: float, *, rid: Any, refresh: bool,
+                    rate_limiter: TokenBucket | None = None) -> None:
+        """The I/O layer's answer to :class:`Authenticate` (or a header token at connect)."""
+        if self.closed is not None:
+            return
+        if refresh:
+            if isinstance(result, AuthFailure):
+                self._error(rid, ErrorCode.UNAUTHORIZED, f"refresh refused: {result.reason}")
+            elif self.identity is None or result.user != self.identity.user:
+                self._error(rid, ErrorCode.FORBIDDEN, "a refreshed token must name the same user")
+            else:
+                self.identity = result
+                self._send({"op": "ok", "id": rid, "expires_at": int(result.expires_at)})
+            return
+        if isinstance(result, AuthFailure):
+            self.close(result.close_code, result.reason)
+            return
+        self.identity = result
+        self.state = self.OPEN
+        if rate_limiter is not None:
+            self._limiter = rate_limiter
+        self._next_ping = now + self.limits.heartbeat_interval
+        self._send({
+            "op": "welcome", "id": rid, "conn_id": self.conn_id, "user": result.user,
+            "roles": sorted(result.roles), "proto": self.codec.name,
+            "heartbeat_ms": int(self.limits.heartbeat_interval * 1000),
+            "expires_at": int(result.expires_at), "limits": self.limits.for_welcome(),
+        })
+
+    def tick(self, now: float) -> None:
+        """Deadlines: authentication, heartbeats, token expiry. Call about once a second."""
+        if self.closed is not None:
+            return
+        if self.state != self.OPEN:
+            if now - self.opened_at > self.limits.auth_timeout and self.state == self.AWAITING_AUTH:
+                self.close(CloseCode.AUTH_TIMEOUT, "no auth frame in time")
+            return
+        assert self.identity is not None
+        if now > self.identity.expires_at + self.limits.expiry_leeway:
+            self.close(CloseCode.TOKEN_EXPIRED, "token expired: get a new token and reconnect")
+            return
+        if now - self.last_seen > 2 * self.limits.heartbeat_interval:
+            self.close(CloseCode.HEARTBEAT_TIMEOUT, "no frame from the client within two heartbeats")
+            return
+        if now >= self._next_ping:
+            self._send({"op": "ping"})
+            self._next_ping = now + self.limits.heartbeat_interval
+
     # -- ops -------------------------------------------------------------------------------
 
-    def _on_ping(self, frame: dict[str, Any], rid: Any) -> None:
-        self._out.append(frames.encode_json({"op": "pong", "id": rid}))
+    def _on_auth(self, frame: dict[str, Any], rid: Any, now: float) -> None:
+        if self.state != self.AWAITING_AUTH:
+            raise FrameError(ErrorCode.INVALID_FIELD, "already authenticated: use refresh")
+        if not isinstance(frame.get("token"), str):
+            raise FrameError(ErrorCode.INVALID_FIELD, "missing field: token")
+        self.state = self.AUTHENTICATING
+        self._out.append(Authenticate(frame["token"], rid, refresh=False))
+
+    def _on_refresh(self, frame: dict[str, Any], rid: Any, now: float) -> None:
+        if not isinstance(frame.get("token"), str):
+            raise FrameError(ErrorCode.INVALID_FIELD, "missing field: token")
+        self._out.append(Authenticate(frame["token"], rid, refresh=True))
+
+    def _on_ping(self, frame: dict[str, Any], rid: Any, now: float) -> None:
+        self._send({"op": "pong", "id": rid})
+
+    def _on_pong(self, frame: dict[str, Any], rid: Any, now: float) -> None:
+        pass  # receiving it refreshed last_seen, which is all a heartbeat answer is for
 
     def _channel(self, frame: dict[str, Any]) -> Channel:
         if "ch" not in frame:
@@ -151,29 +303,93 @@ class Session:
         except ChannelError as exc:
             raise FrameError(ErrorCode.BAD_CHANNEL, exc.reason) from None
 
-    def _on_sub(self, frame: dict[str, Any], rid: Any) -> None:
+    def _on_sub(self, frame: dict[str, Any], rid: Any, now: float) -> None:
+        assert self.identity is not None
         channel = self._channel(frame)
         name = channel.name
         if name in self.subscriptions:
             raise FrameError(ErrorCode.ALREADY_SUBSCRIBED, f"already subscribed to {name}")
-        if channel.kind is not Kind.PRICES or not self._channel_exists(channel):
+        grant = check_channel(self.identity, channel)
+        if isinstance(grant, Denial):
+            raise FrameError(grant.code, grant.reason)
+        if not self._channel_exists(channel):
             raise FrameError(ErrorCode.UNKNOWN_CHANNEL, f"no such channel: {name}")
-        if len(self.subscriptions) >= self.max_subscriptions:
-            raise FrameError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, f"at most {self.max_subscriptions} subscriptions per connection")
-        subject = subject_for(channel)
-        self.subscriptions[name] = subject
-        self._out.append(Subscribe(name, subject, channel.kind.conflates, frames.ok_frame(rid)))
+        if len(self.subscriptions) >= self.limits.max_subscriptions:
+            raise FrameError(ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                             f"at most {self.limits.max_subscriptions} subscriptions per connection")
+        state = channel.kind.conflates
+        max_hz = _max_hz(frame.get("max_hz"), state)
+        since = _since(frame.get("since"), state)
+        subject = subject_for(channel, user_id=grant.owner)
+        self.subscriptions[name] = _Sub(subject, state)
+        self._out.append(Subscribe(rid, name, subject, state, since, max_hz,
+                                   grant.owner if grant.audited else None))
 
-    def _on_unsub(self, frame: dict[str, Any], rid: Any) -> None:
+    def _on_unsub(self, frame: dict[str, Any], rid: Any, now: float) -> None:
         channel = self._channel(frame)
-        subject = self.subscriptions.pop(channel.name, None)
-        if subject is None:
+        sub = self.subscriptions.pop(channel.name, None)
+        if sub is None:
             raise FrameError(ErrorCode.NOT_SUBSCRIBED, f"not subscribed to {channel.name}")
-        self._out.append(Unsubscribe(channel.name, subject, frames.ok_frame(rid)))
+        self._out.append(Unsubscribe(channel.name, sub.subject, rid, answer=True))
+
+    def _on_cmd(self, frame: dict[str, Any], rid: Any, now: float) -> None:
+        assert self.identity is not None
+        name = frame.get("name")
+        command = commands().get(name) if isinstance(name, str) else None
+        if command is None:
+            raise FrameError(ErrorCode.UNKNOWN_COMMAND, "unknown command")
+        denial = check_command(self.identity, command)
+        if denial is not None:
+            raise FrameError(denial.code, denial.reason)
+        key = frame.get("key")
+        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY_LENGTH):
+            raise FrameError(ErrorCode.INVALID_FIELD, f"key must be a string of 1-{_MAX_KEY_LENGTH} characters")
+        try:
+            data = schema(command.request).validate(frame.get("data") or {})
+        except ContractError as exc:
+            raise FrameError(ErrorCode.INVALID_FIELD, str(exc)) from None
+        if self._limiter is not None:
+            wait = self._limiter.take(now)
+            if wait > 0:
+                raise FrameError(ErrorCode.RATE_LIMITED, f"too many commands: retry in {math.ceil(wait * 1000)} ms")
+        self._commands += 1
+        cmd_id = f"k:{key}" if key is not None else f"c:{self.conn_id}:{self._commands}"
+        payload = encode_request(command.name, user=self.identity.user, roles=sorted(self.identity.roles),
+                                 cmd_id=cmd_id, data=data)
+        self._out.append(RunCommand(rid, command.name, command_subject(command.name), payload, command.timeout,
+                                    key, self.identity.user))
 
 
-_HANDLERS: dict[str, Callable[[Session, dict[str, Any], Any], None]] = {
+def _max_hz(value: Any, state: bool) -> float | None:
+    if value is None:
+        return None
+    if not state:
+        raise FrameError(ErrorCode.INVALID_FIELD, "max_hz applies only to state channels (prices, portfolio)")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 1000:
+        raise FrameError(ErrorCode.INVALID_FIELD, "max_hz must be a number from 0.1 to 1000")
+    return float(value)
+
+
+def _since(value: Any, state: bool) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    if state:
+        raise FrameError(ErrorCode.INVALID_FIELD, "since applies only to event channels; state channels send a snapshot")
+    if not isinstance(value, dict):
+        raise FrameError(ErrorCode.INVALID_FIELD, "since must be {\"epoch\": string, \"seq\": integer}")
+    epoch, seq = value.get("epoch"), value.get("seq")
+    if not isinstance(epoch, str) or len(epoch) > 32 or type(seq) is not int or not 0 <= seq < 2**63:
+        raise FrameError(ErrorCode.INVALID_FIELD, "since must be {\"epoch\": string, \"seq\": integer >= 0}")
+    return epoch, seq
+
+
+_HANDLERS: dict[str, Callable[[Session, dict[str, Any], Any, float], None]] = {
+    "auth": Session._on_auth,
+    "refresh": Session._on_refresh,
     "ping": Session._on_ping,
+    "pong": Session._on_pong,
     "sub": Session._on_sub,
     "unsub": Session._on_unsub,
+    "cmd": Session._on_cmd,
 }
+_BEFORE_AUTH = frozenset({"auth", "ping", "pong"})

@@ -12,6 +12,7 @@ class EdgeSettings:
     nats_url: str = setting("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
     host: str = setting("EDGE_HOST", "127.0.0.1", "Address the edge listens on")
     port: int = setting("EDGE_PORT", 8000, "TCP port the edge listens on")
+    # limits
     max_subscriptions: int = setting("EDGE_MAX_SUBSCRIPTIONS", 256, "Subscriptions per connection")
     max_frame_bytes: int = setting("EDGE_MAX_FRAME_BYTES", 65536,
                                    "Largest client frame handled (bytes); larger ones get error 103")
@@ -21,6 +22,38 @@ class EdgeSettings:
                                      "Event frames queued per connection before it counts as a slow consumer")
     outbox_max_bytes: int = setting("EDGE_OUTBOX_MAX_BYTES", 4194304,
                                     "Bytes queued per connection before it counts as a slow consumer")
+    max_conns_per_user: int = setting("EDGE_MAX_CONNS_PER_USER", 20, "Open connections per user on one edge")
+    max_conns_per_ip: int = setting("EDGE_MAX_CONNS_PER_IP", 500, "Open connections per source address on one edge")
+    cmd_rate: float = setting("EDGE_CMD_RATE", 10.0, "Commands per second per user (token bucket rate)")
+    cmd_burst: float = setting("EDGE_CMD_BURST", 20.0, "Commands a user may send at once (token bucket size)")
+    # authentication
+    auth_timeout: float = setting("EDGE_AUTH_TIMEOUT_S", 5.0, "Seconds a connection has to authenticate")
+    jwt_algorithms: tuple[str, ...] = setting("EDGE_JWT_ALGORITHMS", ("HS256",),
+                                              "Accepted JWT algorithms (HS256 for development; RS256, ES256 with keys)")
+    jwt_secret: str = setting("TICKMESH_JWT_SECRET", "", "HS256 secret (tickmesh up creates a local one)")
+    jwt_public_key_file: str = setting("EDGE_JWT_PUBLIC_KEY_FILE", "", "PEM public key for RS256/ES256 tokens")
+    jwks_url: str = setting("EDGE_JWKS_URL", "", "JWKS URL for RS256/ES256 tokens (keys cached, refetched on unknown kid)")
+    jwt_issuer: str = setting("EDGE_JWT_ISSUER", "tickmesh-dev", "Required iss claim")
+    jwt_audience: str = setting("EDGE_JWT_AUDIENCE", "tickmesh", "Required aud claim")
+    jwt_leeway: float = setting("EDGE_JWT_LEEWAY_S", 30.0, "Clock leeway for exp and nbf (seconds)")
+    revocation_ttl: float = setting("EDGE_REVOCATION_TTL_S", 86400.0, "Seconds a user revocation is remembered")
+    allowed_origins: tuple[str, ...] = setting(
+        "EDGE_ALLOWED_ORIGINS", ("http://127.0.0.1:8000", "http://localhost:8000"),
+        "Browser origins allowed to open connections, besides the edge's own origin; * allows any")
+    # liveness and drain
+    heartbeat: float = setting("EDGE_HEARTBEAT_S", 25.0, "Seconds between server heartbeats; two missed close the connection")
+    drain_deadline: float = setting("EDGE_DRAIN_DEADLINE_S", 10.0, "Seconds from SIGTERM until remaining connections are closed")
+    drain_spread_ms: int = setting("EDGE_DRAIN_SPREAD_MS", 5000, "Clients are asked to reconnect within 0..N ms (jitter)")
+    # wire
+    permessage_deflate: bool = setting("EDGE_PERMESSAGE_DEFLATE", False,
+                                       "Negotiate permessage-deflate (per-connection compression; costs CPU per subscriber)")
+    # delivery and fallbacks
+    poll_wait: float = setting("EDGE_POLL_WAIT_S", 25.0, "Seconds a long poll waits for messages")
+    ticket_ttl: float = setting("EDGE_TICKET_TTL_S", 60.0, "Seconds a fresh SSE/polling ticket is valid")
+    ticket_resume: float = setting("EDGE_TICKET_RESUME_S", 300.0, "Seconds a used ticket may resume its stream")
+    # local development
+    dev_mode: bool = setting("EDGE_DEV_MODE", False, "Serve /dev/token and /dev/users (never in production)")
+    static_dir: str = setting("EDGE_STATIC_DIR", "", "Folder with the dashboard build served at / (default: web/apps/dashboard/dist)")
 
     def validate(self) -> None:
         if not 0 < self.port < 65536:
@@ -28,9 +61,16 @@ class EdgeSettings:
         for env, value in (("EDGE_MAX_SUBSCRIPTIONS", self.max_subscriptions),
                            ("EDGE_MAX_FRAME_BYTES", self.max_frame_bytes),
                            ("EDGE_OUTBOX_MAX_FRAMES", self.outbox_max_frames),
-                           ("EDGE_OUTBOX_MAX_BYTES", self.outbox_max_bytes)):
+                           ("EDGE_OUTBOX_MAX_BYTES", self.outbox_max_bytes),
+                           ("EDGE_MAX_CONNS_PER_USER", self.max_conns_per_user),
+                           ("EDGE_MAX_CONNS_PER_IP", self.max_conns_per_ip),
+                           ("EDGE_AUTH_TIMEOUT_S", self.auth_timeout),
+                           ("EDGE_HEARTBEAT_S", self.heartbeat),
+                           ("EDGE_CMD_RATE", self.cmd_rate), ("EDGE_CMD_BURST", self.cmd_burst)):
             if value <= 0:
                 raise ConfigError(env, str(value), "must be positive")
         if self.hard_frame_bytes < self.max_frame_bytes:
             raise ConfigError("EDGE_HARD_FRAME_BYTES", str(self.hard_frame_bytes),
                               "must be at least EDGE_MAX_FRAME_BYTES")
+        if any(a.startswith("HS") for a in self.jwt_algorithms) and not self.jwt_secret:
+            raise ConfigError("TICKMESH_JWT_SECRET", "", "HS256 tokens need a secret (tickmesh up creates one)")

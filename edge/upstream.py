@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from tickmesh.contracts.channels import is_state_subject
 from tickmesh.contracts.messages import SEQ_HEADER
 from tickmesh.natsconn import StatusCallback, connect
 
@@ -46,7 +48,8 @@ class Upstream:
         clients asked for meanwhile. Later reconnects restore subscriptions by themselves."""
         self.nc = await connect(self.url, name=self.name, on_status=self._on_status)
         for subject in self.hub.subjects():
-            await self.ensure(subject)
+            if is_state_subject(subject):
+                await self.ensure(subject)
 
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
@@ -105,4 +108,4 @@ class Upstream:
         if seq is None:
             seq = self._local_seq.get(subject, 0) + 1
             self._local_seq[subject] = seq
-        self.hub.publish(subject, seq, payload)
+        self.hub.publish(subject, seq, payload, time.monotonic())

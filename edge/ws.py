@@ -1,114 +1,107 @@
-"""WebSocket adapter: pumps frames between a Quart websocket and the session core.
+"""WebSocket transport: pumps frames between a Quart websocket and a :class:`Connection`.
 
-Two loops per connection: the reader feeds client frames to :class:`Session` and carries out the
-actions it returns; the writer drains the connection's :class:`Outbox` whenever it becomes
-non-empty and sends everything pending as one WebSocket message, so frames that arrive while a
-send is in progress are batched naturally. A send waits for the socket's write buffer, so a slow
-client slows only its own writer while its outbox conflates or overflows.
+Two loops per connection: the reader feeds client frames to the connection; the writer drains
+the outbox whenever it becomes non-empty and sends everything pending as one WebSocket message,
+so frames that arrive while a send is in progress are batched naturally. A send waits for the
+socket's write buffer, so a slow client slows only its own writer while its outbox conflates or
+overflows.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from tickmesh.contracts.codes import CloseCode
 
-from .frames import batch
-from .outbox import Outbox
-from .session import Close, Session, Subscribe, Unsubscribe
+from . import frames
+from .connection import Connection
+from .identity import AuthFailure
 
 if TYPE_CHECKING:
-    from .app import EdgeState
+    from .state import EdgeState
 
 log = logging.getLogger(__name__)
 
-_ids = itertools.count(1)
-_prefix = f"{os.getpid():x}"
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """No Origin (not a browser), the edge's own origin, or one on the allow-list."""
+    if not origin:
+        return True
+    if "*" in allowed or origin in allowed:
+        return True
+    return bool(host) and urlsplit(origin).netloc == host
 
 
-def new_conn_id() -> str:
-    return f"{_prefix}-{next(_ids):x}"
+def bearer_token(headers: Any) -> str | None:
+    value = headers.get("Authorization", "")
+    if value[:7].lower() == "bearer ":
+        return value[7:].strip()
+    return None
 
 
-class WebSocketConnection:
-    def __init__(self, ws: Any, state: EdgeState) -> None:
-        self.ws = ws
-        self.state = state
-        loop = asyncio.get_running_loop()
-        self._clock = loop.time
-        settings = state.settings
-        self.session = Session(
-            conn_id=new_conn_id(),
-            now=self._clock(),
-            max_subscriptions=settings.max_subscriptions,
-            max_frame_bytes=settings.max_frame_bytes,
-            channel_exists=state.channel_exists,
-        )
-        self._wake = asyncio.Event()
-        self.outbox = Outbox(max_frames=settings.outbox_max_frames, max_bytes=settings.outbox_max_bytes,
-                             on_ready=self._wake.set, on_overflow=self._on_overflow)
-        self._close: Close | None = None
-        self._subscribed: dict[str, str] = {}  # channel name -> subject, as registered in the hub
-
-    def _on_overflow(self) -> None:
-        self.state.slow_consumers += 1
-        self._close = Close(int(CloseCode.SLOW_CONSUMER), "slow consumer: resume from your last position")
-        self._wake.set()
-
-    async def run(self) -> None:
-        await self.ws.accept()
-        reader = asyncio.ensure_future(self._read())
-        writer = asyncio.ensure_future(self._write())
-        try:
-            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (reader, writer):
+async def serve(ws: Any, state: EdgeState) -> None:
+    """Run one WebSocket connection to its end."""
+    settings = state.settings
+    if not origin_allowed(ws.headers.get("Origin"), ws.headers.get("Host"), settings.allowed_origins):
+        log.info("refused a connection from a foreign origin", extra={"event": "conn.bad_origin"})
+        await ws.close(1008)  # before accept: the handshake is answered with HTTP 403
+        return
+    offered = list(ws.requested_subprotocols or [])
+    codec = frames.choose(offered)
+    if codec is None:
+        await ws.close(1002)
+        return
+    await ws.accept(subprotocol=codec.name if offered else None)
+    peer = ws.remote_addr or "?"
+    if state.draining:
+        await ws.close(int(CloseCode.SHUTDOWN), "edge shutting down; reconnect")
+        return
+    if not state.admit_peer(peer):
+        await ws.close(int(CloseCode.CONNECTION_LIMIT), "too many connections from this address")
+        return
+    identity = None
+    token = bearer_token(ws.headers)
+    if token is not None:
+        result = await state.verify(token)
+        if isinstance(result, AuthFailure):
+            state.per_ip.release(peer)
+            await ws.close(result.close_code, result.reason)
+            return
+        identity = result
+    conn = Connection(state, codec=codec, peer=peer, transport="ws", identity=identity)
+    reader = writer = None
+    try:
+        await conn.start()
+        reader = asyncio.ensure_future(_read(ws, conn))
+        writer = asyncio.ensure_future(_write(ws, conn))
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reader, writer):
+            if task is not None:
                 task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
-            await self._release()
+        await asyncio.gather(*(t for t in (reader, writer) if t is not None), return_exceptions=True)
+        await conn.release()
 
-    async def _read(self) -> None:
-        session = self.session
-        while self._close is None:
-            data = await self.ws.receive()
-            session.receive_frame(data, self._clock())
-            await self._apply(session.take())
 
-    async def _apply(self, outputs: list) -> None:
-        for out in outputs:
-            if isinstance(out, bytes):
-                if not self.outbox.push(out):
-                    return
-            elif isinstance(out, Subscribe):
-                self._subscribed[out.name] = out.subject
-                await self.state.attach(out.subject, out.name, self.outbox, conflate=out.conflate,
-                                        reply=out.reply)
-            elif isinstance(out, Unsubscribe):
-                if self._subscribed.pop(out.name, None) is not None:
-                    await self.state.detach(out.subject, out.name, self.outbox)
-                if out.reply is not None:
-                    self.outbox.push(out.reply)
-            elif isinstance(out, Close):
-                self._close = out
-                self._wake.set()
+async def _read(ws: Any, conn: Connection) -> None:
+    while conn.closing is None:
+        data = await ws.receive()
+        await conn.feed(data)
 
-    async def _write(self) -> None:
-        ws, outbox, wake = self.ws, self.outbox, self._wake
-        while True:
-            await wake.wait()
-            wake.clear()
-            frames = outbox.drain()
-            if frames and (self._close is None or self._close.code != CloseCode.SLOW_CONSUMER):
-                await ws.send(batch(frames).decode())
-            if self._close is not None:
-                await ws.close(self._close.code, self._close.reason)
-                return
 
-    async def _release(self) -> None:
-        subscribed, self._subscribed = self._subscribed, {}
-        for name, subject in subscribed.items():
-            await self.state.detach(subject, name, self.outbox)
+async def _write(ws: Any, conn: Connection) -> None:
+    outbox, wake, codec = conn.outbox, conn.wake, conn.codec
+    while True:
+        await wake.wait()
+        wake.clear()
+        pending = outbox.drain()
+        closing = conn.closing
+        if pending and (closing is None or closing.code != CloseCode.SLOW_CONSUMER):
+            data = codec.batch(pending)
+            await ws.send(data.decode() if codec.text else data)
+        if closing is not None:
+            await ws.close(closing.code, closing.reason)
+            return

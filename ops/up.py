@@ -169,6 +169,7 @@ async def run_up(stop: asyncio.Event) -> int:
     env["TICKMESH_HOME"] = str(home)
     if sys.stderr.isatty():
         env.setdefault("TICKMESH_LOG_FORMAT", "text")
+    env.setdefault("EDGE_DEV_MODE", "on")  # the dashboard's demo login; never set in production
     edge_host = env.get("EDGE_HOST", "127.0.0.1")
     try:
         edge_port = int(env.get("EDGE_PORT", "8000"))

@@ -39,6 +39,7 @@ NEWS = "TM_NEWS"
 HOLDINGS_BUCKET = "tm_holdings"
 ALERTS_BUCKET = "tm_alerts"
 ORDERS_BUCKET = "tm_orders"
+COMMAND_REPLIES_BUCKET = "tm_cmd_replies"  # first reply per (user, command key), for retries
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class Retention:
     news_max_age: float = setting("TM_RETAIN_NEWS_S", 86400.0, "Seconds news stories are kept (default 1 day)")
     duplicate_window: float = setting("TM_DUPLICATE_WINDOW_S", 120.0,
                                       "Seconds within which a re-published event id is stored once")
+    command_replies_ttl: float = setting("EDGE_COMMAND_DEDUPE_S", 600.0,
+                                         "Seconds a command key's first reply is kept for retries")
 
 
 def stream_configs(r: Retention) -> list[StreamConfig]:
@@ -69,8 +72,10 @@ def stream_configs(r: Retention) -> list[StreamConfig]:
     ]
 
 
-def kv_configs() -> list[KeyValueConfig]:
+def kv_configs(r: Retention) -> list[KeyValueConfig]:
     return [
+        KeyValueConfig(bucket=COMMAND_REPLIES_BUCKET, history=1, ttl=r.command_replies_ttl,
+                       storage=StorageType.FILE),
         KeyValueConfig(bucket=HOLDINGS_BUCKET, history=1, storage=StorageType.FILE),
         KeyValueConfig(bucket=ALERTS_BUCKET, history=1, storage=StorageType.FILE),
         KeyValueConfig(bucket=ORDERS_BUCKET, history=1, storage=StorageType.FILE),
@@ -87,7 +92,7 @@ async def ensure(js: JetStreamContext, retention: Retention | None = None) -> No
         except BadRequestError:
             # Exists with other settings (or a concurrent creator won): bring it to ours.
             await js.update_stream(config)
-    for kv in kv_configs():
+    for kv in kv_configs(r):
         try:
             await js.key_value(kv.bucket)
         except NotFoundError:

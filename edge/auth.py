@@ -1,0 +1,142 @@
+"""Token verification for the edge (pyjwt).
+
+HS256 tokens are checked with a shared secret (development); RS256/ES256 tokens with a public
+key from a file or from a JWKS URL, fetched in a worker thread, cached, and fetched again when a
+token names an unknown ``kid``. The key family is chosen from the configured algorithms, never
+from what the token claims, so an RSA public key can never be used as an HMAC secret, and
+``alg: none`` or any algorithm not configured is refused.
+
+The verifier returns an :class:`Identity` or an :class:`AuthFailure` carrying the close code:
+4003 for an expired token (get a new one), 4101 for anything else (do not retry with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from tickmesh.contracts.channels import USER_ID_RE
+from tickmesh.contracts.codes import CloseCode
+
+from .identity import AuthFailure, Identity
+
+log = logging.getLogger(__name__)
+
+_HMAC = {"HS256", "HS384", "HS512"}
+_ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
+_MAX_TOKEN_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    algorithms: tuple[str, ...]
+    issuer: str
+    audience: str
+    leeway: float
+    secret: str | None = None
+    public_key_file: str | None = None
+    jwks_url: str | None = None
+
+
+class Verifier:
+    def __init__(self, config: AuthConfig) -> None:
+        self.config = config
+        algs = set(config.algorithms)
+        unknown = algs - _HMAC - _ASYMMETRIC
+        if unknown or not algs:
+            raise ValueError(f"unsupported JWT algorithms: {sorted(unknown) or 'none configured'}")
+        self._hmac_algs = sorted(algs & _HMAC)
+        self._asym_algs = sorted(algs & _ASYMMETRIC)
+        if self._hmac_algs and not config.secret:
+            raise ValueError("HS* algorithms need a secret (TICKMESH_JWT_SECRET)")
+        if self._asym_algs and not (config.public_key_file or config.jwks_url):
+            raise ValueError("RS*/ES* algorithms need EDGE_JWT_PUBLIC_KEY_FILE or EDGE_JWKS_URL")
+        self._public_key: Any = None
+        if config.public_key_file:
+            self._public_key = Path(config.public_key_file).read_bytes()
+        self._jwks = jwt.PyJWKClient(config.jwks_url, cache_keys=True, lifespan=3600) if config.jwks_url else None
+
+    async def verify(self, token: object, now: float) -> Identity | AuthFailure:
+        """Verify ``token``; never raises."""
+        if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_BYTES:
+            return AuthFailure(int(CloseCode.AUTH_FAILED), "token missing or malformed")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return AuthFailure(int(CloseCode.AUTH_FAILED), "token is not a JWT")
+        alg = header.get("alg")
+        try:
+            if alg in self._hmac_algs:
+                key: Any = self.config.secret
+                algorithms = self._hmac_algs
+            elif alg in self._asym_algs:
+                key = await self._asymmetric_key(token, header)
+                algorithms = self._asym_algs
+            else:
+                return AuthFailure(int(CloseCode.AUTH_FAILED), f"algorithm {str(alg)[:10]!r} not accepted")
+            claims = jwt.decode(
+                token, key, algorithms=algorithms, audience=self.config.audience, issuer=self.config.issuer,
+                leeway=self.config.leeway, options={"require": ["sub", "exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            return AuthFailure(int(CloseCode.TOKEN_EXPIRED), "token expired")
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            return AuthFailure(int(CloseCode.AUTH_FAILED), _reason(exc))
+        return _identity(claims)
+
+    async def _asymmetric_key(self, token: str, header: dict[str, Any]) -> Any:
+        if self._jwks is not None and header.get("kid"):
+            # PyJWKClient does blocking HTTP: keep it off the event loop. It refetches the set
+            # when the kid is unknown (key rotation) and caches it otherwise.
+            signing = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+            return signing.key
+        if self._public_key is not None:
+            return self._public_key
+        raise jwt.InvalidTokenError("token has no kid and no static public key is configured")
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"token lacks the {exc.claim!r} claim"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "token audience not accepted"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "token issuer not accepted"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "token not valid yet"
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "token signature invalid"
+    if isinstance(exc, jwt.PyJWKClientError):
+        return "signing key not found"
+    return "token invalid"
+
+
+def _strings(value: Any, default: tuple[str, ...]) -> frozenset[str]:
+    if value is None:
+        return frozenset(default)
+    if isinstance(value, list) and all(isinstance(v, str) and len(v) <= 64 for v in value):
+        return frozenset(value[:64])
+    raise ValueError("roles and ent must be lists of strings")
+
+
+def _identity(claims: dict[str, Any]) -> Identity | AuthFailure:
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not USER_ID_RE.fullmatch(sub):
+        return AuthFailure(int(CloseCode.AUTH_FAILED), "token subject is not a valid user id")
+    try:
+        roles = _strings(claims.get("roles"), ("user",))
+        ents = _strings(claims.get("ent"), ())
+    except ValueError as exc:
+        return AuthFailure(int(CloseCode.AUTH_FAILED), str(exc))
+    iat = claims.get("iat")
+    jti = claims.get("jti")
+    return Identity(
+        user=sub, roles=roles, entitlements=ents, expires_at=float(claims["exp"]),
+        issued_at=float(iat) if isinstance(iat, (int, float)) else 0.0,
+        jti=jti if isinstance(jti, str) and len(jti) <= 128 else None,
+    )

@@ -1,0 +1,103 @@
+"""Running client commands: NATS request/reply to the owning service, once per key.
+
+A command with a ``key`` is idempotent across retries, reconnects, edges and transports: the
+first edge to see ``(user, key)`` creates a ``pending`` marker in the ``tm_cmd_replies`` bucket
+(an atomic create, so two edges cannot both run it), runs the command and stores the reply; a
+retry finds the reply and returns it, or waits for the marker to turn into one. The bucket's TTL
+(``EDGE_COMMAND_DEDUPE_S``) is the documented dedupe window. If the service does not answer in
+time, the marker is removed, the client gets 502 and may retry with the same key; services also
+see the key as ``cmd_id`` and can dedupe on it themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from nats.aio.client import Client
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
+
+from tickmesh import streams
+from tickmesh.contracts.channels import encode_token
+from tickmesh.contracts.codes import ErrorCode
+from tickmesh.contracts.commands import decode_reply
+
+from .session import RunCommand
+
+log = logging.getLogger(__name__)
+
+_PENDING = b"pending"
+
+
+def _err(code: int, reason: str) -> dict[str, Any]:
+    return {"op": "err", "code": int(code), "reason": reason}
+
+
+class CommandRunner:
+    def __init__(self) -> None:
+        self.nc: Client | None = None
+        self.kv: KeyValue | None = None
+        self.deduplicated = 0
+
+    async def start(self, nc: Client) -> None:
+        self.nc = nc
+        self.kv = await nc.jetstream().key_value(streams.COMMAND_REPLIES_BUCKET)
+
+    async def run(self, action: RunCommand) -> dict[str, Any]:
+        """The reply frame (without ``id``) for ``action``. Never raises."""
+        if self.nc is None or not self.nc.is_connected:
+            return _err(ErrorCode.UNAVAILABLE, "service temporarily unavailable; retry")
+        try:
+            if action.key is None or self.kv is None:
+                return await self._request(action)
+            return await self._once(action)
+        except Exception:
+            log.exception("command failed", extra={"event": "command.error", "command": action.name})
+            return _err(ErrorCode.INTERNAL, "internal error")
+
+    async def _request(self, action: RunCommand) -> dict[str, Any]:
+        assert self.nc is not None
+        try:
+            msg = await self.nc.request(action.subject, action.payload, timeout=action.timeout)
+        except NoRespondersError:
+            return _err(ErrorCode.UNAVAILABLE, f"no service answers {action.name}; retry later")
+        except (NatsTimeout, asyncio.TimeoutError):
+            return _err(ErrorCode.TIMEOUT, f"{action.name} timed out; retry with the same key")
+        reply = decode_reply(msg.data)
+        if reply.ok:
+            return {"op": "ok", "data": reply.data}
+        return _err(reply.code, reply.reason)
+
+    async def _once(self, action: RunCommand) -> dict[str, Any]:
+        assert self.kv is not None and action.key is not None
+        key = f"{encode_token(action.user)}.{encode_token(action.name)}.{encode_token(action.key)}"
+        try:
+            revision = await self.kv.create(key, _PENDING)
+        except KeyWrongLastSequenceError:
+            self.deduplicated += 1
+            return await self._wait_for(key, action.timeout + 2.0)
+        reply = await self._request(action)
+        if reply.get("code") in (ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE):
+            await self.kv.delete(key, last=revision)
+        else:
+            await self.kv.put(key, orjson.dumps(reply))
+        return reply
+
+    async def _wait_for(self, key: str, timeout: float) -> dict[str, Any]:
+        assert self.kv is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                entry = await self.kv.get(key)
+            except NotFoundError:
+                return _err(ErrorCode.TIMEOUT, "the first attempt of this command failed; retry")
+            if entry.value and entry.value != _PENDING:
+                return orjson.loads(entry.value)
+            if loop.time() > deadline:
+                return _err(ErrorCode.TIMEOUT, "the first attempt of this command is still running; retry")
+            await asyncio.sleep(0.05)
