@@ -203,6 +203,9 @@ async def run_up(stop: asyncio.Event) -> int:
             await sup.start(child)
             if child is nats_child:
                 await sup.wait_port(child, "127.0.0.1", nats_port)
+                from tickmesh.services.portfolio_valuer.demo import seed_demo_accounts
+
+                await seed_demo_accounts(env["NATS_URL"])  # idempotent: never overwrites an account
         await sup.wait_port(edge, edge_host, edge_port)
         for child in children:
             child.task = asyncio.ensure_future(sup.watch(child))

@@ -95,6 +95,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_announce(args: argparse.Namespace) -> int:
+    from tickmesh.services.announcer.cli import run
+
+    return run(args.severity, args.text, args.starts_at, args.ends_at)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickmesh", description="Real-time streaming mesh for an investment platform.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -114,6 +120,12 @@ def parser() -> argparse.ArgumentParser:
 
     add_arguments(b)
     b.set_defaults(fn=cmd_bench)
+    a = sub.add_parser("announce", help="publish (or schedule) a system announcement through the announcer")
+    a.add_argument("--severity", choices=["info", "warning", "critical"], default="info")
+    a.add_argument("--text", required=True, help="the announcement (at most 1000 characters)")
+    a.add_argument("--starts-at", help="ISO 8601 start time (default now; no zone means UTC)")
+    a.add_argument("--ends-at", help="ISO 8601 expiry (default ANNOUNCER_DEFAULT_TTL_S after the start)")
+    a.set_defaults(fn=cmd_announce)
     st = sub.add_parser("settings", help="list every setting, its environment variable and default")
     st.add_argument("name", nargs="?", choices=["edge", *services()])
     st.set_defaults(fn=cmd_settings)

@@ -51,20 +51,36 @@ async def seed_accounts(kv, accounts: dict[str, Account]) -> list[str]:
     return created
 
 
-async def seed_demo_accounts(nats_url: str) -> list[str]:
+async def seed_demo_accounts(nats_url: str, *, attempts: int = 20) -> list[str]:
     """Connect to ``nats_url``, make sure the streams and buckets exist and create the demo
-    accounts (alice, bob, carol) that are missing. Idempotent; returns the users created."""
+    accounts (alice, bob, carol) that are missing. Idempotent; returns the users created.
+
+    Meant for ``tickmesh up`` right after nats-server listens: JetStream may need a moment, so
+    it retries for a few seconds, and a failure is logged, not raised (the stack still starts;
+    the demo users then have no holdings).
+    """
+    import asyncio
+
     import nats
 
     from tickmesh.streams import HOLDINGS_BUCKET, ensure
 
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
-    try:
-        js = nc.jetstream()
-        await ensure(js)
-        created = await seed_accounts(await js.key_value(HOLDINGS_BUCKET), DEMO_ACCOUNTS)
-    finally:
-        await nc.close()
-    if created:
-        log.info("seeded demo accounts: %s", ", ".join(created), extra={"event": "valuer.seeded"})
-    return created
+    for attempt in range(attempts):
+        try:
+            nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0)
+            try:
+                js = nc.jetstream()
+                await ensure(js)
+                created = await seed_accounts(await js.key_value(HOLDINGS_BUCKET), DEMO_ACCOUNTS)
+            finally:
+                await nc.close()
+        except Exception as exc:
+            if attempt == attempts - 1:
+                log.warning("could not seed the demo accounts: %s", exc, extra={"event": "valuer.seed_failed"})
+                return []
+            await asyncio.sleep(0.25)
+            continue
+        if created:
+            log.info("seeded demo accounts: %s", ", ".join(created), extra={"event": "valuer.seeded"})
+        return created
+    return []
