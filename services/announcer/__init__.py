@@ -1,1 +1,1 @@
-"""announcer service (see its service module)."""
+"""announcer: system announcements, published now or at their start time, until they expire."""
