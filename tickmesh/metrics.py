@@ -30,6 +30,8 @@ market-feed
     store), ``provider_gap(provider, n)``, ``provider_reconnect(provider)``.
 Edge
     ``render(accept)``                                 from a Quart ``GET /metrics`` route: (body, content type).
+    ``messages_in("control" | "command", 1, len)``     per client frame read (``cmd`` frames are "command"): the
+                                                       denominator of the error-rate SLO.
     ``conn = connection_opened(transport, encoding)``  when a socket is accepted; ``conn.closed(code)`` exactly once
                                                        when it ends (``finally``), with the close code sent or received.
     ``subscription_added(cls)`` / ``subscription_removed(cls)``; ``upstream_subjects(n)`` after ensure/release.

@@ -194,7 +194,13 @@ def shutdown() -> None:
 
 
 def enabled() -> bool:
+    """Whether spans can be recorded at all (an exporter is configured)."""
     return _tracer is not None
+
+
+def sample_ratio() -> float:
+    """The head-sampling ratio in force (0 while tracing is off)."""
+    return _ratio
 
 
 def should_sample() -> bool:
