@@ -70,22 +70,20 @@ async def run_websocket(*, name: str, url: str, new_session: Callable[[float], S
                 session = new_session(clock())
                 log.info("%s: connected to %s", name, url,
                          extra={"event": "feed.connected", "provider": name, "url": url})
-                reason = await _pump(ws, session, name=name, emit=emit, stats=stats,
+                reason = await _pump(ws, session, name=name, emit=emit, stats=stats, backoff=backoff,
                                      send_interval=send_interval, clock=clock)
         except ConnectionClosed as exc:
             reason = f"closed by the server ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
         except (OSError, TimeoutError, WebSocketException) as exc:
             reason = f"{type(exc).__name__}: {exc}"
         stats.disconnects += 1
-        if session is not None and session.healthy:
-            backoff.succeeded()
-        else:
+        if session is None or not session.healthy:
             backoff.failed()
         log.warning("%s: disconnected: %s", name, reason,
                     extra={"event": "feed.disconnected", "provider": name, "reason": reason})
 
 
-async def _pump(ws, session: Session, *, name: str, emit: Emit, stats: ProviderStats,
+async def _pump(ws, session: Session, *, name: str, emit: Emit, stats: ProviderStats, backoff: Backoff,
                 send_interval: float, clock: Callable[[], float]) -> str:
     """Run one connection; returns why it should be dropped."""
     for i, frame in enumerate(session.opening()):
@@ -108,5 +106,7 @@ async def _pump(ws, session: Session, *, name: str, emit: Emit, stats: ProviderS
         for tick in session.receive(text, now=clock(), recv_us=time.time_ns() // 1000):
             stats.ticks += 1
             await emit(tick)
+        if session.healthy and backoff.failures:
+            backoff.succeeded()
         if session.reconnect:
             return session.reconnect
