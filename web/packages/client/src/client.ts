@@ -1,0 +1,572 @@
+import { Backoff, type BackoffOptions } from "./backoff.js";
+import { MessageCache, type CachedMessage } from "./cache.js";
+import { isEventChannel, type DataOf } from "./channels.js";
+import { jsonCodec, type Codec } from "./codec.js";
+import { CommandQueue, randomKey } from "./commands.js";
+import { Emitter } from "./emitter.js";
+import { browserEnvironment, type Environment } from "./environment.js";
+import { shouldReconnect, TickmeshError } from "./errors.js";
+import type { ClientFrame, ErrFrame, MsgFrame, OkFrame, RequestId, ServerFrame, WelcomeFrame } from "./frames.js";
+import { CloseCode, ErrorCode, type CommandName, type Commands } from "./generated/contracts.js";
+import { Heartbeat } from "./heartbeat.js";
+import { Positions } from "./positions.js";
+import { isLive, StateMachine, type ConnectionState, type StateChange } from "./state.js";
+import { Subscriptions, type ChannelStatus, type Listener, type SubscriptionRecord } from "./subscriptions.js";
+import type { CloseInfo, Transport, TransportFactory, TransportName } from "./transport.js";
+import { TransportPicker } from "./transport-picker.js";
+import { pollingTransport } from "./transport-poll.js";
+import { sseTransport } from "./transport-sse.js";
+import { webSocketTransport } from "./transport-ws.js";
+
+export interface TokenRequest {
+  /** `connect`: a new connection; `refresh`: before expiry; `expired`: the edge said 4003. */
+  reason: "connect" | "refresh" | "expired";
+}
+
+export interface ClientOptions {
+  /** The edge's base URL, e.g. `https://stream.example.com` (default: the page's origin). */
+  url?: string;
+  /** Returns a valid access token (JWT). Called for every connection and before expiry. */
+  getToken: (request: TokenRequest) => string | Promise<string>;
+  /** Transports in order of preference (default websocket, sse, polling). */
+  transports?: TransportName[];
+  /** Replace a transport's implementation (tests, custom environments). */
+  transportFactories?: Partial<Record<TransportName, TransportFactory>>;
+  /** WebSocket codec: JSON (default) or `msgpackCodec` from `@tickmesh/client/msgpack`. */
+  codec?: Codec;
+  /** Reconnect backoff: full jitter, 0.5 s doubling to at most 20 s by default. */
+  backoff?: BackoffOptions;
+  /** App-level ping interval, ms (default 15000; never longer than the edge's heartbeat). */
+  pingIntervalMs?: number;
+  /** No frame for this long after a ping means the server is dead, ms (default 5000). */
+  pongTimeoutMs?: number;
+  /** Give up on a connection attempt that has not reached `welcome` after this, ms (default 10000). */
+  connectTimeoutMs?: number;
+  /** Refresh the token this long before it expires, ms (default 60000). */
+  refreshLeadMs?: number;
+  /** Data older than this is stale: a tab becoming visible then retries at once, ms (default 30000). */
+  staleAfterMs?: number;
+  /** While on a fallback transport, try the best one again this often, ms (default 30000). */
+  upgradeIntervalMs?: number;
+  /** A command without a reply after this fails with `timeout` (502), ms (default 15000). */
+  commandTimeoutMs?: number;
+  /** Recent messages kept per event channel for late subscribers (default 100). */
+  historyLimit?: number;
+  environment?: Environment;
+  fetch?: typeof fetch;
+}
+
+export interface RecoveryEvent {
+  ch: string;
+  /** `epoch_changed`: restart derived state; `position_expired`: messages before `firstSeq` are gone. */
+  reason: string;
+  replayed: number;
+  firstSeq?: number;
+}
+
+export interface ClientEvents {
+  state: StateChange & { transport?: TransportName };
+  message: CachedMessage;
+  subscription: { ch: string; status: ChannelStatus; error?: TickmeshError };
+  recovery: RecoveryEvent;
+  error: TickmeshError;
+  welcome: WelcomeFrame;
+}
+
+const DEFAULT_TRANSPORTS: Record<TransportName, TransportFactory> = {
+  websocket: webSocketTransport,
+  sse: sseTransport,
+  polling: pollingTransport,
+};
+
+/**
+ * A connection to the tickmesh edges. One state machine (`client.state`, `state` events),
+ * transports chosen and replaced behind it, subscriptions that survive reconnects without
+ * missing or repeating an event, and commands that are retried safely.
+ */
+export class TickmeshClient {
+  readonly events = new Emitter<ClientEvents>();
+  private readonly machine = new StateMachine();
+  private readonly options: Required<Omit<ClientOptions, "url" | "backoff" | "transportFactories" | "fetch" | "environment" | "codec">>;
+  private readonly baseUrl: string;
+  private readonly env: Environment;
+  private readonly factories: Record<TransportName, TransportFactory>;
+  private readonly picker: TransportPicker;
+  private readonly backoff: Backoff;
+  private readonly cache: MessageCache;
+  private readonly positions = new Positions();
+  private readonly subs = new Subscriptions();
+  private readonly commands: CommandQueue;
+  private readonly pending = new Map<RequestId, (frame: OkFrame | ErrFrame) => void>();
+  private readonly cursors: Partial<Record<TransportName, string>> = {};
+  private seq = 0;
+  private running = false;
+  private everConnected = false;
+  private generation = 0;
+  private transport: Transport | undefined;
+  private transportOpened = false;
+  private authId: RequestId | undefined;
+  private welcomed = false;
+  private tokenReason: TokenRequest["reason"] = "connect";
+  private heartbeat: Heartbeat | undefined;
+  private timers = new Map<"retry" | "connect" | "refresh" | "upgrade" | "drain", ReturnType<typeof setTimeout>>();
+  private unwatch: (() => void) | undefined;
+  private edgeDegraded = false;
+
+  /** The last fatal error (a "do not reconnect" close, an auth failure), if any. */
+  error: TickmeshError | undefined;
+  /** The welcome of the current connection. */
+  session: WelcomeFrame | undefined;
+  /** When the next reconnect attempt is due (ms since the epoch), while waiting. */
+  nextRetryAt: number | undefined;
+  /** When the last frame arrived (ms since the epoch). */
+  lastFrameAt = 0;
+  /** Why the client is waiting to reconnect. */
+  lastRetryReason: string | undefined;
+
+  constructor(private readonly init: ClientOptions) {
+    this.options = {
+      getToken: init.getToken,
+      transports: init.transports ?? ["websocket", "sse", "polling"],
+      pingIntervalMs: init.pingIntervalMs ?? 15_000,
+      pongTimeoutMs: init.pongTimeoutMs ?? 5_000,
+      connectTimeoutMs: init.connectTimeoutMs ?? 10_000,
+      refreshLeadMs: init.refreshLeadMs ?? 60_000,
+      staleAfterMs: init.staleAfterMs ?? 30_000,
+      upgradeIntervalMs: init.upgradeIntervalMs ?? 30_000,
+      commandTimeoutMs: init.commandTimeoutMs ?? 15_000,
+      historyLimit: init.historyLimit ?? 100,
+    };
+    const origin = typeof location === "undefined" ? "http://127.0.0.1:8000" : location.origin;
+    this.baseUrl = init.url ?? origin;
+    this.env = init.environment ?? browserEnvironment();
+    this.factories = { ...DEFAULT_TRANSPORTS, ...init.transportFactories };
+    this.picker = new TransportPicker(this.options.transports, this.env);
+    this.backoff = new Backoff(init.backoff);
+    this.cache = new MessageCache(this.options.historyLimit);
+    this.commands = new CommandQueue(() => this.nextId());
+    this.machine.events.on("change", (change) => this.events.emit("state", { ...change, transport: this.transportName }));
+  }
+
+  // --- public API -------------------------------------------------------------------------
+
+  get state(): ConnectionState {
+    return this.machine.state;
+  }
+
+  /** The transport in use while connected. */
+  get transportName(): TransportName | undefined {
+    return this.welcomed ? this.transport?.name : undefined;
+  }
+
+  /** Start connecting (idempotent). */
+  connect(): void {
+    if (this.running) return;
+    this.running = true;
+    this.error = undefined;
+    this.unwatch = this.env.watch({
+      online: () => this.onOnline(),
+      offline: () => this.onOffline(),
+      visible: () => this.onVisible(),
+    });
+    this.machine.set("connecting", "connect() called");
+    void this.attempt();
+  }
+
+  /** Stop for good: close the transport, stop retrying, fail pending commands. */
+  disconnect(): void {
+    this.stop("disconnect() called");
+  }
+
+  /**
+   * Listen to a channel. The first listener subscribes on the edge; the last one to leave
+   * unsubscribes. State channels deliver their cached value at once. Returns the disposer.
+   */
+  subscribe<C extends string>(ch: C, listener: Listener<DataOf<C>>, options: { maxHz?: number } = {}): () => void {
+    const { record, created } = this.subs.add(ch, listener as Listener, options.maxHz);
+    if (created && isLive(this.state) && this.welcomed) this.sendSub(record);
+    const cached = this.cache.get<DataOf<C>>(ch);
+    if (cached && !isEventChannel(ch)) {
+      queueMicrotask(() => record.listeners.has(listener as Listener) && listener(cached));
+    }
+    return () => {
+      if (!this.subs.remove(ch, listener as Listener)) return;
+      // Linger one microtask: React StrictMode (and route changes) unmount and remount at
+      // once; without this they would unsubscribe and resubscribe on the edge for nothing.
+      queueMicrotask(() => {
+        const rec = this.subs.get(ch);
+        if (!rec || rec.listeners.size > 0) return;
+        this.subs.delete(ch);
+        this.positions.forget(ch);
+        if (this.welcomed && (rec.status === "live" || rec.status === "subscribing")) {
+          this.request({ op: "unsub", id: this.nextId(), ch }, () => {});
+        }
+      });
+    };
+  }
+
+  /** The last message of a channel, if any arrived (also after its listeners left). */
+  last<C extends string>(ch: C): CachedMessage<DataOf<C>> | undefined {
+    return this.cache.get<DataOf<C>>(ch);
+  }
+
+  /** Recent messages of an event channel, oldest first. */
+  history<C extends string>(ch: C): readonly CachedMessage<DataOf<C>>[] {
+    return this.cache.history<DataOf<C>>(ch);
+  }
+
+  channelStatus(ch: string): { status: ChannelStatus; error?: TickmeshError } {
+    const rec = this.subs.get(ch);
+    return rec ? { status: rec.status, error: rec.error } : { status: "idle" };
+  }
+
+  /**
+   * Run a command. Resolves with the reply's `data`, or rejects with a {@link TickmeshError}
+   * carrying the code (e.g. 603 insufficient_funds). Sent as soon as connected; retried with the
+   * same idempotency `key` after a reconnect, so it runs at most once.
+   */
+  command<N extends CommandName>(name: N, data: Commands[N], options: { key?: string; timeoutMs?: number } = {}): Promise<Record<string, unknown>> {
+    if (!this.running) return Promise.reject(this.error ?? new TickmeshError(ErrorCode.UNAVAILABLE, "client is not connected", name));
+    const promise = this.commands.add(name, data, options.key ?? randomKey(), options.timeoutMs ?? this.options.commandTimeoutMs);
+    if (this.welcomed) this.flushCommands();
+    return promise as Promise<Record<string, unknown>>;
+  }
+
+  // --- connecting -------------------------------------------------------------------------
+
+  private async attempt(): Promise<void> {
+    this.clearTimer("retry");
+    this.nextRetryAt = undefined;
+    if (!this.running || this.transport) return;
+    if (!this.env.online()) {
+      this.machine.set("offline", "the browser is offline");
+      return;
+    }
+    const gen = ++this.generation;
+    const name = this.picker.current();
+    let token: string;
+    try {
+      token = await this.options.getToken({ reason: this.tokenReason });
+    } catch (err) {
+      if (gen !== this.generation) return;
+      this.events.emit("error", new TickmeshError(ErrorCode.UNAVAILABLE, `getToken failed: ${String(err)}`));
+      return this.retryIn(this.backoff.next(), "could not get a token");
+    }
+    if (gen !== this.generation || !this.running) return;
+    this.tokenReason = "connect";
+    this.transportOpened = false;
+    this.welcomed = false;
+    this.transport = this.factories[name](
+      {
+        baseUrl: this.baseUrl,
+        codec: this.init.codec ?? jsonCodec,
+        channels: this.subs.channels(),
+        cursor: this.cursors[name],
+        onCursor: (c) => (this.cursors[name] = c),
+        fetch: this.init.fetch,
+      },
+      {
+        onOpen: () => {
+          if (gen !== this.generation) return;
+          this.transportOpened = true;
+          this.authId = this.nextId();
+          this.transport?.send({ op: "auth", id: this.authId, token });
+        },
+        onFrame: (frame) => gen === this.generation && this.onFrame(frame),
+        onClose: (info) => gen === this.generation && this.onClosed(info),
+      },
+    );
+    this.setTimer("connect", this.options.connectTimeoutMs, () => {
+      if (gen !== this.generation || this.welcomed) return;
+      this.onClosed({ code: 4004, reason: "no welcome in time", opened: this.transportOpened });
+    });
+  }
+
+  private onWelcome(frame: WelcomeFrame): void {
+    this.welcomed = true;
+    this.everConnected = true;
+    this.session = frame;
+    this.clearTimer("connect");
+    this.backoff.reset();
+    this.picker.succeeded();
+    const interval = Math.min(this.options.pingIntervalMs, frame.heartbeat_ms ?? Infinity);
+    this.heartbeat = new Heartbeat({
+      intervalMs: interval,
+      timeoutMs: this.options.pongTimeoutMs,
+      sendPing: () => this.transport?.send({ op: "ping", id: this.nextId() }),
+      onDead: () => this.onClosed({ code: CloseCode.HEARTBEAT_TIMEOUT, reason: "no pong from the server", opened: true }),
+    });
+    this.scheduleRefresh(frame.expires_at);
+    this.edgeDegraded = false;
+    this.machine.set("connected", `connected over ${this.transport?.name}`);
+    this.events.emit("welcome", frame);
+    for (const record of this.subs.all()) this.sendSub(record);
+    this.flushCommands();
+    if (!this.picker.atBest()) this.setTimer("upgrade", this.options.upgradeIntervalMs, () => this.probeUpgrade());
+  }
+
+  /** The connection ended (transport closed, heartbeat or connect timeout). */
+  private onClosed(info: CloseInfo): void {
+    this.dropConnection();
+    if (!this.running) return;
+    if (info.opened && !shouldReconnect(info.code)) {
+      const err = new TickmeshError(info.code, info.reason);
+      this.events.emit("error", err);
+      this.stop(`closed with ${err.codeName} (${info.code}): not reconnecting`, err);
+      return;
+    }
+    if (info.code === CloseCode.TOKEN_EXPIRED) this.tokenReason = "expired";
+    let delay: number;
+    if (!info.opened && this.picker.failedToOpen() === "next") delay = 0;
+    else {
+      if (info.opened) this.picker.dropped();
+      delay = this.backoff.next();
+    }
+    this.machine.set(this.everConnected ? "reconnecting" : "connecting", `${info.reason} (${info.code})`);
+    this.retryIn(delay, info.reason);
+  }
+
+  private retryIn(delay: number, why: string): void {
+    if (!this.running) return;
+    this.nextRetryAt = Date.now() + delay;
+    this.setTimer("retry", delay, () => void this.attempt());
+    this.lastRetryReason = why;
+  }
+
+  /** Forget the current connection (no events): its timers, heartbeat and in-flight requests. */
+  private dropConnection(): void {
+    this.generation += 1;
+    this.transport?.close();
+    this.transport = undefined;
+    this.welcomed = false;
+    this.session = undefined;
+    this.heartbeat?.stop();
+    this.heartbeat = undefined;
+    for (const key of ["connect", "refresh", "upgrade", "drain"] as const) this.clearTimer(key);
+    this.pending.clear();
+    this.commands.interrupted();
+    for (const record of this.subs.all()) this.setChannelStatus(record, "pending");
+  }
+
+  private stop(reason: string, error?: TickmeshError): void {
+    this.running = false;
+    this.error = error;
+    this.dropConnection();
+    this.clearTimer("retry");
+    this.nextRetryAt = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
+    this.commands.failAll();
+    this.machine.set("disconnected", reason);
+  }
+
+  // --- browser signals --------------------------------------------------------------------
+
+  private onOnline(): void {
+    if (!this.running || this.welcomed) return;
+    // The network is back: waiting out the backoff would only delay the user.
+    this.backoff.reset();
+    this.dropConnection();
+    void this.attempt();
+  }
+
+  private onOffline(): void {
+    if (!this.running) return;
+    this.dropConnection();
+    this.clearTimer("retry");
+    this.machine.set("offline", "the browser went offline");
+  }
+
+  private onVisible(): void {
+    if (!this.running) return;
+    const stale = Date.now() - this.lastFrameAt > this.options.staleAfterMs;
+    if (this.welcomed) {
+      if (stale) this.heartbeat?.probe(); // a sleeping laptop may hold a dead socket
+    } else if (stale && this.timers.has("retry")) {
+      void this.attempt();
+    }
+  }
+
+  // --- frames -----------------------------------------------------------------------------
+
+  private onFrame(frame: ServerFrame): void {
+    this.lastFrameAt = Date.now();
+    this.heartbeat?.touch();
+    switch (frame.op) {
+      case "welcome":
+        if (!this.welcomed) this.onWelcome(frame);
+        return;
+      case "ok":
+      case "err":
+        return this.onReply(frame);
+      case "msg":
+        return this.onMessage(frame);
+      case "ping":
+        this.transport?.send({ op: "pong" });
+        return;
+      case "pong":
+        return;
+      case "status":
+        this.edgeDegraded = frame.state === "degraded";
+        if (this.welcomed) this.machine.set(this.edgeDegraded ? "degraded" : "connected", frame.reason ?? `edge ${frame.state}`);
+        return;
+      case "reconnect":
+        // The edge is draining: leave when it says (it spreads clients with jitter).
+        this.setTimer("drain", frame.after_ms ?? 0, () => this.onClosed({ code: CloseCode.SHUTDOWN, reason: "edge draining", opened: true }));
+        return;
+    }
+  }
+
+  private onReply(frame: OkFrame | ErrFrame): void {
+    if (!this.welcomed && frame.id === this.authId) {
+      if (frame.op === "err") {
+        // An `auth` refused with `unauthorized` will not succeed by retrying the same way.
+        const code = frame.code === ErrorCode.UNAUTHORIZED ? CloseCode.AUTH_FAILED : 1006;
+        this.onClosed({ code, reason: `auth refused: ${frame.reason}`, opened: true });
+      }
+      return;
+    }
+    if (this.commands.reply(frame)) return;
+    const handler = frame.id == null ? undefined : this.pending.get(frame.id);
+    if (!handler) return;
+    this.pending.delete(frame.id!);
+    handler(frame);
+  }
+
+  private onMessage(frame: MsgFrame): void {
+    const record = this.subs.get(frame.ch);
+    if (!record) return;
+    // Once only: a replay that overlaps live delivery, or a transport switch, can repeat one.
+    if (typeof frame.seq === "number" && !this.positions.accept(frame.ch, frame.seq)) return;
+    const message: CachedMessage = { ch: frame.ch, seq: frame.seq, data: frame.data, receivedAt: Date.now() };
+    this.cache.put(message, isEventChannel(frame.ch));
+    for (const listener of [...record.listeners]) listener(message);
+    this.events.emit("message", message);
+  }
+
+  // --- subscriptions ----------------------------------------------------------------------
+
+  private sendSub(record: SubscriptionRecord): void {
+    const event = isEventChannel(record.ch);
+    const since = event ? this.positions.since(record.ch) : undefined;
+    const frame: ClientFrame = { op: "sub", id: this.nextId(), ch: record.ch };
+    if (record.maxHz !== undefined && !event) frame.max_hz = record.maxHz;
+    if (since) frame.since = since;
+    this.setChannelStatus(record, "subscribing");
+    this.request(frame, (reply) => this.onSubReply(record, reply));
+  }
+
+  private onSubReply(record: SubscriptionRecord, reply: OkFrame | ErrFrame): void {
+    if (this.subs.get(record.ch) !== record) return;
+    if (reply.op === "err") {
+      const error = new TickmeshError(reply.code, reply.reason);
+      this.setChannelStatus(record, "error", error);
+      // Transient refusals (a backend unavailable) are retried after a jittered second or two.
+      if (error.retry) setTimeout(() => this.welcomed && this.subs.get(record.ch) === record && this.sendSub(record), 1000 + Math.random() * 2000);
+      return;
+    }
+    if (reply.epoch !== undefined) this.positions.setEpoch(record.ch, reply.epoch);
+    if (reply.recovered === false) {
+      // Never a silent gap: tell the application so it can reload what it derives.
+      if (reply.reason === "epoch_changed") this.cache.clear(record.ch);
+      this.events.emit("recovery", { ch: record.ch, reason: reply.reason ?? "unknown", replayed: reply.replayed ?? 0, firstSeq: reply.first_seq });
+    }
+    this.setChannelStatus(record, "live");
+  }
+
+  private setChannelStatus(record: SubscriptionRecord, status: ChannelStatus, error?: TickmeshError): void {
+    if (record.status === status && record.error === error) return;
+    record.status = status;
+    record.error = error;
+    this.events.emit("subscription", { ch: record.ch, status, error });
+  }
+
+  // --- requests, refresh, upgrade -----------------------------------------------------------
+
+  private request(frame: ClientFrame & { id: RequestId }, onReply: (frame: OkFrame | ErrFrame) => void): void {
+    this.pending.set(frame.id, onReply);
+    this.transport?.send(frame);
+  }
+
+  private flushCommands(): void {
+    for (const frame of this.commands.flush()) this.transport?.send(frame);
+  }
+
+  private scheduleRefresh(expiresAt: number | undefined): void {
+    this.clearTimer("refresh");
+    if (!expiresAt) return;
+    const left = expiresAt * 1000 - Date.now();
+    // Refresh `refreshLeadMs` early, or halfway for short-lived tokens.
+    const delay = Math.max(0, left - this.options.refreshLeadMs, left / 2);
+    this.setTimer("refresh", delay, () => void this.refreshToken());
+  }
+
+  private async refreshToken(): Promise<void> {
+    const gen = this.generation;
+    let token: string;
+    try {
+      token = await this.options.getToken({ reason: "refresh" });
+    } catch (err) {
+      this.events.emit("error", new TickmeshError(ErrorCode.UNAVAILABLE, `token refresh failed: ${String(err)}`));
+      if (gen === this.generation) this.setTimer("refresh", 10_000, () => void this.refreshToken());
+      return;
+    }
+    if (gen !== this.generation || !this.welcomed) return;
+    this.request({ op: "refresh", id: this.nextId(), token }, (reply) => {
+      if (reply.op === "ok") return this.scheduleRefresh(reply.expires_at);
+      // The old token stays in force until it expires; the edge then closes with 4003 and we
+      // reconnect with a fresh one.
+      this.events.emit("error", new TickmeshError(reply.code, reply.reason));
+    });
+  }
+
+  /** On a fallback transport: if the best one opens now, move back to it. */
+  private probeUpgrade(): void {
+    if (!this.welcomed || this.picker.atBest()) return;
+    const gen = this.generation;
+    let done = false;
+    const probe = this.factories[this.picker.best()](
+      { baseUrl: this.baseUrl, codec: this.init.codec ?? jsonCodec, channels: [], fetch: this.init.fetch },
+      {
+        onOpen: () => {
+          if (done) return;
+          done = true;
+          probe.close();
+          if (gen !== this.generation) return;
+          // Resubscribing with `since` on the new transport loses nothing.
+          this.picker.upgrade();
+          this.dropConnection();
+          this.machine.set("reconnecting", `upgrading to ${this.picker.best()}`);
+          void this.attempt();
+        },
+        onFrame: () => {},
+        onClose: () => {
+          done = true;
+          if (gen === this.generation) this.setTimer("upgrade", this.options.upgradeIntervalMs, () => this.probeUpgrade());
+        },
+      },
+    );
+  }
+
+  private nextId(): number {
+    this.seq += 1;
+    return this.seq;
+  }
+
+  private setTimer(key: "retry" | "connect" | "refresh" | "upgrade" | "drain", ms: number, fn: () => void): void {
+    this.clearTimer(key);
+    this.timers.set(
+      key,
+      setTimeout(() => {
+        this.timers.delete(key);
+        fn();
+      }, ms),
+    );
+  }
+
+  private clearTimer(key: "retry" | "connect" | "refresh" | "upgrade" | "drain"): void {
+    const timer = this.timers.get(key);
+    if (timer !== undefined) clearTimeout(timer);
+    this.timers.delete(key);
+  }
+}

@@ -1,0 +1,183 @@
+import { ErrorCode } from "./generated/contracts.js";
+import type { ClientFrame, RequestId, ServerFrame } from "./frames.js";
+import { tokenExpiry } from "./jwt.js";
+import { httpUrl, type Transport, type TransportHandlers, type TransportName, type TransportOptions } from "./transport.js";
+
+/** What a stream driver (SSE or long polling) reports back to its session. */
+export interface StreamSink {
+  opened(): void;
+  frame(frame: ServerFrame): void;
+  cursor(cursor: string): void;
+  failed(code: number, reason: string): void;
+}
+
+/** Opens one HTTP stream of frames for a ticket, a set of channels and a cursor. */
+export interface StreamDriver {
+  start(url: (path: string) => string, ticket: string, channels: readonly string[], cursor: string | undefined, sink: StreamSink): void;
+  stop(): void;
+  /** Whether frames can arrive right now (answers the client's app-level ping). */
+  healthy(): boolean;
+}
+
+/** HTTP status of a refused ticket or stream -> the close code the client acts on. */
+export function closeCodeForStatus(status: number): number {
+  if (status === 401) return 4003; // expired (or invalid) token: get a new one and reconnect
+  if (status === 403) return 4102;
+  return 1006;
+}
+
+/**
+ * Makes an HTTP stream look like a WebSocket session to the client: `auth` fetches a ticket
+ * (`POST /ticket`), the stream's opening is the `welcome`, `sub`/`unsub` restart the stream with
+ * the new channel set from the last cursor (nothing lost), `cmd` goes to `POST /cmd`, `ping` is
+ * answered while the stream is healthy. Tokens never go in a URL; tickets do.
+ */
+export function httpSessionTransport(name: TransportName, driver: StreamDriver, options: TransportOptions, handlers: TransportHandlers,
+  renewTicketMs?: number): Transport {
+  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const url = (path: string) => httpUrl(options.baseUrl, path);
+  const channels = new Set(options.channels);
+  const pendingSubs = new Map<string, RequestId>();
+  let cursor = options.cursor;
+  let token = "";
+  let authId: RequestId = 0;
+  let opened = false;
+  let welcomed = false;
+  let done = false;
+  let restartTimer: ReturnType<typeof setTimeout> | undefined;
+  let renewTimer: ReturnType<typeof setTimeout> | undefined;
+  let generation = 0;
+
+  const fail = (code: number, reason: string) => {
+    if (done) return;
+    done = true;
+    driver.stop();
+    clearTimeout(restartTimer);
+    clearTimeout(renewTimer);
+    handlers.onClose({ code, reason, opened });
+  };
+
+  const welcome = () => {
+    if (welcomed) return;
+    welcomed = true;
+    handlers.onFrame({ op: "welcome", id: authId, proto: name, expires_at: tokenExpiry(token) });
+  };
+
+  const deliver = (frame: ServerFrame) => {
+    if (frame.op === "welcome") return welcome();
+    if (frame.op === "ping") return; // the HTTP stream's own heartbeat; nothing to answer with
+    if (frame.op === "ok" || frame.op === "err") {
+      // Subscription replies on a stream are keyed by channel name; give them the client's id.
+      const ch = frame.ch ?? (typeof frame.id === "string" ? frame.id : undefined);
+      if (ch !== undefined && pendingSubs.has(ch)) {
+        frame = { ...frame, id: pendingSubs.get(ch)! };
+        pendingSubs.delete(ch);
+      }
+    }
+    handlers.onFrame(frame);
+  };
+
+  const ticket = async (): Promise<string> => {
+    const resp = await doFetch(url("/ticket"), { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+    if (!resp.ok) throw Object.assign(new Error(`ticket refused: HTTP ${resp.status}`), { code: closeCodeForStatus(resp.status) });
+    return ((await resp.json()) as { ticket: string }).ticket;
+  };
+
+  const start = async () => {
+    const mine = ++generation;
+    driver.stop();
+    let t: string;
+    try {
+      t = await ticket();
+    } catch (err) {
+      return fail((err as { code?: number }).code ?? 1006, String((err as Error).message ?? err));
+    }
+    if (done || mine !== generation) return;
+    if (channels.size === 0) return welcome(); // nothing to stream yet: ready for `sub`
+    driver.start(url, t, [...channels], cursor, {
+      opened: () => {
+        if (done || mine !== generation) return;
+        opened = true;
+        welcome();
+      },
+      frame: (f) => !done && mine === generation && deliver(f),
+      cursor: (c) => {
+        cursor = c;
+        options.onCursor?.(c);
+      },
+      failed: (code, reason) => mine === generation && fail(code, reason),
+    });
+    if (renewTicketMs) {
+      // Polling reuses a ticket only for a while (EDGE_TICKET_RESUME_S): renew well before.
+      clearTimeout(renewTimer);
+      renewTimer = setTimeout(() => !done && void start(), renewTicketMs);
+    }
+  };
+
+  // Coalesce a burst of sub/unsub (a page mounting ten tickers) into one restart.
+  const restart = () => {
+    clearTimeout(restartTimer);
+    restartTimer = setTimeout(() => !done && void start(), 30);
+  };
+
+  const command = async (frame: Extract<ClientFrame, { op: "cmd" }>) => {
+    let reply: ServerFrame;
+    try {
+      const resp = await doFetch(url("/cmd"), {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ name: frame.name, key: frame.key, data: frame.data }),
+      });
+      reply = (await resp.json()) as ServerFrame;
+    } catch (err) {
+      reply = { op: "err", code: ErrorCode.UNAVAILABLE, reason: `command transport failed: ${String(err)}` };
+    }
+    if (!done) handlers.onFrame({ ...reply, id: frame.id } as ServerFrame);
+  };
+
+  queueMicrotask(() => !done && handlers.onOpen());
+
+  return {
+    name,
+    send(frame) {
+      if (done) return;
+      switch (frame.op) {
+        case "auth":
+          token = frame.token;
+          authId = frame.id;
+          void start();
+          return;
+        case "refresh":
+          token = frame.token;
+          queueMicrotask(() => !done && handlers.onFrame({ op: "ok", id: frame.id, expires_at: tokenExpiry(token) }));
+          return;
+        case "sub":
+          pendingSubs.set(frame.ch, frame.id);
+          if (!channels.has(frame.ch) || !opened) {
+            channels.add(frame.ch);
+            restart();
+          }
+          return;
+        case "unsub":
+          channels.delete(frame.ch);
+          queueMicrotask(() => !done && handlers.onFrame({ op: "ok", id: frame.id }));
+          restart();
+          return;
+        case "ping":
+          if (driver.healthy()) queueMicrotask(() => !done && handlers.onFrame({ op: "pong", id: frame.id }));
+          return;
+        case "cmd":
+          void command(frame);
+          return;
+        case "pong":
+          return;
+      }
+    },
+    close() {
+      done = true;
+      clearTimeout(restartTimer);
+      clearTimeout(renewTimer);
+      driver.stop();
+    },
+  };
+}

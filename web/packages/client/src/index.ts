@@ -1,0 +1,12 @@
+export { TickmeshClient, type ClientEvents, type ClientOptions, type RecoveryEvent, type TokenRequest } from "./client.js";
+export { Backoff, BACKOFF_DEFAULTS, type BackoffOptions } from "./backoff.js";
+export type { CachedMessage } from "./cache.js";
+export { isEventChannel, kindOf, priceChannel, type DataOf } from "./channels.js";
+export { jsonCodec, type Codec } from "./codec.js";
+export { browserEnvironment, type Environment } from "./environment.js";
+export { shouldReconnect, TickmeshError, errorName } from "./errors.js";
+export type { ClientFrame, Position, ServerFrame, WelcomeFrame } from "./frames.js";
+export { isLive, type ConnectionState, type StateChange } from "./state.js";
+export type { ChannelStatus, Listener } from "./subscriptions.js";
+export type { CloseInfo, Transport, TransportFactory, TransportHandlers, TransportName, TransportOptions } from "./transport.js";
+export * from "./generated/contracts.js";

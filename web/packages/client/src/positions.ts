@@ -1,0 +1,43 @@
+import type { Position } from "./frames.js";
+
+/**
+ * Where each channel is, so a resubscription asks for exactly what was missed (`since`) and a
+ * message seen twice (replay overlapping live delivery, a transport switch) is delivered once.
+ *
+ * Event channels: positions are `(epoch, seq)`, seq strictly increasing within an epoch.
+ * State channels: seq is a version; an older or equal version is never delivered after a newer.
+ */
+export class Positions {
+  private readonly seqs = new Map<string, number>();
+  private readonly epochs = new Map<string, string>();
+
+  /** Whether a message should be delivered; records its seq if so. */
+  accept(ch: string, seq: number): boolean {
+    const last = this.seqs.get(ch);
+    if (last !== undefined && seq <= last) return false;
+    this.seqs.set(ch, seq);
+    return true;
+  }
+
+  /** Record the epoch from a `sub` reply. A different epoch invalidates the old position. */
+  setEpoch(ch: string, epoch: string): void {
+    if (this.epochs.get(ch) !== epoch) this.seqs.delete(ch);
+    this.epochs.set(ch, epoch);
+  }
+
+  /** The `since` to send when resubscribing an event channel, if we have a position. */
+  since(ch: string): Position | undefined {
+    const epoch = this.epochs.get(ch);
+    const seq = this.seqs.get(ch);
+    return epoch !== undefined && seq !== undefined ? { epoch, seq } : undefined;
+  }
+
+  lastSeq(ch: string): number | undefined {
+    return this.seqs.get(ch);
+  }
+
+  forget(ch: string): void {
+    this.seqs.delete(ch);
+    this.epochs.delete(ch);
+  }
+}

@@ -1,0 +1,59 @@
+import { framesOf } from "./frames.js";
+import { closeCodeForStatus, httpSessionTransport, type StreamDriver } from "./http-session.js";
+import type { TransportFactory } from "./transport.js";
+
+/** Tickets may resume a polling session for EDGE_TICKET_RESUME_S (300 s): renew well before. */
+const TICKET_RENEW_MS = 240_000;
+
+/** Long polling at `/poll`: works through anything that passes plain HTTP requests. */
+function pollDriver(fetchImpl?: typeof fetch): StreamDriver {
+  let abort: AbortController | undefined;
+  let healthy = false;
+  return {
+    start(url, ticket, channels, cursor, sink) {
+      const controller = new AbortController();
+      abort = controller;
+      const doFetch = fetchImpl ?? globalThis.fetch.bind(globalThis);
+      const loop = async () => {
+        let first = true;
+        while (!controller.signal.aborted) {
+          const u = new URL(url("/poll"));
+          u.searchParams.set("ticket", ticket);
+          for (const ch of channels) u.searchParams.append("ch", ch);
+          if (cursor) u.searchParams.set("cursor", cursor);
+          let body: { frames?: unknown[]; cursor?: string };
+          try {
+            const resp = await doFetch(u.toString(), { signal: controller.signal, cache: "no-store" });
+            if (!resp.ok) return sink.failed(closeCodeForStatus(resp.status), `poll refused: HTTP ${resp.status}`);
+            body = (await resp.json()) as typeof body;
+          } catch (err) {
+            healthy = false;
+            if (!controller.signal.aborted) sink.failed(1006, `poll failed: ${String(err)}`);
+            return;
+          }
+          if (controller.signal.aborted) return;
+          healthy = true;
+          if (first) {
+            first = false;
+            sink.opened();
+          }
+          if (body.cursor) {
+            cursor = body.cursor;
+            sink.cursor(cursor);
+          }
+          for (const frame of framesOf(body.frames ?? [])) sink.frame(frame);
+        }
+      };
+      void loop();
+    },
+    stop() {
+      abort?.abort();
+      abort = undefined;
+      healthy = false;
+    },
+    healthy: () => healthy,
+  };
+}
+
+export const pollingTransport: TransportFactory = (options, handlers) =>
+  httpSessionTransport("polling", pollDriver(options.fetch), options, handlers, TICKET_RENEW_MS);
