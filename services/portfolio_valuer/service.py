@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from typing import Any
 
@@ -29,6 +30,13 @@ from .valuation import Valuer
 log = logging.getLogger(__name__)
 
 
+def shard_of(user: str, shards: int) -> int:
+    """The shard (0 .. shards-1) that values ``user``: stable across processes and restarts."""
+    if shards == 1:
+        return 0
+    return int.from_bytes(hashlib.blake2b(user.encode(), digest_size=8).digest(), "big") % shards
+
+
 class PortfolioPublisher:
     """Publishes due portfolios, skipping any equal to the last one sent (``ts`` aside)."""
 
@@ -42,9 +50,7 @@ class PortfolioPublisher:
         self.published = 0
 
     def changed(self, users: Any) -> None:
-        now = asyncio.get_running_loop().time()
-        for user in users:
-            self.throttle.mark(user, now)
+        self.throttle.mark_many(users, asyncio.get_running_loop().time())
         self.wake.set()
 
     async def publish_due(self) -> None:
@@ -84,6 +90,8 @@ async def serve(settings: ValuerSettings, nc, stop: asyncio.Event) -> None:
     publisher = PortfolioPublisher(nc, valuer, Throttle(max_hz=settings.max_hz))
 
     def on_account(user: str, account: Account | None) -> None:
+        if shard_of(user, settings.shards) != settings.shard:
+            return
         if account is None:
             valuer.remove_account(user)
             publisher.throttle.forget(user)

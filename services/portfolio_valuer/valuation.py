@@ -3,19 +3,25 @@
 State in (accounts, prices), messages out (``portfolio`` dicts); no I/O, no clock: times are
 arguments.
 
-**How a tick is applied.** An index maps each symbol to the holdings of it (one small object per
-user and symbol). A price move ``dp`` changes each holder's position value, day change, and the
-user's running totals by the same ``quantity * dp``: one multiplication and four additions per
-holder, never a pass over the user's other positions nor over users who do not hold the symbol.
-The day's opening price only changes once per symbol and UTC day; then the holders of that
-symbol are recomputed from scratch. All arithmetic is ``Decimal`` in a wide context, so the
-running sums equal what a full recomputation would give, to the last digit (a test checks it).
+**How a tick is applied.** An index maps each symbol to its holders. A tick records the new price
+(O(1)) and hands back the holders of that symbol as the users whose valuation changed: a live
+view the caller merges into its set of pending users in C (``Throttle.mark_many``), so the
+per-tick cost is one set operation over the symbol's holders, never a pass over other users.
+Each holding remembers the price and opening price its value was computed at; when a user's
+valuation is read (:meth:`Valuer.portfolio`, :meth:`Valuer.totals`), only the holdings whose
+symbol moved since are brought up to date, and the user's running totals are adjusted by their
+deltas. That work is O(positions of one user) and happens at the publish rate the throttle allows
+(``VALUER_MAX_HZ`` per user), not per tick: a user whose symbols tick 50 times in one publish
+interval is revalued once. All arithmetic is ``Decimal`` in a wide context, so the running sums
+equal a full recomputation to the last digit (a test checks it).
 
-**Scale.** 10,000 users holding 20 symbols each is 200,000 holdings objects (roughly 60 MB of
-Python objects). With the 49 listed instruments a symbol has about 4,000 holders, so a tick
-costs about 4,000 Decimal updates: ``ops/bench/valuation.py`` measures the resulting ticks/s.
-Building a ``portfolio`` message is O(positions of that user) and happens only at the publish
-rate the throttle allows (``VALUER_MAX_HZ`` per user), not per tick.
+**Scale.** 10,000 users holding 20 symbols each is 200,000 holding objects (roughly 60 MB of
+Python objects). With the ~50 listed instruments a symbol has about 4,000 holders, so a tick
+costs one set operation over ~4,000 keys; ``ops/bench/valuation.py`` measures ticks/s and the
+rate at which portfolio messages are built. At that size the limit is the second figure: every
+user at ``VALUER_MAX_HZ`` = 4 would need 40,000 messages/s, more than one process builds; the
+throttle then conflates (each user gets its latest valuation, less often), and the way out is
+to shard users across valuer instances (``VALUER_SHARDS``).
 
 **Day change.** A position's day change is ``quantity * (price - open)``, where ``open`` is the
 first price seen on the current UTC day, or the instrument's reference price until the first
@@ -41,28 +47,30 @@ _HUNDRED = Decimal(100)
 
 def wire(d: Decimal) -> str:
     """``d`` as a contract decimal string: plain notation, at most 18 decimal places."""
-    if d.as_tuple().exponent < -18:  # type: ignore[operator]
-        d = d.quantize(_WIRE_QUANTUM, ROUND_HALF_EVEN, context=_CONTEXT)
-    return format(d, "f")
+    text = format(d, "f")
+    dot = text.find(".")
+    if dot >= 0 and len(text) - dot - 1 > 18:
+        text = format(d.quantize(_WIRE_QUANTUM, ROUND_HALF_EVEN, context=_CONTEXT), "f")
+    return text
 
 
 class _Holding:
-    __slots__ = ("book", "symbol", "quantity", "avg_cost", "value", "day_change")
+    __slots__ = ("symbol", "quantity", "avg_cost", "price", "open", "value", "day_change")
 
-    def __init__(self, book: "_Book", symbol: str, quantity: Decimal, avg_cost: Decimal) -> None:
-        self.book = book
+    def __init__(self, symbol: str, quantity: Decimal, avg_cost: Decimal) -> None:
         self.symbol = symbol
         self.quantity = quantity
         self.avg_cost = avg_cost
+        self.price: Decimal | None = None  # the price ``value`` was computed at
+        self.open: Decimal | None = None  # the opening price ``day_change`` was computed from
         self.value = _ZERO
         self.day_change = _ZERO
 
 
 class _Book:
-    __slots__ = ("user", "cash", "holdings", "positions_value", "day_change")
+    __slots__ = ("cash", "holdings", "positions_value", "day_change")
 
-    def __init__(self, user: str, cash: Decimal) -> None:
-        self.user = user
+    def __init__(self, cash: Decimal) -> None:
         self.cash = cash
         self.holdings: dict[str, _Holding] = {}
         self.positions_value = _ZERO
@@ -81,7 +89,7 @@ class Valuer:
         self._price: dict[str, Decimal] = dict(reference_prices)
         self._open: dict[str, Decimal] = dict(reference_prices)
         self._open_day: dict[str, int] = {s: start_ts // DAY_US for s in reference_prices}
-        self._holders: dict[str, dict[str, _Holding]] = {s: {} for s in reference_prices}
+        self._holders: dict[str, dict[str, _Book]] = {s: {} for s in reference_prices}
         self._books: dict[str, _Book] = {}
         self._unknown: set[str] = set()
 
@@ -90,20 +98,15 @@ class Valuer:
     def set_account(self, user: str, account: Account) -> None:
         """Replace ``user``'s holdings (O(that user's positions)); the caller publishes after."""
         self.remove_account(user)
-        book = self._books[user] = _Book(user, account.cash)
-        with decimal.localcontext(_CONTEXT):
-            for symbol, pos in account.positions.items():
-                holders = self._holders.get(symbol)
-                if holders is None:
-                    self._unknown.add(symbol)
-                    continue
-                h = _Holding(book, symbol, pos.quantity, pos.avg_cost)
-                h.value = pos.quantity * self._price[symbol]
-                h.day_change = pos.quantity * (self._price[symbol] - self._open[symbol])
-                book.holdings[symbol] = h
-                book.positions_value += h.value
-                book.day_change += h.day_change
-                holders[user] = h
+        book = self._books[user] = _Book(account.cash)
+        for symbol, pos in account.positions.items():
+            holders = self._holders.get(symbol)
+            if holders is None:
+                self._unknown.add(symbol)
+                continue
+            book.holdings[symbol] = _Holding(symbol, pos.quantity, pos.avg_cost)
+            holders[user] = book
+        self._refresh(book)
 
     def remove_account(self, user: str) -> bool:
         book = self._books.pop(user, None)
@@ -126,8 +129,8 @@ class Valuer:
     # --- prices ----------------------------------------------------------------------------
 
     def on_price(self, symbol: str, price: Decimal, ts: int) -> Iterable[str]:
-        """Apply a new price; returns the users whose valuation changed (a live view of the
-        symbol's holders, or an empty tuple): O(holders of ``symbol``)."""
+        """Record a new price (O(1)); returns the users whose valuation changed: a live view of
+        the symbol's holders (merge it before the next call), or an empty tuple."""
         holders = self._holders.get(symbol)
         if holders is None:
             return ()
@@ -135,33 +138,24 @@ class Valuer:
         if day > self._open_day[symbol]:
             self._open_day[symbol] = day
             self._open[symbol] = price
-            self._price[symbol] = price
-            self._revalue(holders.values(), price, price)
-            return holders.keys()
-        old = self._price[symbol]
-        if price == old:
+        elif price == self._price[symbol]:
             return ()
         self._price[symbol] = price
-        with decimal.localcontext(_CONTEXT):
-            dp = price - old
-            for h in holders.values():
-                dv = h.quantity * dp
-                h.value += dv
-                h.day_change += dv
-                book = h.book
-                book.positions_value += dv
-                book.day_change += dv
         return holders.keys()
 
-    def _revalue(self, holdings: Iterable[_Holding], price: Decimal, open_: Decimal) -> None:
+    def _refresh(self, book: _Book) -> None:
+        """Bring ``book``'s holdings whose symbol moved up to date, and its totals by the deltas."""
+        prices, opens = self._price, self._open
         with decimal.localcontext(_CONTEXT):
-            for h in holdings:
+            for h in book.holdings.values():
+                price, open_ = prices[h.symbol], opens[h.symbol]
+                if price is h.price and open_ is h.open:
+                    continue
                 value = h.quantity * price
                 change = h.quantity * (price - open_)
-                book = h.book
                 book.positions_value += value - h.value
                 book.day_change += change - h.day_change
-                h.value, h.day_change = value, change
+                h.value, h.day_change, h.price, h.open = value, change, price, open_
 
     def price(self, symbol: str) -> Decimal | None:
         return self._price.get(symbol)
@@ -173,6 +167,7 @@ class Valuer:
         book = self._books.get(user)
         if book is None:
             return None
+        self._refresh(book)
         return book.cash + book.positions_value, book.positions_value, book.day_change
 
     def portfolio(self, user: str, ts: int) -> dict[str, Any] | None:
@@ -180,6 +175,7 @@ class Valuer:
         book = self._books.get(user)
         if book is None:
             return None
+        self._refresh(book)
         with decimal.localcontext(_CONTEXT):
             total = book.cash + book.positions_value
             opening = total - book.day_change
@@ -189,12 +185,12 @@ class Valuer:
                     "symbol": h.symbol,
                     "quantity": wire(h.quantity),
                     "avg_cost": wire(h.avg_cost),
-                    "price": wire(self._price[h.symbol]),
+                    "price": wire(h.price),  # type: ignore[arg-type]
                     "value": wire(h.value),
                     "day_change": wire(h.day_change),
                     "unrealized_pnl": wire(h.value - h.quantity * h.avg_cost),
                 }
-                for h in sorted(book.holdings.values(), key=lambda h: h.symbol)
+                for _, h in sorted(book.holdings.items())
             ]
         return {
             "user": user,

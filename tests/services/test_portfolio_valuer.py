@@ -16,6 +16,7 @@ from tickmesh.services.portfolio_valuer.demo import DEMO_ACCOUNTS, seed_demo_acc
 from tickmesh.services.portfolio_valuer.holdings import (Account, HoldingsError, Position, apply_fill,
                                                          decode_account, encode_account)
 from tickmesh.services.portfolio_valuer.publishing import Versions, user_wildcard
+from tickmesh.services.portfolio_valuer.service import shard_of
 from tickmesh.services.portfolio_valuer.throttle import Throttle
 from tickmesh.services.portfolio_valuer.valuation import DAY_US, Valuer
 
@@ -127,6 +128,24 @@ def test_throttle_limits_rate_per_user_and_keeps_the_trailing_change():
     assert th.pop_due(0.2) == []
     assert th.pop_due(0.25) == ["a"]  # the trailing edge
     assert th.next_due() is None
+
+
+def test_marking_many_keys_coalesces_with_pending_ones():
+    th = Throttle(max_hz=2)
+    th.mark_many({"a": 1, "b": 2}.keys(), 0.0)
+    assert sorted(th.pop_due(0.0)) == ["a", "b"]
+    th.mark_many(["a"], 0.1)
+    th.mark_many({"a", "c"}, 0.2)
+    assert th.pop_due(0.2) == ["c"]
+    assert th.pop_due(0.5) == ["a"] and th.next_due() is None
+
+
+def test_shards_split_users_stably():
+    users = [f"user{i}" for i in range(1000)]
+    shards = [shard_of(u, 4) for u in users]
+    assert shards == [shard_of(u, 4) for u in users]
+    assert all(150 < shards.count(k) < 350 for k in range(4))
+    assert {shard_of(u, 1) for u in users} == {0}
 
 
 def test_versions_increase_strictly_even_when_the_clock_stalls():
