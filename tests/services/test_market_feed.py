@@ -1,16 +1,20 @@
 import asyncio
 import signal
 import sys
+import time
 from decimal import Decimal
 
 import nats
-import orjson
+import pytest
 
+from tickmesh import streams
 from tickmesh.contracts import messages
-from tickmesh.contracts.channels import TICK_WILDCARD, channel_for_subject
+from tickmesh.contracts.channels import TICK_WILDCARD, channel_for_subject, tick_subject
 from tickmesh.contracts.instruments import instruments
 from tickmesh.services.market_feed.synthetic import SyntheticMarket
+from tests.services.feed.fakes import FakeBinance
 from tests.support.procs import Proc, base_env
+from tests.support.timing import t
 
 
 def test_default_universe_covers_the_promised_symbols():
@@ -78,9 +82,103 @@ async def test_service_publishes_valid_ticks_with_increasing_seq_and_stops_on_si
     assert "feed.stopped" in proc.output()
 
 
-def test_a_bad_setting_is_a_clear_error_not_a_traceback(tmp_path):
-    proc = Proc([sys.executable, "-m", "tickmesh", "service", "market-feed"],
-                base_env(FEED_SYMBOLS="AAPL,NOT*REAL"), tmp_path / "feed.log")
-    assert proc.proc.wait(10) == 2
+@pytest.mark.parametrize("env,name", [
+    ({"FEED_SYMBOLS": "AAPL,NOT*REAL"}, "FEED_SYMBOLS"),
+    ({"FEED_PROVIDER": "bloomberg"}, "FEED_PROVIDER"),
+    ({"FEED_PROVIDER": "replay", "FEED_REPLAY_SPEED": "-1"}, "FEED_REPLAY_SPEED"),
+    ({"FEED_PROVIDER": "replay", "FEED_REPLAY_FILE": "/nonexistent/ticks.csv"}, "FEED_REPLAY_FILE"),
+    ({"FEED_PROVIDER": "binance", "FEED_SYMBOLS": "AAPL"}, "FEED_SYMBOLS"),
+    ({"FEED_PROVIDER": "coinbase", "FEED_COINBASE_URL": "https://example.invalid"}, "FEED_COINBASE_URL"),
+    ({"FEED_STALE_AFTER_S": "soon"}, "FEED_STALE_AFTER_S"),
+])
+def test_a_bad_setting_is_a_clear_error_not_a_traceback(tmp_path, env, name):
+    proc = Proc([sys.executable, "-m", "tickmesh", "service", "market-feed"], base_env(**env), tmp_path / "feed.log")
+    assert proc.proc.wait(t(10)) == 2
     out = proc.output()
-    assert "FEED_SYMBOLS" in out and "Traceback" not in out
+    assert name in out and "Traceback" not in out
+
+
+class Ticks:
+    """Every tick published on NATS, decoded, in arrival order."""
+
+    def __init__(self) -> None:
+        self.got: list[dict] = []
+
+    async def collect(self, msg) -> None:
+        self.got.append(messages.decode("tick", msg.data))
+
+    async def wait(self, cond, what: str, proc: Proc, timeout: float = 15) -> None:
+        deadline = time.monotonic() + t(timeout)
+        while not cond(self.got):
+            assert time.monotonic() < deadline, f"no {what}: {proc.output()[-3000:]}"
+            await asyncio.sleep(0.05)
+
+
+def feed_proc(tmp_path, nats_url: str, **env: str) -> Proc:
+    return Proc([sys.executable, "-m", "tickmesh", "service", "market-feed"],
+                base_env(NATS_URL=nats_url, **env), tmp_path / "feed.log")
+
+
+async def test_replay_plays_the_bundled_sample_live_and_keeps_snapshots_in_jetstream(nats_server, tmp_path):
+    nc = await nats.connect(nats_server.url)
+    ticks = Ticks()
+    sub = await nc.subscribe(TICK_WILDCARD, cb=ticks.collect)
+    started_us = time.time_ns() // 1000
+    proc = feed_proc(tmp_path, nats_server.url, FEED_PROVIDER="replay", FEED_REPLAY_SPEED="50")
+    try:
+        await ticks.wait(lambda got: {"AAPL", "BTC-USD", "EUR/USD", "BRK.B"} <= {x["symbol"] for x in got},
+                         "ticks for the sample's symbols", proc)
+        assert all(x["provider"] == "replay" and x["ts"] >= started_us for x in ticks.got)  # re-based to now
+        assert Decimal(next(x["last"] for x in ticks.got if x["symbol"] == "BTC-USD")) > 60000
+        js = nc.jetstream()
+        snapshot = await js.get_last_msg(streams.TICKS, tick_subject("BRK.B"))
+        assert messages.decode("tick", snapshot.data)["symbol"] == "BRK.B"
+    finally:
+        code = proc.stop(signal.SIGTERM, timeout=5)
+        await sub.unsubscribe()
+        await nc.close()
+    assert code == 0, proc.output()
+
+
+async def test_replay_of_a_csv_that_ends_marks_its_symbols_stale(nats_server, tmp_path):
+    path = tmp_path / "short.csv"
+    path.write_text("symbol,last,bid,ask,size,ts\n"
+                    "AAPL,187.20,187.19,187.21,100,1000000\n"
+                    "MSFT,415.30,415.29,415.31,5,1100000\n"
+                    "AAPL,187.20,187.19,187.21,100,1000000\n"  # an exact repeat: dropped
+                    "AAPL,187.22,187.21,187.23,200,1200000\n")
+    nc = await nats.connect(nats_server.url)
+    ticks = Ticks()
+    sub = await nc.subscribe(TICK_WILDCARD, cb=ticks.collect)
+    proc = feed_proc(tmp_path, nats_server.url, FEED_PROVIDER="replay", FEED_REPLAY_FILE=str(path),
+                     FEED_REPLAY_SPEED="100", FEED_REPLAY_LOOP="false", FEED_STALE_AFTER_S="0.5")
+    try:
+        await ticks.wait(lambda got: sum(1 for x in got if x.get("stale")) >= 2, "stale marks", proc)
+    finally:
+        code = proc.stop(signal.SIGTERM, timeout=5)
+        await sub.unsubscribe()
+        await nc.close()
+    assert code == 0, proc.output()
+    fresh = [(x["symbol"], x["last"]) for x in ticks.got if not x.get("stale")]
+    assert fresh == [("AAPL", "187.20"), ("MSFT", "415.30"), ("AAPL", "187.22")]
+    stale = {x["symbol"]: x["last"] for x in ticks.got if x.get("stale")}
+    assert stale == {"AAPL": "187.22", "MSFT": "415.30"}
+
+
+async def test_binance_provider_process_against_a_local_fake_exchange(nats_server, tmp_path):
+    nc = await nats.connect(nats_server.url)
+    ticks = Ticks()
+    sub = await nc.subscribe(TICK_WILDCARD, cb=ticks.collect)
+    async with FakeBinance(("shutdown", "silent")) as fake:
+        proc = feed_proc(tmp_path, nats_server.url, FEED_PROVIDER="binance", FEED_BINANCE_URL=fake.url,
+                         FEED_SYMBOLS="BTC-USDT,ETH-USDT")
+        try:
+            await ticks.wait(lambda got: len(got) >= 7 and len(fake.connections) >= 2, "ticks and a reconnect", proc)
+        finally:
+            code = proc.stop(signal.SIGTERM, timeout=5)
+            await sub.unsubscribe()
+            await nc.close()
+    assert code == 0, proc.output()
+    assert {x["symbol"] for x in ticks.got} == {"BTC-USDT", "ETH-USDT"}
+    assert "67250.02000000" in {x["last"] for x in ticks.got}
+    assert fake.connections[1].received == fake.connections[0].received
