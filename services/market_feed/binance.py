@@ -210,7 +210,8 @@ class BinanceProvider:
             raise ValueError("binance needs at least one symbol")
         stream_names(symbols)  # raises early for a symbol Binance cannot list
         self.symbols = symbols
-        self.url = url.rstrip("/") + "/stream"
+        base = url.rstrip("/")
+        self.url = base if base.endswith("/stream") else base + "/stream"
         self.idle_timeout = idle_timeout
         self.backoff = backoff or Backoff(base=1.0, cap=reconnect_max, min_interval=MIN_CONNECT_INTERVAL_S)
         self.clock = clock

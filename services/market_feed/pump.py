@@ -5,17 +5,25 @@ Two loops share one :class:`~.pipeline.Pipeline`: the provider's ``emit`` offers
 arrives, and :meth:`Pump.run_timer` calls ``poll`` at the pipeline's next deadline (woken early
 when a new tick creates an earlier one), which is what sends held-back trailing ticks and stale
 marks. Both run on one event loop, so the synchronous pipeline needs no lock.
+
+A tick NATS cannot take (its outbound buffer is full during an outage) is dropped and counted,
+never raised into the provider: prices are state, and the next tick supersedes the lost one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Callable
+
+from nats.errors import Error as NatsError
 
 from .normalise import Tick
 from .pipeline import Pipeline
 from .publisher import TickPublisher
+
+log = logging.getLogger(__name__)
 
 # Longest sleep of the timer loop when nothing is due: bounds the cost of a missed wake-up.
 IDLE_POLL_S = 1.0
@@ -28,6 +36,8 @@ class Pump:
         self.publisher = publisher
         self.clock = clock
         self._wake = asyncio.Event()
+        self.dropped = 0
+        self._failing = False
 
     async def emit(self, tick: Tick) -> None:
         """The provider's ``emit``: publish what the pipeline lets through now."""
@@ -52,4 +62,16 @@ class Pump:
 
     async def _publish(self, ticks: list[Tick]) -> None:
         for tick in ticks:
-            await self.publisher.publish(tick.to_message())
+            try:
+                await self.publisher.publish(tick.to_message())
+            except NatsError as exc:
+                self.dropped += 1
+                if not self._failing:
+                    self._failing = True
+                    log.warning("NATS refused ticks (%s); dropping until it recovers", exc,
+                                extra={"event": "feed.publish_failing"})
+                continue
+            if self._failing:
+                self._failing = False
+                log.info("publishing again after dropping %d ticks", self.dropped,
+                         extra={"event": "feed.publish_recovered", "dropped": self.dropped})
