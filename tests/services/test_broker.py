@@ -160,3 +160,37 @@ async def test_resting_orders_survive_a_broker_restart(nc, nats_server):
         await publish_tick(nc, "KO", "67.90")
         await trades.wait_for(lambda m: orjson.loads(m.data)["status"] == "filled")
     assert (await holdings(nc, "finn")).positions["KO"].quantity == 3
+
+
+async def test_concurrent_retries_of_one_order_fill_it_once(nc, nats_server):
+    await seed(nc, {"gus": account("100000.00")})
+    await publish_tick(nc, "NVDA", "121.40")
+    async with service(broker_service, nats_server.url), service(broker_service, nats_server.url):
+        # Each instance reads the stored tick before it answers commands, so both know the price.
+        await command(nc, "order.cancel", "gus", {"order_id": "warm-up"})
+        data = order(client_order_id="same", symbol="NVDA", quantity="7")
+        replies = await asyncio.gather(*(command(nc, "order.submit", "gus", data) for _ in range(8)))
+    assert all(r.ok for r in replies), replies
+    assert len({orjson.dumps(r.data) for r in replies}) == 1
+    acct = await holdings(nc, "gus")
+    assert acct.positions["NVDA"].quantity == 7
+
+
+async def test_a_fill_interrupted_by_a_crash_is_finished_at_its_recorded_price(nc, nats_server):
+    """A record left in ``filling`` (the broker died after choosing the price) is completed by
+    the next broker at that price, once, with holdings and the event."""
+    from tickmesh.services.broker.orders import order_key
+
+    await seed(nc, {"hal": account("1000.00")})
+    half_done = new_order("hal", order(client_order_id="crash", symbol="KO", quantity="2"),
+                          market_price=D("68.40"), now=NOW)
+    kv = await nc.jetstream().key_value(streams.ORDERS_BUCKET)
+    await kv.create(order_key("hal", half_done.order_id), encode_order(half_done))
+    trades = await Inbox.on(nc, user_subject(Kind.TRADES, "hal"))
+    async with service(broker_service, nats_server.url):
+        fill = await trades.wait_for(lambda m: orjson.loads(m.data)["status"] == "filled")
+        assert orjson.loads(fill.data)["price"] == "68.40"
+        retry = await command(nc, "order.submit", "hal", order(client_order_id="crash", symbol="KO", quantity="2"))
+        assert retry.data == {"order_id": half_done.order_id, "status": "filled", "price": "68.40"}
+    acct = await holdings(nc, "hal")
+    assert acct.cash == D("1000.00") - 2 * D("68.40") and acct.positions["KO"].quantity == 2
