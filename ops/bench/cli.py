@@ -44,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drain", type=float, help="longest wait for in-flight messages after a window")
     p.add_argument("--workers", type=int, default=2, help="load-client processes (at least 1 per 18,000 clients)")
     p.add_argument("--clients", type=int, help="override N for every scenario")
+    for name in ("fanout", "wide", "idle", "storm", "slow", "e2e"):
+        p.add_argument(f"--{name}-clients", type=int, help=f"N for the {name} scenario")
     p.add_argument("--rates", help="fan-out publish rates, comma-separated msg/s (default 10,100,300)")
     p.add_argument("--wide-rates", help="wide: shared,own msg/s (default 2,1)")
     p.add_argument("--slow-rate", type=float, help="slow consumers: msg/s on the hot channel (default 20)")
@@ -74,6 +76,9 @@ def options(args: argparse.Namespace):
         for key in ("fanout_clients", "wide_clients", "idle_clients", "storm_clients", "slow_clients",
                     "e2e_clients"):
             setattr(opts, key, args.clients)
+    for name in ("fanout", "wide", "idle", "storm", "slow", "e2e"):
+        if getattr(args, f"{name}_clients"):
+            setattr(opts, f"{name}_clients", getattr(args, f"{name}_clients"))
     if args.rates:
         opts.fanout_rates = [float(r) for r in args.rates.split(",")]
     if args.wide_rates:

@@ -60,7 +60,9 @@ class Codec:
 
 
 class TickmeshCodec(Codec):
-    """Auth first (today's edge answers it with ``err``, which is ignored), then the subs."""
+    """Auth first, then the subs once the auth reply (``welcome``, or ``err`` from an edge
+    without auth) arrives. The server's heartbeat ``{"op":"ping"}`` is answered with a pong, and
+    the client pings every few seconds itself (any client frame meets the heartbeat deadline)."""
 
     keepalive = b'{"op":"ping"}'
     auth = True
@@ -84,6 +86,9 @@ class TickmeshCodec(Codec):
         self.acked += message.count(b'"op":"ok"')
         self.failed += message.count(b'"op":"err"')
         return []
+
+    def pong(self, message: bytes) -> bytes | None:
+        return b'{"op":"pong"}' if b'"op":"ping"' in message else None
 
 
 class NaiveCodec(TickmeshCodec):

@@ -140,7 +140,8 @@ def child_env(workdir: Path, **extra: str) -> dict[str, str]:
 
 def _start_nats(workdir: Path, ws_port: int | None) -> tuple[Server, str]:
     port = free_port()
-    conf = write_config(workdir / f"nats-{port}.conf", client_port=port, ws_port=ws_port)
+    conf = write_config(workdir / f"nats-{port}.conf", client_port=port, ws_port=ws_port,
+                       store=workdir / f"js-{port}")
     nats = Server("nats-server", [nats_server_binary(), "-c", str(conf)], child_env(workdir),
                   workdir / f"nats-{port}.log")
     nats.start()
@@ -167,6 +168,9 @@ def snapshot(rev: str, workdir: Path) -> Path:
     return root
 
 
+#: The bench's clients all come from 127.0.0.x: lift the per-address cap (default 500).
+EDGE_BENCH_ENV = {"EDGE_MAX_CONNS_PER_IP": "1000000"}
+
 EDGE_SOURCE: dict[str, str | None] = {"rev": None}  # set by --edge-rev
 
 
@@ -174,7 +178,7 @@ def edge_server(workdir: Path, nats_url: str, port: int, secret: str) -> Server:
     """The tickmesh edge as a child (``python -m tickmesh edge``); not started yet. It runs the
     working tree, or the revision in ``EDGE_SOURCE["rev"]`` (``--edge-rev``)."""
     env = child_env(workdir, NATS_URL=nats_url, EDGE_PORT=str(port), EDGE_HOST="127.0.0.1",
-                    TICKMESH_JWT_SECRET=secret)
+                    TICKMESH_JWT_SECRET=secret, **EDGE_BENCH_ENV)
     if EDGE_SOURCE["rev"]:
         env["PYTHONPATH"] = str(snapshot(EDGE_SOURCE["rev"], workdir.parent))
     return Server("edge", [sys.executable, "-m", "tickmesh", "edge"], env, workdir / f"edge-{port}.log")
