@@ -168,7 +168,8 @@ class Valuer:
         if book is None:
             return None
         self._refresh(book)
-        return book.cash + book.positions_value, book.positions_value, book.day_change
+        with decimal.localcontext(_CONTEXT):
+            return book.cash + book.positions_value, book.positions_value, book.day_change
 
     def portfolio(self, user: str, ts: int) -> dict[str, Any] | None:
         """The ``portfolio`` message of ``user`` (O(positions)), or None for an unknown user."""
