@@ -10,3 +10,4 @@ export { isLive, type ConnectionState, type StateChange } from "./state.js";
 export type { ChannelStatus, Listener } from "./subscriptions.js";
 export type { CloseInfo, Transport, TransportFactory, TransportHandlers, TransportName, TransportOptions } from "./transport.js";
 export * from "./generated/contracts.js";
+export { compareDecimal, formatDecimal } from "./decimal.js";
