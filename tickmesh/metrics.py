@@ -29,7 +29,13 @@ market-feed
     ``provider_status(provider, connected)``, ``provider_message(provider)`` (per raw provider message, O(1) dict
     store), ``provider_gap(provider, n)``, ``provider_reconnect(provider)``.
 Edge
-    ``render(accept)``                                 from a Quart ``GET /metrics`` route: (body, content type).
+    ``render(accept)``                                 from a Quart ``GET /metrics`` route: (body, content type)::
+
+        @app.get("/metrics")
+        async def metrics_route():
+            body, content_type = metrics.render(request.headers.get("Accept"))
+            return body, 200, {"Content-Type": content_type}
+
     ``messages_in("control" | "command", 1, len)``     per client frame read (``cmd`` frames are "command"): the
                                                        denominator of the error-rate SLO.
     ``conn = connection_opened(transport, encoding)``  when a socket is accepted; ``conn.closed(code)`` exactly once
@@ -49,8 +55,13 @@ reason (auth): see ``AUTH_REASONS`` · limit: see ``RATE_LIMITS`` · reason (dro
 result (recovery): see ``RECOVERY_RESULTS`` · command: the names in contracts/commands.toml
 result (command): ok or an error name from codes.toml · provider: lower-case names, at most 16 distinct.
 
-Cost: a counter increment is a lock and an add (well under a microsecond, see ops/otel/overhead.py);
-the hot-path helpers use label children bound at import, so no label lookup happens per message.
+Cost: a counter increment is a lock and an add, about 0.5 µs on the 2-core development machine
+(``ops/otel/overhead.py`` measures it); the hot-path helpers use label children bound at import,
+so no label lookup happens per message. Count per batch (``n=``) rather than per frame where a
+batch exists, e.g. once per WebSocket message written.
+
+``MetricsSettings`` (``METRICS_PORT``, ``METRICS_HOST``) and ``tracing.TracingSettings`` are
+shared by every process; ``tickmesh settings`` lists them once ``cli._settings_classes`` adds them.
 """
 
 from __future__ import annotations

@@ -182,3 +182,13 @@ def test_configuration_from_standard_otel_variables():
         assert tracing.sample_ratio() == 0.0 and not tracing.should_sample()
     finally:
         tracing.shutdown()
+
+
+def test_log_fields_name_the_current_trace(spans):
+    spans(1.0)
+    assert tracing.log_fields() == {}
+    with tracing.begin("feed.tick") as tr:
+        fields = tracing.log_fields()
+        assert fields["trace_id"] == format(tr.span.get_span_context().trace_id, "032x")
+        assert len(fields["span_id"]) == 16
+    assert tracing.log_fields() == {}
