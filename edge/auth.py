@@ -13,6 +13,7 @@ The verifier returns an :class:`Identity` or an :class:`AuthFailure` carrying th
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ class AuthConfig:
     secret: str | None = None
     public_key_file: str | None = None
     jwks_url: str | None = None
+    jwks_refetch_cooldown: float = 30.0
 
 
 class Verifier:
@@ -59,7 +61,14 @@ class Verifier:
         self._public_key: Any = None
         if config.public_key_file:
             self._public_key = Path(config.public_key_file).read_bytes()
-        self._jwks = jwt.PyJWKClient(config.jwks_url, cache_keys=True, lifespan=3600) if config.jwks_url else None
+        self._jwks = None
+        if config.jwks_url:
+            # An unknown kid triggers at most one refetch per cooldown, so a flood of forged kids
+            # cannot hammer the identity provider.
+            extra = {}
+            if "cooldown_duration" in inspect.signature(jwt.PyJWKClient).parameters:
+                extra["cooldown_duration"] = config.jwks_refetch_cooldown
+            self._jwks = jwt.PyJWKClient(config.jwks_url, cache_keys=True, lifespan=3600, timeout=5, **extra)
 
     async def verify(self, token: object, now: float) -> Identity | AuthFailure:
         """Verify ``token``; never raises."""

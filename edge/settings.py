@@ -33,6 +33,8 @@ class EdgeSettings:
     jwt_secret: str = setting("TICKMESH_JWT_SECRET", "", "HS256 secret (tickmesh up creates a local one)")
     jwt_public_key_file: str = setting("EDGE_JWT_PUBLIC_KEY_FILE", "", "PEM public key for RS256/ES256 tokens")
     jwks_url: str = setting("EDGE_JWKS_URL", "", "JWKS URL for RS256/ES256 tokens (keys cached, refetched on unknown kid)")
+    jwks_refetch_cooldown: float = setting("EDGE_JWKS_REFETCH_COOLDOWN_S", 30.0,
+                                           "Least seconds between JWKS refetches caused by unknown kids")
     jwt_issuer: str = setting("EDGE_JWT_ISSUER", "tickmesh-dev", "Required iss claim")
     jwt_audience: str = setting("EDGE_JWT_AUDIENCE", "tickmesh", "Required aud claim")
     jwt_leeway: float = setting("EDGE_JWT_LEEWAY_S", 30.0, "Clock leeway for exp and nbf (seconds)")

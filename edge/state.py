@@ -50,7 +50,8 @@ class EdgeState:
         self.verifier = Verifier(AuthConfig(
             algorithms=settings.jwt_algorithms, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
             leeway=settings.jwt_leeway, secret=settings.jwt_secret or None,
-            public_key_file=settings.jwt_public_key_file or None, jwks_url=settings.jwks_url or None))
+            public_key_file=settings.jwt_public_key_file or None, jwks_url=settings.jwks_url or None,
+            jwks_refetch_cooldown=settings.jwks_refetch_cooldown))
         self.session_limits = SessionLimits(
             auth_timeout=settings.auth_timeout, heartbeat_interval=settings.heartbeat,
             max_subscriptions=settings.max_subscriptions, max_frame_bytes=settings.max_frame_bytes,

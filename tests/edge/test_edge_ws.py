@@ -10,36 +10,11 @@ import websockets
 
 from tickmesh.contracts.channels import tick_subject
 from tickmesh.contracts.codes import ErrorCode
-from tests.support.natsserver import NatsServer
-from tests.support.procs import EdgeProcess, free_port
 from tests.support.wsclient import Client
 
 
-@pytest.fixture
-def nats_mon(tmp_path):
-    """nats-server with its monitoring port, to look at the edge's subscriptions from outside."""
-    mon = free_port()
-    server = NatsServer(tmp_path / "nats", extra=["-m", str(mon)]).start()
-    server.monitor = f"http://127.0.0.1:{mon}"
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def edge(nats_mon, tmp_path):
-    proc = EdgeProcess(nats_mon.url, tmp_path / "edge", EDGE_MAX_FRAME_BYTES="1000", EDGE_HARD_FRAME_BYTES="20000")
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-def edge_subjects(nats_mon) -> list[str]:
-    with urllib.request.urlopen(f"{nats_mon.monitor}/connz?subs=1") as resp:
-        conns = json.load(resp)["connections"]
-    return sorted(s for c in conns if c.get("name") == "tickmesh-edge" for s in c.get("subscriptions_list", []))
+from tests.edge.conftest import edge_subjects
+from tests.support.tokens import token
 
 
 def tick(symbol, last="10.00", ts=1_795_000_000_000_000):
@@ -64,7 +39,7 @@ async def until_seq(client, last_seq, timeout=10):
 
 async def test_client_receives_only_its_channels_then_nothing_after_unsub(edge, nats_mon):
     nc = await nats.connect(nats_mon.url)
-    c = await Client.connect(edge.ws_url)
+    c = await Client.login(edge.ws_url, token())
     try:
         assert (await c.request("sub", ch="prices:AAPL"))[0]["op"] == "ok"
         assert (await c.request("sub", ch="prices:BRK.B"))[0]["op"] == "ok"
@@ -79,7 +54,7 @@ async def test_client_receives_only_its_channels_then_nothing_after_unsub(edge, 
         assert aapl[-1]["data"]["last"] == "12.00"
 
         reply, _ = await c.request("unsub", ch="prices:AAPL")
-        assert reply == {"op": "ok", "id": 3}
+        assert reply == {"op": "ok", "id": 4}
         await publish(nc, "AAPL", 3, seq0=200)
         await publish(nc, "BRK.B", 1, seq0=50)
         # Everything up to the pong has been delivered; no AAPL frame may be among it.
@@ -92,7 +67,7 @@ async def test_client_receives_only_its_channels_then_nothing_after_unsub(edge, 
 
 
 async def test_one_upstream_subscription_per_subject_shared_by_all_clients(edge, nats_mon):
-    clients = [await Client.connect(edge.ws_url) for _ in range(3)]
+    clients = [await Client.login(edge.ws_url, token(f"u{i}")) for i in range(3)]
     try:
         for c in clients:
             await c.request("sub", ch="prices:AAPL")
@@ -119,7 +94,7 @@ async def test_one_upstream_subscription_per_subject_shared_by_all_clients(edge,
 
 
 async def test_bad_input_over_the_socket_never_closes_the_connection(edge):
-    c = await Client.connect(edge.ws_url, max_size=None)
+    c = await Client.login(edge.ws_url, token(), max_size=None)
     try:
         for raw, code in [
             ("{not json", ErrorCode.MALFORMED_FRAME),
@@ -146,7 +121,7 @@ async def test_a_message_over_the_hard_limit_closes_with_1009(edge):
         await c.recv()
     assert info.value.rcvd.code == 1009
     # The edge is still fine for everyone else.
-    other = await Client.connect(edge.ws_url)
+    other = await Client.login(edge.ws_url, token())
     assert (await other.request("ping"))[0]["op"] == "pong"
     await other.close()
 

@@ -75,12 +75,15 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 class EdgeProcess(Proc):
-    def __init__(self, nats_url: str, workdir: Path, **env: str) -> None:
-        self.port = free_port()
+    def __init__(self, nats_url: str, workdir: Path, *, port: int | None = None, **env: str) -> None:
+        from .tokens import SECRET
+
+        self.port = port or free_port()
         workdir.mkdir(parents=True, exist_ok=True)
+        env.setdefault("TICKMESH_JWT_SECRET", SECRET)
         super().__init__([sys.executable, "-m", "tickmesh", "edge"],
                          base_env(NATS_URL=nats_url, EDGE_PORT=str(self.port), **env),
-                         workdir / f"edge-{self.port}.log")
+                         workdir / f"edge-{self.port}-{time.monotonic_ns()}.log")
         wait_http(f"{self.http}/readyz", 20, self.proc)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import orjson
@@ -20,6 +21,27 @@ class Client:
     @classmethod
     async def connect(cls, url: str, **kwargs: Any) -> "Client":
         return cls(await websockets.connect(url, **kwargs))
+
+    @classmethod
+    async def connect_small_buffers(cls, url: str) -> "Client":
+        """A client whose socket buffers are tiny and which stops reading from the socket while
+        its one-message queue is full: when the test does not call recv, it is a stalled reader."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
+        return cls(await websockets.connect(url, sock=sock, max_queue=1, compression=None))
+
+    @classmethod
+    async def login(cls, url: str, token: str, **kwargs: Any) -> "Client":
+        """Connect and authenticate with an ``auth`` frame; the welcome is in ``.welcome``."""
+        client = await cls.connect(url, **kwargs)
+        client.welcome, _ = await client.request("auth", token=token)
+        assert client.welcome["op"] == "welcome", client.welcome
+        return client
 
     async def close(self) -> None:
         await self.ws.close()
@@ -46,7 +68,7 @@ class Client:
         seen = []
         while True:
             frame = await self.recv(timeout)
-            if frame.get("id") == rid and frame.get("op") in ("ok", "err", "pong"):
+            if frame.get("id") == rid and frame.get("op") in ("ok", "err", "pong", "welcome"):
                 return frame, seen
             seen.append(frame)
 

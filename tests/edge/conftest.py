@@ -1,0 +1,46 @@
+import json
+import urllib.request
+
+import pytest
+
+from tests.support.natsserver import NatsServer
+from tests.support.procs import EdgeProcess, free_port
+
+
+@pytest.fixture
+def nats_mon(tmp_path):
+    """nats-server with its monitoring port, to look at the edge's subscriptions from outside."""
+    mon = free_port()
+    server = NatsServer(tmp_path / "nats", extra=["-m", str(mon)]).start()
+    server.monitor = f"http://127.0.0.1:{mon}"
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def edge_factory(nats_mon, tmp_path):
+    """Start edges with given settings against ``nats_mon``; all are stopped after the test."""
+    started = []
+
+    def start(**env):
+        proc = EdgeProcess(nats_mon.url, tmp_path / "edges", **env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def edge(edge_factory):
+    return edge_factory(EDGE_MAX_FRAME_BYTES="1000", EDGE_HARD_FRAME_BYTES="20000")
+
+
+def edge_subjects(nats_mon) -> list[str]:
+    with urllib.request.urlopen(f"{nats_mon.monitor}/connz?subs=1") as resp:
+        conns = json.load(resp)["connections"]
+    return sorted(s for c in conns if c.get("name") == "tickmesh-edge" for s in c.get("subscriptions_list", [])
+                  if s.startswith("tm.tick.") or s.endswith(".portfolio"))
