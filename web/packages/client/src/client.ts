@@ -465,7 +465,13 @@ export class TickmeshClient {
       if (error.retry) setTimeout(() => this.welcomed && this.subs.get(record.ch) === record && this.sendSub(record), 1000 + Math.random() * 2000);
       return;
     }
-    if (reply.epoch !== undefined) this.positions.setEpoch(record.ch, reply.epoch);
+    if (reply.epoch !== undefined) {
+      this.positions.setEpoch(record.ch, reply.epoch);
+      // With nothing to replay, the reply's position is where we are, even if no message ever
+      // arrived: a reconnect then resumes from it and misses nothing. (With a replay, the
+      // replayed messages carry the position; setting it here would drop them as duplicates.)
+      if (typeof reply.seq === "number" && !reply.replayed) this.positions.advance(record.ch, reply.seq);
+    }
     if (reply.recovered === false) {
       // Never a silent gap: tell the application so it can reload what it derives.
       if (reply.reason === "epoch_changed") this.cache.clear(record.ch);

@@ -38,6 +38,8 @@ export interface OkFrame {
   reason?: "position_expired" | "epoch_changed" | string;
   replayed?: number;
   first_seq?: number;
+  /** Event subscriptions: the position the subscription continues from (the edge sends it). */
+  seq?: number;
   /** Refresh replies. */
   expires_at?: number;
   /** Command replies. */

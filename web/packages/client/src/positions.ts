@@ -25,6 +25,12 @@ export class Positions {
     this.epochs.set(ch, epoch);
   }
 
+  /** Move the position forward to `seq` (never back): the edge's "continues from" position. */
+  advance(ch: string, seq: number): void {
+    const last = this.seqs.get(ch);
+    if (last === undefined || seq > last) this.seqs.set(ch, seq);
+  }
+
   /** The `since` to send when resubscribing an event channel, if we have a position. */
   since(ch: string): Position | undefined {
     const epoch = this.epochs.get(ch);

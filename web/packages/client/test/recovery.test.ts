@@ -55,6 +55,19 @@ describe("recovery positions", () => {
     expect(seen).toEqual([10, 14, 15, 20]);
   });
 
+  it("resumes from the position in the sub reply when no message arrived yet", async () => {
+    const { client, net } = await connected();
+    const seen: number[] = [];
+    client.subscribe("notifications", (m) => seen.push(m.seq));
+    ackSub(net.last(), "notifications", { epoch: "E1", seq: 41, recovered: true, replayed: 0 });
+    await reconnect(net);
+    expect(net.last().frames("sub")[0]).toMatchObject({ since: { epoch: "E1", seq: 41 } });
+    // With a replay, the replayed messages (below the reply's seq) are delivered, not dropped.
+    ackSub(net.last(), "notifications", { epoch: "E1", seq: 45, recovered: true, replayed: 2 });
+    net.last().receive({ op: "msg", ch: "notifications", seq: 43, data: {} }, { op: "msg", ch: "notifications", seq: 45, data: {} });
+    expect(seen).toEqual([43, 45]);
+  });
+
   it("reports an epoch change, forgets the old position and cached history", async () => {
     const { client, net } = await connected();
     const recoveries: unknown[] = [];

@@ -1,0 +1,74 @@
+import type { Execution } from "@tickmesh/client";
+import { useSubmitOrder, useTrades, type OptimisticOrder } from "@tickmesh/react";
+import { clock, money } from "../format";
+
+type Row = { key: string; symbol: string; side: string; quantity: string; price?: string; status: string; time: string; cid: string; reason?: string };
+
+const fromOrder = (o: OptimisticOrder): Row => ({
+  key: o.client_order_id, cid: o.client_order_id, symbol: o.symbol, side: o.side, quantity: o.quantity,
+  price: o.price ?? o.limit_price, status: o.status, time: new Date(o.updatedAt).toLocaleTimeString("en-GB", { hour12: false }),
+});
+
+const fromExec = (e: Execution): Row => ({
+  key: e.exec_id, cid: e.client_order_id, symbol: e.symbol, side: e.side, quantity: e.quantity,
+  price: e.price ?? e.limit_price, status: e.status, time: clock(e.ts), reason: e.reason,
+});
+
+/**
+ * This session's orders (optimistic: pending at once, then filled) above earlier executions
+ * from the `trades` channel, each order once.
+ */
+export function OrdersBlotter() {
+  const { orders } = useSubmitOrder();
+  const trades = useTrades();
+  const mine = new Set(orders.map((o) => o.client_order_id));
+  const seen = new Set<string>();
+  const history = trades.items.filter((e) => {
+    // The latest event per order only; orders of this session are shown from the book.
+    if (mine.has(e.client_order_id) || seen.has(e.client_order_id)) return false;
+    seen.add(e.client_order_id);
+    return true;
+  });
+  const rows = [...orders.map(fromOrder), ...history.map(fromExec)].slice(0, 100);
+  return (
+    <section className="panel blotter" data-testid="blotter">
+      <header className="panel-head">
+        <h2>Orders &amp; executions</h2>
+        <span className="muted small">{orders.filter((o) => o.status === "pending").length} pending</span>
+      </header>
+      <div className="scroll">
+        <table className="grid compact">
+          <thead>
+            <tr>
+              <th>Time</th>
+              <th>Symbol</th>
+              <th>Side</th>
+              <th className="num">Qty</th>
+              <th className="num">Price</th>
+              <th>Status</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((r) => (
+              <tr key={r.key} data-testid={`order-${r.cid}`} data-status={r.status} className={`order ${r.status}`}>
+                <td className="num muted">{r.time}</td>
+                <td className="sym">{r.symbol}</td>
+                <td className={r.side === "buy" ? "pos" : "neg"}>{r.side.toUpperCase()}</td>
+                <td className="num">{r.quantity}</td>
+                <td className="num">{r.price ? money(r.price, Math.max(2, (r.price.split(".")[1] ?? "").length)) : "—"}</td>
+                <td>
+                  <span className={`pill ${r.status}`} title={r.reason}>{r.status}</span>
+                </td>
+              </tr>
+            ))}
+            {rows.length === 0 && (
+              <tr>
+                <td colSpan={6} className="empty">No orders yet.</td>
+              </tr>
+            )}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
