@@ -1,5 +1,5 @@
 import { usePortfolio } from "@tickmesh/react";
-import { money, signed, tone } from "../format";
+import { money, priceDigits, signed, tone } from "../format";
 
 /** Live portfolio value, day change, cash and positions. */
 export function PortfolioCard() {
@@ -47,8 +47,8 @@ export function PortfolioCard() {
             <tr key={p.symbol} data-testid={`position-${p.symbol}`}>
               <td className="sym">{p.symbol}</td>
               <td className="num">{p.quantity}</td>
-              <td className="num">{money(p.avg_cost)}</td>
-              <td className="num">{money(p.price)}</td>
+              <td className="num">{money(p.avg_cost, priceDigits(p.avg_cost))}</td>
+              <td className="num">{money(p.price, priceDigits(p.price))}</td>
               <td className="num">{money(p.value)}</td>
               <td className={`num ${tone(p.unrealized_pnl)}`}>{signed(p.unrealized_pnl)}</td>
               <td className={`num ${tone(p.day_change)}`}>{signed(p.day_change)}</td>

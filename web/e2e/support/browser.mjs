@@ -1,0 +1,76 @@
+// Headless Debian Chromium driven by playwright-core: never a downloaded browser.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { RESULTS, t } from "./stack.mjs";
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync", "--disable-quic", "--no-first-run",
+];
+
+/** A fresh browser profile and page; `close()` removes both. */
+export async function openBrowser() {
+  const profile = mkdtempSync(join(tmpdir(), "tickmesh-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ARGS,
+    viewport: { width: 1440, height: 900 },
+    timeout: t(30000),
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(t(15000));
+  const consoleLines = [];
+  page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+  page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
+  return {
+    context, page, consoleLines,
+    async screenshot(name) {
+      await page.screenshot({ path: join(RESULTS, `${name}.png`) });
+    },
+    async close() {
+      await context.close().catch(() => {});
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Log in as a demo user and wait for the trading screen to be live. */
+export async function login(page, baseUrl, user = "alice") {
+  await page.goto(baseUrl + "/");
+  await page.getByTestId(`login-${user}`).click();
+  await page.locator('[data-testid="connection"][data-state="connected"]').waitFor({ timeout: t(20000) });
+}
+
+/** Wait until the text of `locator` differs from `before`. */
+export async function waitForChange(locator, before, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const now = (await locator.textContent())?.trim();
+    if (now && now !== "—" && now !== before) return now;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`text stayed ${JSON.stringify(before)} for ${timeoutMs} ms`);
+}
+
+/** Make WebSockets fail the way a blocking proxy makes them fail: error, then close 1006. */
+export const BLOCK_WEBSOCKET = `
+  window.WebSocket = class BlockedWebSocket extends EventTarget {
+    constructor(url) {
+      super();
+      this.url = url; this.readyState = 0; this.protocol = ""; this.binaryType = "blob";
+      this.onopen = this.onmessage = this.onerror = this.onclose = null;
+      setTimeout(() => {
+        this.readyState = 3;
+        const err = new Event("error"); this.onerror && this.onerror(err); this.dispatchEvent(err);
+        const close = new CloseEvent("close", { code: 1006, reason: "", wasClean: false });
+        this.onclose && this.onclose(close); this.dispatchEvent(close);
+      }, 20);
+    }
+    send() { throw new Error("blocked"); }
+    close() {}
+  };
+`;
