@@ -7,6 +7,7 @@ the event loop, so neither side blocks its loop (nor needs a thread) while the o
 from __future__ import annotations
 
 import asyncio
+import os
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -23,4 +24,7 @@ async def recv(conn: Connection) -> Any:
         await ready
     finally:
         loop.remove_reader(fd)
+        # the loop made the descriptor non-blocking; a message larger than the socket buffer
+        # must be read (and later written) whole, so make it blocking again
+        os.set_blocking(fd, True)
     return conn.recv()

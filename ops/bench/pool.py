@@ -44,6 +44,9 @@ class Pool:
             self._pipes.append(parent)
             self.procs.append(proc)
 
+    def alive(self) -> bool:
+        return all(p.is_alive() for p in self.procs)
+
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs if p.pid is not None]
