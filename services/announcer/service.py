@@ -19,7 +19,7 @@ from tickmesh import streams
 from tickmesh.contracts.channels import Kind, public_subject
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import CommandRequest
-from tickmesh.services.portfolio_valuer.publishing import now_us, publish_event, stable_id
+from tickmesh.services.common.publishing import now_us, publish_event, stable_id
 from tickmesh.services.runner import CommandError, run_service, serve_commands
 
 from .schedule import AnnouncementError, Schedule, due_now, prepare

@@ -26,10 +26,10 @@ from tickmesh.contracts.channels import Kind, user_subject
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import CommandRequest
 from tickmesh.contracts.instruments import instruments
-from tickmesh.services.portfolio_valuer.holdings import (Account, HoldingsError, account_key, apply_fill,
+from tickmesh.services.common.holdings import (Account, HoldingsError, account_key, apply_fill,
                                                          decode_account, update_account)
-from tickmesh.services.portfolio_valuer.prices import PriceBook
-from tickmesh.services.portfolio_valuer.publishing import now_us, publish_event
+from tickmesh.services.common.prices import PriceBook
+from tickmesh.services.common.publishing import now_us, publish_event
 from tickmesh.services.runner import CommandError
 
 from . import orders as o

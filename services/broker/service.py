@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from tickmesh import streams
-from tickmesh.services.portfolio_valuer.prices import PriceBook, follow_prices
+from tickmesh.services.common.prices import PriceBook, follow_prices
 from tickmesh.services.runner import run_service, serve_commands
 
 from .engine import Broker

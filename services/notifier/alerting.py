@@ -17,8 +17,8 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from tickmesh.contracts.channels import Kind, encode_token, user_subject
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import CommandRequest
-from tickmesh.services.portfolio_valuer.prices import PriceBook
-from tickmesh.services.portfolio_valuer.publishing import now_us, publish_event, stable_id
+from tickmesh.services.common.prices import PriceBook
+from tickmesh.services.common.publishing import now_us, publish_event, stable_id
 from tickmesh.services.runner import CommandError
 
 from . import rules as r

@@ -16,8 +16,8 @@ import orjson
 
 from tickmesh.contracts import messages
 from tickmesh.contracts.instruments import instruments
-from tickmesh.services.portfolio_valuer.holdings import Account
-from tickmesh.services.portfolio_valuer.publishing import new_id
+from tickmesh.services.common.holdings import Account
+from tickmesh.services.common.publishing import new_id
 
 
 class NewsProvider(Protocol):

@@ -20,9 +20,9 @@ from typing import Any
 
 from tickmesh import streams
 from tickmesh.contracts.channels import Kind, decode_token, public_subject, user_subject
-from tickmesh.services.portfolio_valuer.holdings import watch_accounts
-from tickmesh.services.portfolio_valuer.prices import PriceBook, follow_prices
-from tickmesh.services.portfolio_valuer.publishing import now_us, publish_event
+from tickmesh.services.common.holdings import watch_accounts
+from tickmesh.services.common.prices import PriceBook, follow_prices
+from tickmesh.services.common.publishing import now_us, publish_event
 from tickmesh.services.runner import run_service, serve_commands
 
 from . import trades

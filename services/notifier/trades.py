@@ -19,7 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from tickmesh import streams
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import Kind, user_subject
-from tickmesh.services.portfolio_valuer.publishing import now_us, publish_event, user_wildcard
+from tickmesh.services.common.publishing import now_us, publish_event, user_wildcard
 
 from .notifications import trade_notification
 

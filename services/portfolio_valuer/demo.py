@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from .holdings import Account, Position, account_key, encode_account
+from tickmesh.services.common.holdings import Account, Position, account_key, encode_account
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from tickmesh.contracts.channels import Kind, user_subject
 from tickmesh.contracts.instruments import instruments
 from tickmesh.services.runner import run_service
 
-from .holdings import Account, watch_accounts
-from .prices import PriceBook, follow_prices
-from .publishing import Versions, now_us, publish_state
+from tickmesh.services.common.holdings import Account, watch_accounts
+from tickmesh.services.common.prices import PriceBook, follow_prices
+from tickmesh.services.common.publishing import Versions, now_us, publish_state
 from .settings import ValuerSettings
 from .throttle import Throttle
 from .valuation import Valuer

@@ -35,7 +35,7 @@ import decimal
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Iterable, Mapping
 
-from .holdings import Account
+from tickmesh.services.common.holdings import Account
 
 DAY_US = 86_400 * 1_000_000
 PCT_QUANTUM = Decimal("0.01")

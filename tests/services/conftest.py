@@ -20,9 +20,9 @@ from tickmesh.contracts import commands as cmds
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import tick_subject
 from tickmesh.contracts.messages import SEQ_HEADER
-from tickmesh.services.portfolio_valuer.holdings import Account, Position
+from tickmesh.services.common.holdings import Account, Position
 from tickmesh.services.portfolio_valuer.demo import seed_accounts
-from tickmesh.services.portfolio_valuer.publishing import now_us
+from tickmesh.services.common.publishing import now_us
 
 _ids = itertools.count(1)
 

@@ -13,7 +13,7 @@ from tickmesh.services.broker import service as broker_service
 from tickmesh.services.broker.book import RestingBook
 from tickmesh.services.broker.orders import (FILLING, OPEN, OrderRejected, check_account, decode_order,
                                              encode_order, execution, new_order, validate)
-from tickmesh.services.portfolio_valuer.holdings import decode_account
+from tickmesh.services.common.holdings import decode_account
 
 D = Decimal
 NOW = 1_795_000_000_000_000

@@ -13,9 +13,9 @@ from tickmesh.contracts.channels import Kind, user_subject
 from tickmesh.contracts.instruments import instruments
 from tickmesh.services.portfolio_valuer import service as valuer_service
 from tickmesh.services.portfolio_valuer.demo import DEMO_ACCOUNTS, seed_demo_accounts
-from tickmesh.services.portfolio_valuer.holdings import (Account, HoldingsError, Position, apply_fill,
+from tickmesh.services.common.holdings import (Account, HoldingsError, Position, apply_fill,
                                                          decode_account, encode_account)
-from tickmesh.services.portfolio_valuer.publishing import Versions, user_wildcard
+from tickmesh.services.common.publishing import Versions, user_wildcard
 from tickmesh.services.portfolio_valuer.service import shard_of
 from tickmesh.services.portfolio_valuer.throttle import Throttle
 from tickmesh.services.portfolio_valuer.valuation import DAY_US, Valuer
