@@ -8,6 +8,7 @@ from pathlib import Path
 
 from quart import Quart, jsonify, request, send_from_directory, websocket
 
+from . import fallback
 from . import ws as ws_transport
 from .settings import EdgeSettings
 from .state import EdgeState
@@ -43,6 +44,8 @@ def create_app(settings: EdgeSettings) -> Quart:
     @app.websocket("/ws")
     async def ws():
         await ws_transport.serve(websocket._get_current_object(), state)
+
+    fallback.register(app, state)
 
     if settings.dev_mode:
         from . import devroutes

@@ -49,7 +49,8 @@ class Connection:
         self.user: str | None = None
         settings = state.settings
         self.session = Session(conn_id=new_conn_id(), now=time.time(), limits=state.session_limits,
-                               codec=codec, channel_exists=state.channel_exists)
+                               codec=codec, channel_exists=state.channel_exists,
+                               client_heartbeats=transport == "ws")
         self.outbox = Outbox(max_frames=settings.outbox_max_frames, max_bytes=settings.outbox_max_bytes,
                              on_ready=self.wake.set, on_overflow=self._on_overflow, on_defer=self._on_defer,
                              codec=codec.index)

@@ -156,6 +156,7 @@ class Session:
         channel_exists: Callable[[Channel], bool] = lambda ch: True,
         identity: Identity | None = None,
         rate_limiter: TokenBucket | None = None,
+        client_heartbeats: bool = True,
     ) -> None:
         self.conn_id = conn_id
         self.opened_at = now
@@ -171,6 +172,8 @@ class Session:
         self._next_ping = now + limits.heartbeat_interval
         self._limiter = rate_limiter
         self._commands = 0
+        # SSE and polling clients cannot answer heartbeats; their transports notice dead peers.
+        self.client_heartbeats = client_heartbeats
         if identity is not None:
             self.auth_result(identity, now, rid=None, refresh=False, rate_limiter=rate_limiter)
 
@@ -267,7 +270,7 @@ class Session:
         if now > self.identity.expires_at + self.limits.expiry_leeway:
             self.close(CloseCode.TOKEN_EXPIRED, "token expired: get a new token and reconnect")
             return
-        if now - self.last_seen > 2 * self.limits.heartbeat_interval:
+        if self.client_heartbeats and now - self.last_seen > 2 * self.limits.heartbeat_interval:
             self.close(CloseCode.HEARTBEAT_TIMEOUT, "no frame from the client within two heartbeats")
             return
         if now >= self._next_ping:

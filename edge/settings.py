@@ -52,7 +52,7 @@ class EdgeSettings:
     # delivery and fallbacks
     poll_wait: float = setting("EDGE_POLL_WAIT_S", 25.0, "Seconds a long poll waits for messages")
     ticket_ttl: float = setting("EDGE_TICKET_TTL_S", 60.0, "Seconds a fresh SSE/polling ticket is valid")
-    ticket_resume: float = setting("EDGE_TICKET_RESUME_S", 300.0, "Seconds a used ticket may resume its stream")
+    ticket_secret: str = setting("EDGE_TICKET_SECRET", "", "Key all edges share to sign tickets (default: derived from TICKMESH_JWT_SECRET)")
     # local development
     dev_mode: bool = setting("EDGE_DEV_MODE", False, "Serve /dev/token and /dev/users (never in production)")
     static_dir: str = setting("EDGE_STATIC_DIR", "", "Folder with the dashboard build served at / (default: web/apps/dashboard/dist)")

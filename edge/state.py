@@ -31,6 +31,7 @@ from .limits import Counter, TokenBucket
 from .outbox import Outbox, Recorder
 from .session import RunCommand, SessionLimits, Subscribe
 from .settings import EdgeSettings
+from .tickets import Tickets, ticket_key
 from .upstream import Upstream
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class EdgeState:
             max_subscriptions=settings.max_subscriptions, max_frame_bytes=settings.max_frame_bytes,
             expiry_leeway=settings.jwt_leeway, commands_per_second=settings.cmd_rate,
             commands_burst=settings.cmd_burst)
+        self.tickets = Tickets(ticket_key(settings.jwt_secret, settings.ticket_secret),
+                               ttl=settings.ticket_ttl, resume=self.retention.tickets_ttl)
         self.connections: set[Connection] = set()
         self.by_user: dict[str, set[Connection]] = {}
         self.per_user = Counter(settings.max_conns_per_user)
@@ -84,6 +87,7 @@ class EdgeState:
         await streams.ensure(js, self.retention)
         await self.events.start(js)
         await self.commands.start(nc)
+        self.tickets.kv = await js.key_value(streams.TICKETS_BUCKET)
         await nc.subscribe("tm.ctl.revoke", cb=self._on_revoke)
         self.nats_up = True
         self.ready = True
@@ -100,6 +104,7 @@ class EdgeState:
             for conn in list(self.connections):
                 conn.tick(now)
             self._forget_old_revocations(now)
+            self._forget_full_buckets(now)
 
     # -- connections -----------------------------------------------------------------------
 
@@ -119,7 +124,6 @@ class EdgeState:
                 peers.discard(conn)
                 if not peers:
                     del self.by_user[conn.user]
-                    self._limiters.pop(conn.user, None)
 
     def admit(self, conn: Connection, identity: Identity) -> AuthFailure | None:
         """Revocation and the per-user connection limit, checked once a token is verified."""
@@ -259,6 +263,13 @@ class EdgeState:
         for conn in list(self.by_user.get(user, ())):
             conn.close(int(CloseCode.FORBIDDEN), "user revoked")
         log.info("user revoked", extra={"event": "auth.revoked", "user": user})
+
+    def _forget_full_buckets(self, now: float) -> None:
+        """A bucket idle long enough to be full again is the same as a new one: drop it."""
+        refill = self.settings.cmd_burst / self.settings.cmd_rate + 1.0
+        for user, bucket in list(self._limiters.items()):
+            if now - bucket.updated > refill:
+                del self._limiters[user]
 
     def _forget_old_revocations(self, now: float) -> None:
         ttl = self.settings.revocation_ttl

@@ -40,6 +40,7 @@ HOLDINGS_BUCKET = "tm_holdings"
 ALERTS_BUCKET = "tm_alerts"
 ORDERS_BUCKET = "tm_orders"
 COMMAND_REPLIES_BUCKET = "tm_cmd_replies"  # first reply per (user, command key), for retries
+TICKETS_BUCKET = "tm_tickets"  # SSE/polling tickets already used to start a stream
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Retention:
                                       "Seconds within which a re-published event id is stored once")
     command_replies_ttl: float = setting("EDGE_COMMAND_DEDUPE_S", 600.0,
                                          "Seconds a command key's first reply is kept for retries")
+    tickets_ttl: float = setting("EDGE_TICKET_RESUME_S", 300.0, "Seconds a used ticket may resume its stream")
 
 
 def stream_configs(r: Retention) -> list[StreamConfig]:
@@ -76,6 +78,7 @@ def kv_configs(r: Retention) -> list[KeyValueConfig]:
     return [
         KeyValueConfig(bucket=COMMAND_REPLIES_BUCKET, history=1, ttl=r.command_replies_ttl,
                        storage=StorageType.FILE),
+        KeyValueConfig(bucket=TICKETS_BUCKET, history=1, ttl=r.tickets_ttl, storage=StorageType.FILE),
         KeyValueConfig(bucket=HOLDINGS_BUCKET, history=1, storage=StorageType.FILE),
         KeyValueConfig(bucket=ALERTS_BUCKET, history=1, storage=StorageType.FILE),
         KeyValueConfig(bucket=ORDERS_BUCKET, history=1, storage=StorageType.FILE),

@@ -1,0 +1,247 @@
+"""Fallback transports over plain HTTP: SSE, long polling, commands, and the tickets they use.
+
+Each runs a :class:`Connection` (the same session core, permissions, limits and frames as the
+WebSocket) and only differs in how frames leave: SSE writes them as ``text/event-stream``
+events, a long poll returns them as one JSON batch. Positions travel in a :mod:`cursor`, so a
+client continues on any edge and the server keeps nothing between requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, AsyncIterator
+
+import orjson
+from quart import Quart, Response, request
+
+from tickmesh.contracts.channels import ChannelError, parse_channel
+from tickmesh.contracts.codes import CloseCode, ErrorCode
+
+from . import cursor as cursors
+from .connection import Connection
+from .frames import JSON
+from .identity import AuthFailure, Identity
+from .session import RunCommand, Session
+from .state import EdgeState
+from .tickets import TicketError
+from .ws import bearer_token
+
+MAX_CHANNELS = 64
+
+_HTTP_STATUS = {1: 400, 2: 400, 3: 401, 4: 429, 5: 503, 6: 422}
+
+
+def _status_for(code: int) -> int:
+    if code in (int(ErrorCode.FORBIDDEN), int(ErrorCode.NOT_ENTITLED)):
+        return 403
+    if code == int(ErrorCode.TIMEOUT):
+        return 504
+    return _HTTP_STATUS.get(code // 100, 400)
+
+
+def _error(code: int, reason: str, status: int | None = None) -> tuple[dict, int]:
+    return {"op": "err", "code": int(code), "reason": reason}, status or _status_for(code)
+
+
+class _Stream:
+    """Tracks what a fallback client has: each channel's epoch and last position, as a cursor."""
+
+    def __init__(self, channels: list[str], known: cursors.Positions) -> None:
+        self.channels = channels
+        self.positions: cursors.Positions = {ch: known[ch] for ch in channels if ch in known}
+        self.state = {ch: parse_channel(ch).kind.conflates for ch in channels}
+
+    def sub_frames(self) -> list[bytes]:
+        out = []
+        for ch in self.channels:
+            frame: dict[str, Any] = {"op": "sub", "id": ch, "ch": ch}
+            pos = self.positions.get(ch)
+            if pos is not None and not self.state[ch] and pos[0] is not None:
+                frame["since"] = {"epoch": pos[0], "seq": pos[1]}
+            out.append(orjson.dumps(frame))
+        return out
+
+    def accept(self, frame: dict[str, Any]) -> bool:
+        """Update positions from an outgoing frame; False for a state value the client has."""
+        op = frame.get("op")
+        if op == "msg":
+            ch, seq = frame["ch"], frame["seq"]
+            epoch, known = self.positions.get(ch, (None, 0))
+            if self.state.get(ch) and seq <= known:
+                return False
+            self.positions[ch] = (epoch, seq)
+        elif op == "ok" and isinstance(frame.get("epoch"), str) and frame.get("id") in self.state:
+            self.positions[frame["id"]] = (frame["epoch"], int(frame.get("seq", 0)))
+        return True
+
+    @property
+    def cursor(self) -> str:
+        return cursors.encode(self.positions)
+
+
+async def _open(state: EdgeState, transport: str, *, resuming: bool) -> tuple[Connection, _Stream] | tuple[dict, int]:
+    """Redeem the ticket, parse channels and cursor, open and subscribe a connection."""
+    ticket = request.args.get("ticket", "")
+    channels = request.args.getlist("ch")
+    if not channels or len(channels) > MAX_CHANNELS:
+        return _error(ErrorCode.INVALID_FIELD, f"give 1 to {MAX_CHANNELS} ch parameters")
+    for ch in channels:
+        try:
+            parse_channel(ch)
+        except ChannelError as exc:
+            return _error(ErrorCode.BAD_CHANNEL, f"{ch[:80]}: {exc.reason}")
+    raw_cursor = request.args.get("cursor") or request.headers.get("Last-Event-ID") or ""
+    try:
+        known = cursors.decode(raw_cursor)
+    except cursors.CursorError as exc:
+        return _error(ErrorCode.INVALID_FIELD, str(exc))
+    try:
+        identity = await state.tickets.redeem(ticket, resuming=bool(raw_cursor) or resuming)
+    except TicketError as exc:
+        return _error(ErrorCode.UNAUTHORIZED, str(exc), 401)
+    if state.draining:
+        return _error(ErrorCode.UNAVAILABLE, "edge draining; retry", 503)
+    peer = request.remote_addr or "?"
+    if not state.admit_peer(peer):
+        return _error(ErrorCode.UNAVAILABLE, "too many connections from this address", 429)
+    conn = Connection(state, codec=JSON, peer=peer, transport=transport, identity=identity)
+    await conn.start()
+    if conn.closing is not None:
+        code = conn.closing.code
+        await conn.release()
+        return _error(code, conn.closing.reason, 429 if code == CloseCode.CONNECTION_LIMIT else 403)
+    stream = _Stream(list(dict.fromkeys(channels)), known)
+    for frame in stream.sub_frames():
+        await conn.feed(frame)
+    return conn, stream
+
+
+def register(app: Quart, state: EdgeState) -> None:
+    settings = state.settings
+
+    @app.post("/ticket")
+    async def ticket():
+        token = bearer_token(request.headers)
+        if token is None:
+            return _error(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <token>", 401)
+        result = await state.verify(token)
+        if isinstance(result, AuthFailure):
+            return _error(ErrorCode.UNAUTHORIZED, result.reason, 401)
+        value, expires_in = state.tickets.issue(result)
+        return {"ticket": value, "expires_in": expires_in}
+
+    @app.get("/sse")
+    async def sse():
+        opened = await _open(state, "sse", resuming=False)
+        if isinstance(opened[0], dict):
+            return opened
+        conn, stream = opened
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                yield b"retry: 2000\n\n"
+                while True:
+                    await conn.wake.wait()
+                    conn.wake.clear()
+                    out = []
+                    for raw in conn.outbox.drain():
+                        frame = orjson.loads(raw)
+                        op = frame.get("op")
+                        if op == "ping":
+                            out.append(b": hb\n\n")
+                        elif stream.accept(frame):
+                            head = b"event: %s\n" % op.encode()
+                            if op == "msg":
+                                head += b"id: %s\n" % stream.cursor.encode()
+                            out.append(head + b"data: " + raw + b"\n\n")
+                    if out:
+                        yield b"".join(out)
+                    if conn.closing is not None:
+                        body = orjson.dumps({"op": "close", "code": conn.closing.code, "reason": conn.closing.reason})
+                        yield b"event: close\ndata: " + body + b"\n\n"
+                        return
+            finally:
+                await conn.release()
+
+        response = Response(events(), mimetype="text/event-stream", headers={
+            "Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"})
+        response.timeout = None  # a stream lives as long as the client stays
+        return response
+
+    @app.get("/poll")
+    async def poll():
+        opened = await _open(state, "poll", resuming=False)
+        if isinstance(opened[0], dict):
+            return opened
+        conn, stream = opened
+        frames: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.poll_wait
+        try:
+            while True:
+                for raw in conn.outbox.drain():
+                    frame = orjson.loads(raw)
+                    if frame.get("op") not in ("ping", "welcome") and stream.accept(frame):
+                        frames.append(frame)
+                if any(f.get("op") == "msg" for f in frames) or conn.closing is not None:
+                    break
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                conn.wake.clear()
+                try:
+                    await asyncio.wait_for(conn.wake.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+            # Messages that are due together go out together.
+            await asyncio.sleep(0.005)
+            for raw in conn.outbox.drain():
+                frame = orjson.loads(raw)
+                if frame.get("op") not in ("ping", "welcome") and stream.accept(frame):
+                    frames.append(frame)
+        finally:
+            await conn.release()
+        if conn.closing is not None:
+            frames.append({"op": "close", "code": conn.closing.code, "reason": conn.closing.reason})
+        return {"frames": frames, "cursor": stream.cursor}
+
+    @app.post("/cmd")
+    async def cmd():
+        identity: Identity | AuthFailure
+        token = bearer_token(request.headers)
+        if token is not None:
+            identity = await state.verify(token)
+            if isinstance(identity, AuthFailure):
+                return _error(ErrorCode.UNAUTHORIZED, identity.reason, 401)
+        elif request.headers.get("X-Tickmesh-Ticket"):
+            try:
+                identity = await state.tickets.redeem(request.headers["X-Tickmesh-Ticket"], resuming=True)
+            except TicketError as exc:
+                return _error(ErrorCode.UNAUTHORIZED, str(exc), 401)
+        else:
+            return _error(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <token>", 401)
+        body = await request.get_data()
+        if len(body) > settings.max_frame_bytes:
+            return _error(ErrorCode.FRAME_TOO_LARGE, f"body exceeds {settings.max_frame_bytes} bytes", 413)
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _error(ErrorCode.MALFORMED_FRAME, "body is not valid JSON")
+        if not isinstance(parsed, dict):
+            return _error(ErrorCode.MALFORMED_FRAME, "body must be a JSON object")
+        frame = {"op": "cmd", "id": parsed.get("id"), "name": parsed.get("name"), "key": parsed.get("key"),
+                 "data": parsed.get("data")}
+        session = Session(conn_id="http", now=time.time(), limits=state.session_limits, codec=JSON,
+                          identity=identity, rate_limiter=state.limiter_for(identity.user), client_heartbeats=False)
+        session.take()  # the welcome
+        session.receive_frame(orjson.dumps(frame), time.time())
+        for out in session.take():
+            if isinstance(out, RunCommand):
+                reply = await state.run_command(out)
+                reply = {"op": reply["op"], "id": out.rid, **reply}
+                return reply, 200 if reply["op"] == "ok" else _status_for(reply["code"])
+            if isinstance(out, bytes):
+                reply = orjson.loads(out)
+                return reply, _status_for(reply.get("code", 400))
+        return _error(ErrorCode.INTERNAL, "no reply")
