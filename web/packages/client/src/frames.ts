@@ -71,7 +71,9 @@ export type ServerFrame =
   | { op: "pong"; id?: RequestId | null }
   | { op: "ping" }
   | { op: "status"; state: "ok" | "degraded"; reason?: string }
-  | { op: "reconnect"; after_ms?: number };
+  | { op: "reconnect"; after_ms?: number }
+  /** HTTP transports only: the edge ended the stream with this close code. */
+  | { op: "close"; code: number; reason?: string };
 
 /** A server message is one frame or a batch of frames, in order. */
 export function framesOf(decoded: unknown): ServerFrame[] {

@@ -66,6 +66,7 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
   const deliver = (frame: ServerFrame) => {
     if (frame.op === "welcome") return welcome();
     if (frame.op === "ping") return; // the HTTP stream's own heartbeat; nothing to answer with
+    if (frame.op === "close") return fail(frame.code, frame.reason ?? "closed by the edge");
     if (frame.op === "ok" || frame.op === "err") {
       // Subscription replies on a stream are keyed by channel name; give them the client's id.
       const ch = frame.ch ?? (typeof frame.id === "string" ? frame.id : undefined);

@@ -3,7 +3,7 @@ import { httpSessionTransport, type StreamDriver } from "./http-session.js";
 import type { TransportFactory } from "./transport.js";
 
 // Every op the edge may send as an SSE event name (`event: <op>`).
-const OPS = ["msg", "ok", "err", "status", "reconnect", "welcome", "ping", "pong", "message"];
+const OPS = ["msg", "ok", "err", "status", "reconnect", "welcome", "ping", "pong", "close", "message"];
 
 /** Server-Sent Events at `/sse`: for networks that block WebSockets. */
 function sseDriver(): StreamDriver {
