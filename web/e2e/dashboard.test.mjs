@@ -50,9 +50,19 @@ const WATCH_ORDERS = `
 `;
 
 describe("trading dashboard against the real stack", { timeout: t(240000) }, () => {
-  it("shows prices moving on screen", async () => {
+  it("shows prices moving on screen, and the announcements in force", async () => {
+    // An administrator announces something through POST /cmd; a new connection replays it.
+    const text = `Scheduled maintenance window at ${new Date().toISOString().slice(11, 16)} UTC: order entry may pause briefly.`;
+    const { token } = await (await fetch(`${stack.url}/dev/token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ user: "admin" }) })).json();
+    const published = await fetch(`${stack.url}/cmd`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "announcement.publish", key: `ann-${Date.now()}`, data: { severity: "warning", text } }),
+    });
+    assert.equal(published.status, 200, await published.text());
     await withBrowser("prices", async ({ page, screenshot }) => {
       await login(page, stack.url);
+      await page.getByTestId("announcement").filter({ hasText: text }).waitFor({ timeout: t(15000) });
       const aapl = page.getByTestId("last-AAPL");
       await aapl.filter({ hasText: /\d/ }).waitFor({ timeout: t(15000) });
       const first = (await aapl.textContent()).trim();
@@ -60,6 +70,18 @@ describe("trading dashboard against the real stack", { timeout: t(240000) }, () 
       assert.equal(await page.getByTestId("connection").getAttribute("data-transport"), "websocket");
       await sleep(1500); // let a few flashes and the portfolio arrive for the screenshot
       await screenshot("dashboard-live");
+    });
+  });
+
+  it("works over the MessagePack subprotocol", async () => {
+    await withBrowser("msgpack", async ({ page }) => {
+      await page.goto(stack.url + "/?codec=msgpack");
+      await page.getByTestId("login-bob").click();
+      await page.locator('[data-testid="connection"][data-state="connected"]').waitFor({ timeout: t(20000) });
+      assert.equal(await page.evaluate(() => window.tickmesh.session.proto), "tickmesh.v1.msgpack");
+      const aapl = page.getByTestId("last-AAPL");
+      await aapl.filter({ hasText: /\d/ }).waitFor();
+      await waitForChange(aapl, (await aapl.textContent()).trim(), t(20000));
     });
   });
 

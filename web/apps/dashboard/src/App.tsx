@@ -1,6 +1,6 @@
-import { TickmeshClient, type TransportName } from "@tickmesh/client";
+import { TickmeshClient, type Codec, type TransportName } from "@tickmesh/client";
 import { TickmeshProvider, useConnectionStatus } from "@tickmesh/react";
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { savedUser, saveUser, tokenSource } from "./auth";
 import { AnnouncementBanner } from "./components/AnnouncementBanner";
 import { ConnectionIndicator } from "./components/ConnectionIndicator";
@@ -17,6 +17,14 @@ function transportsFromUrl(): TransportName[] | undefined {
   const raw = new URLSearchParams(location.search).get("transports");
   return raw ? (raw.split(",").filter((t) => ["websocket", "sse", "polling"].includes(t)) as TransportName[]) : undefined;
 }
+
+/** `?codec=msgpack` uses the MessagePack subprotocol (loaded on demand: JSON users never download it). */
+async function codecFromUrl(): Promise<Codec | undefined> {
+  if (new URLSearchParams(location.search).get("codec") !== "msgpack") return undefined;
+  return (await import("@tickmesh/client/msgpack")).msgpackCodec;
+}
+
+const codecReady = codecFromUrl();
 
 export function App() {
   const [user, setUser] = useState<string | null>(savedUser);
@@ -43,11 +51,17 @@ export function App() {
 }
 
 function Session(props: { user: string; onLogout(): void }) {
+  const [codec, setCodec] = useState<Codec | undefined | null>(null);
+  useEffect(() => {
+    void codecReady.then((c) => setCodec(c));
+  }, []);
   const client = useMemo(() => {
-    const c = new TickmeshClient({ getToken: tokenSource(props.user), transports: transportsFromUrl() });
+    if (codec === null) return null;
+    const c = new TickmeshClient({ getToken: tokenSource(props.user), transports: transportsFromUrl(), codec });
     (window as unknown as { tickmesh?: TickmeshClient }).tickmesh = c; // for the console and tests
     return c;
-  }, [props.user]);
+  }, [props.user, codec]);
+  if (!client) return null;
   return (
     <TickmeshProvider client={client}>
       <Trading user={props.user} onLogout={() => (client.disconnect(), props.onLogout())} />
