@@ -1,25 +1,28 @@
-"""What every service process shares: start-up, NATS, graceful SIGTERM, and answering commands.
+"""What every service process shares: start-up, NATS, graceful SIGTERM, answering commands, and
+the observability every process has (metrics on ``METRICS_PORT``, tracing, build info).
 
 A service module defines ``SETTINGS`` (its settings dataclass, which must have ``nats_url``) and
 ``async def serve(settings, nc, stop)``; :func:`run_service` does the rest, so that every service
-logs, connects, reconnects and stops the same way.
+logs, connects, reconnects, exports metrics and traces, and stops the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Awaitable, Callable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from tickmesh import config as cfg
-from tickmesh import logs, runtime
+from tickmesh import logs, metrics, runtime, tracing
 from tickmesh.contracts import commands as cmds
-from tickmesh.contracts.codes import ErrorCode
+from tickmesh.contracts.codes import ERRORS, ErrorCode
 from tickmesh.contracts.messages import ContractError
 from tickmesh.natsconn import connect
+from tickmesh.services.common.publishing import traced
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +30,23 @@ Serve = Callable[[Any, Client, asyncio.Event], Awaitable[None]]
 
 
 def run_service(name: str, settings_cls: type, serve: Serve) -> None:
-    """Entry point body for ``tickmesh service NAME``."""
+    """Entry point body for ``tickmesh service NAME``.
+
+    Settings are read (and refused) before anything starts; ``/metrics`` is served from then on
+    when ``METRICS_PORT`` is set, and tracing is on when an ``OTEL_*`` exporter is configured
+    (pending spans are flushed on the way out).
+    """
     logs.setup(name)
     settings = cfg.load(settings_cls)
+    metrics_settings = cfg.load(metrics.MetricsSettings)
+    metrics.build_info(name)
+    tracing.setup(name)
+    server = metrics.serve(metrics_settings)
 
     async def main() -> None:
         stop = runtime.stop_event()
-        nc = await connect(settings.nats_url, name=f"tickmesh-{name}")
+        nc = await connect(settings.nats_url, name=f"tickmesh-{name}", on_status=metrics.nats_status)
+        metrics.nats_status(True)
         log.info("%s started", name, extra={"event": "service.started"})
         try:
             await serve(settings, nc, stop)
@@ -44,7 +57,12 @@ def run_service(name: str, settings_cls: type, serve: Serve) -> None:
                 pass
             log.info("%s stopped", name, extra={"event": "service.stopped"})
 
-    runtime.run(main())
+    try:
+        runtime.run(main())
+    finally:
+        tracing.shutdown()
+        if server is not None:
+            server.shutdown()
 
 
 class CommandError(Exception):
@@ -58,6 +76,28 @@ class CommandError(Exception):
 
 Handler = Callable[[cmds.CommandRequest], Awaitable[dict[str, Any] | None]]
 
+_ERROR_NAMES = {info.code: name for name, info in ERRORS.items()}
+
+
+def _command_trace(span: str, headers: dict[str, str] | None, cmd_id: str):
+    """The span a command is handled in: the caller's trace continued (the edge injects it), or a
+    new one when the request carries none. Either way a command is always traced (tracing on)."""
+    attributes = {"tickmesh.cmd_id": cmd_id}
+    if tracing.carries_trace(headers):
+        return tracing.receive(span, headers, kind=tracing.SERVER, attributes=attributes, link=False)
+    return tracing.command(span, kind=tracing.SERVER, attributes=attributes)
+
+
+async def _answer(handler: Handler, req: cmds.CommandRequest, tr: Any) -> tuple[str, bytes]:
+    """``(result, reply)``; a :class:`CommandError` is an answer (noted on the span, which it does
+    not mark failed), anything else escapes (and marks it)."""
+    try:
+        data = await handler(req)
+    except CommandError as exc:
+        tr.set("tickmesh.error_code", exc.code)
+        return _ERROR_NAMES.get(exc.code, metrics.OTHER), cmds.reply_err(exc.code, exc.reason)
+    return "ok", cmds.reply_ok(data)
+
 
 async def serve_commands(nc: Client, service: str, handlers: dict[str, Handler]) -> list:
     """Answer every command of ``service`` (from commands.toml) with ``handlers[name]``.
@@ -65,23 +105,33 @@ async def serve_commands(nc: Client, service: str, handlers: dict[str, Handler])
     Subscriptions use the queue group ``service`` so that several instances share the load. A
     malformed request gets an ``invalid_field`` reply; a handler's :class:`CommandError` its own
     code; any other exception ``internal`` (and a log line), never a crash.
+
+    Each command is counted (``tickmesh_commands_total``, by result, and its handler's duration)
+    and handled inside a span named ``"<service> <command>"``. What the handler publishes with
+    ``common.publishing`` carries that span's trace context: an order's execution continues the
+    order's trace (``trace_headers()`` gives the headers for a plain ``nc.publish``).
     """
     missing = {c.name for c in cmds.commands().values() if c.service == service} - set(handlers)
     if missing:
         raise ValueError(f"{service} has no handler for {sorted(missing)}")
+    by_subject = {cmds.command_subject(c.name): c.name for c in cmds.commands().values() if c.service == service}
 
     async def on_request(msg: Msg) -> None:
+        started = time.perf_counter()
+        name = by_subject.get(msg.subject, metrics.OTHER)
         try:
             req = cmds.decode_request(msg.data)
-            data = await handlers[req.name](req)
-            reply = cmds.reply_ok(data)
+            name = req.name
+            with traced(_command_trace(f"{service} {name}", msg.headers, req.cmd_id)) as tr:
+                result, reply = await _answer(handlers[name], req, tr)
         except ContractError as exc:
+            result = "invalid_field"
             reply = cmds.reply_err(ErrorCode.INVALID_FIELD, str(exc))
-        except CommandError as exc:
-            reply = cmds.reply_err(exc.code, exc.reason)
         except Exception:
+            result = "internal"
             log.exception("command handler failed", extra={"event": "command.failed", "subject": msg.subject})
             reply = cmds.reply_err(ErrorCode.INTERNAL, "internal error")
+        metrics.command_done(name, result, time.perf_counter() - started)
         if msg.reply:
             await msg.respond(reply)
 

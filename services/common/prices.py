@@ -5,6 +5,10 @@ so a stale snapshot read after a live tick can never move a price backwards. :fu
 is the asyncio adapter: it subscribes to every tick subject first and then reads the newest
 stored tick of each instrument from the ``TM_TICKS`` stream, so a service that starts in a quiet
 market still knows the last prices, and no tick published in between is lost.
+
+A tick that carries a trace (market-feed sampled it) is handled inside ``prices.tick``, a span
+continuing that trace, so whatever ``on_price`` publishes or starts (a fill, an alert, a
+revaluation) belongs to the tick's trace; an untraced tick pays one header lookup for this.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import logging
 from decimal import Decimal
 from typing import Any, Callable
 
+from tickmesh import metrics, tracing
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import TICK_WILDCARD, tick_subject
 from tickmesh.contracts.instruments import instruments
 from tickmesh.streams import TICKS
+
+from .publishing import traced
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +75,13 @@ async def follow_prices(nc: Any, js: Any, book: PriceBook, on_price: OnPrice | N
             on_price(*parsed)
 
     async def on_tick(msg: Any) -> None:
-        record(parse_tick(msg.data))
+        headers = msg.headers
+        if headers and tracing.TRACEPARENT in headers:
+            with traced(tracing.receive("prices.tick", headers, attributes={"messaging.destination.name": msg.subject})):
+                record(parse_tick(msg.data))
+        else:
+            record(parse_tick(msg.data))
+        metrics.messages_in("state", 1, len(msg.data))
 
     sub = await nc.subscribe(TICK_WILDCARD, cb=on_tick)
     await asyncio.gather(*(_load_last(js, sym, record) for sym in instruments()))

@@ -7,7 +7,14 @@
   the duplicate window is stored once.
 
 Every payload goes through :func:`tickmesh.contracts.messages.encode`: nothing that breaks the
-contract leaves a service.
+contract leaves a service. Every publish is counted (``tickmesh_messages_total{direction="out"}``).
+
+**Trace context.** Inside ``with traced(tracing.receive(...)):`` (or any sampled trace), the
+publish helpers add that trace's ``traceparent`` to the headers, so the next hop continues the
+same trace; code that publishes need not know whether it runs traced. The trace is held in a
+context variable: it follows ``await`` and is copied into tasks created inside the block, and
+nothing else sees it. Outside a sampled trace the headers are left as they are (one
+``ContextVar.get`` and a no-op call).
 """
 
 from __future__ import annotations
@@ -15,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from contextvars import ContextVar
 from typing import Any, Mapping
 
+from tickmesh import metrics, tracing
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import SUBJECT_ROOT, Kind
 from tickmesh.contracts.messages import SEQ_HEADER
@@ -64,6 +73,44 @@ class Versions:
         return v
 
 
+_current: ContextVar[Any] = ContextVar("tickmesh_trace", default=tracing.UNSAMPLED)
+
+
+class traced:
+    """``with traced(tr):`` enters ``tr`` (a :mod:`tickmesh.tracing` trace, sampled or not) and
+    makes it the one whose context :func:`publish_event`, :func:`publish_state` and
+    :func:`trace_headers` inject until the block ends. An unsampled ``tr`` changes nothing."""
+
+    __slots__ = ("tr", "_token")
+
+    def __init__(self, tr: Any) -> None:
+        self.tr = tr
+        self._token: Any = None
+
+    def __enter__(self) -> Any:
+        self.tr.__enter__()
+        if self.tr.sampled:
+            self._token = _current.set(self.tr)
+        return self.tr
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        self.tr.__exit__(*exc)
+
+
+def current_trace() -> Any:
+    """The trace entered by the innermost :class:`traced` block (``tracing.UNSAMPLED`` if none)."""
+    return _current.get()
+
+
+def trace_headers(headers: dict[str, str] | None = None) -> dict[str, str] | None:
+    """``headers`` with the current trace's context added (unchanged outside a sampled trace),
+    for a service that publishes with ``nc.publish`` itself."""
+    return _current.get().inject(headers)
+
+
 async def publish_event(js: Any, subject: str, schema: str, obj: Mapping[str, Any], event_id: str) -> int:
     """Validate ``obj`` against ``schema`` and persist it once; returns the stream sequence.
 
@@ -71,10 +118,13 @@ async def publish_event(js: Any, subject: str, schema: str, obj: Mapping[str, An
     may retry with the same ``event_id``; the duplicate window absorbs it).
     """
     payload = messages.encode(schema, obj)
-    ack = await js.publish(subject, payload, headers={MSG_ID_HEADER: event_id})
+    ack = await js.publish(subject, payload, headers=_current.get().inject({MSG_ID_HEADER: event_id}))
+    metrics.messages_out("event", 1, len(payload))
     return ack.seq
 
 
 async def publish_state(nc: Any, subject: str, schema: str, obj: Mapping[str, Any], version: int) -> None:
     """Validate and publish one state message with its ``Tm-Seq`` version."""
-    await nc.publish(subject, messages.encode(schema, obj), headers={SEQ_HEADER: str(version)})
+    payload = messages.encode(schema, obj)
+    await nc.publish(subject, payload, headers=_current.get().inject({SEQ_HEADER: str(version)}))
+    metrics.messages_out("state", 1, len(payload))

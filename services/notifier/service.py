@@ -18,11 +18,11 @@ import contextlib
 import logging
 from typing import Any
 
-from tickmesh import streams
+from tickmesh import streams, tracing
 from tickmesh.contracts.channels import Kind, decode_token, public_subject, user_subject
 from tickmesh.services.common.holdings import watch_accounts
 from tickmesh.services.common.prices import PriceBook, follow_prices
-from tickmesh.services.common.publishing import now_us, publish_event
+from tickmesh.services.common.publishing import now_us, publish_event, traced
 from tickmesh.services.runner import run_service, serve_commands
 
 from . import trades
@@ -65,7 +65,10 @@ async def run_news(provider: NewsProvider, js: Any, holders: HolderIndex | None,
             log.info("news provider %s has no more stories", provider.name, extra={"event": "notifier.news_done"})
             return
         try:
-            await publish_story(js, story, holders)
+            # A story enters tickmesh here: sampled at the head ratio, like a tick.
+            with traced(tracing.begin("notifier.news", kind=tracing.PRODUCER,
+                                      attributes={"tickmesh.story_id": story["id"]})):
+                await publish_story(js, story, holders)
         except Exception:
             log.exception("publishing a story failed", extra={"event": "notifier.news_failed"})
 

@@ -5,6 +5,9 @@ stream, not a core subscription: a notifier that was down catches up on what it 
 several instances share the work. A message is acknowledged only after its notification is
 stored; a redelivery publishes the same notification id, which the stream's duplicate window
 absorbs.
+
+An execution that carries a trace (an order's, from the edge through the broker) is handled in a
+``notifier.trade`` span of that trace, and its notification carries the trace on to the edge.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from typing import Any
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from tickmesh import streams
+from tickmesh import metrics, streams, tracing
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import Kind, user_subject
-from tickmesh.services.common.publishing import now_us, publish_event, user_wildcard
+from tickmesh.services.common.publishing import now_us, publish_event, traced, user_wildcard
 
 from .notifications import trade_notification
 
@@ -38,6 +41,14 @@ async def subscribe(js: Any) -> Any:
 
 
 async def handle(js: Any, msg: Any) -> None:
+    if tracing.carries_trace(msg.headers):
+        with traced(tracing.receive("notifier.trade", msg.headers, attributes={"messaging.destination.name": msg.subject})):
+            await _notify(js, msg)
+    else:
+        await _notify(js, msg)
+
+
+async def _notify(js: Any, msg: Any) -> None:
     try:
         ex = messages.decode("execution", msg.data)
     except messages.ContractError as exc:
@@ -60,6 +71,7 @@ async def run(js: Any, sub: Any, stop: asyncio.Event) -> None:
             log.warning("fetching executions failed: %s", exc, extra={"event": "notifier.fetch_failed"})
             await asyncio.sleep(0.5)
             continue
+        metrics.messages_in("event", len(batch), sum(len(m.data) for m in batch))
         for msg in batch:
             try:
                 await handle(js, msg)

@@ -5,6 +5,11 @@ Holdings come from the ``HOLDINGS_BUCKET`` KV bucket (watched: the broker writes
 to the holders of its symbol only, and :class:`throttle.Throttle` lets at most ``VALUER_MAX_HZ``
 publishes per second per user through, the last change always included. A portfolio is published
 only when it differs from the one published before (its time aside).
+
+Tracing: a tick that carries a trace (see ``common.prices``) is followed into at most
+:data:`TRACED_USERS_PER_TICK` of the portfolios it changes: each of those is published inside a
+``valuer.publish`` span of the tick's trace, and carries it on to the edge. Enough to see how
+long valuation takes, without a span per holder of a popular symbol.
 """
 
 from __future__ import annotations
@@ -12,22 +17,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
 from typing import Any
 
-from tickmesh import streams
+from tickmesh import streams, tracing
 from tickmesh.contracts.channels import Kind, user_subject
 from tickmesh.contracts.instruments import instruments
 from tickmesh.services.runner import run_service
 
 from tickmesh.services.common.holdings import Account, watch_accounts
 from tickmesh.services.common.prices import PriceBook, follow_prices
-from tickmesh.services.common.publishing import Versions, now_us, publish_state
+from tickmesh.services.common.publishing import Versions, current_trace, now_us, publish_state, traced
 from .settings import ValuerSettings
 from .throttle import Throttle
 from .valuation import Valuer
 
 log = logging.getLogger(__name__)
+
+TRACED_USERS_PER_TICK = 8
 
 
 def shard_of(user: str, shards: int) -> int:
@@ -48,25 +56,43 @@ class PortfolioPublisher:
         self._last: dict[str, dict[str, Any]] = {}
         self.wake = asyncio.Event()
         self.published = 0
+        self._traces: dict[str, dict[str, str]] = {}  # user -> trace headers of the tick that changed it
 
-    def changed(self, users: Any) -> None:
+    def changed(self, users: Any, trace: Any = tracing.UNSAMPLED) -> None:
+        """``users``' valuations changed; ``trace`` (sampled) is the trace of the change."""
         self.throttle.mark_many(users, asyncio.get_running_loop().time())
+        if trace.sampled:
+            headers = trace.inject({})
+            for user in itertools.islice(users, TRACED_USERS_PER_TICK):
+                self._traces[user] = headers
         self.wake.set()
+
+    def forget(self, user: str) -> None:
+        self.throttle.forget(user)
+        self._traces.pop(user, None)
 
     async def publish_due(self) -> None:
         for user in self.throttle.pop_due(asyncio.get_running_loop().time()):
-            ts = now_us()
-            msg = self.valuer.portfolio(user, ts)
-            if msg is None:
-                self._last.pop(user, None)
-                continue
-            body = {k: v for k, v in msg.items() if k != "ts"}
-            if self._last.get(user) == body:
-                continue
-            await publish_state(self.nc, user_subject(Kind.PORTFOLIO, user), "portfolio", msg,
-                                self.versions.next(user, ts))
-            self._last[user] = body
-            self.published += 1
+            trace_headers = self._traces.pop(user, None) if self._traces else None
+            if trace_headers is None:
+                await self._publish(user)
+            else:
+                with traced(tracing.receive("valuer.publish", trace_headers, kind=tracing.PRODUCER, link=False)):
+                    await self._publish(user)
+
+    async def _publish(self, user: str) -> None:
+        ts = now_us()
+        msg = self.valuer.portfolio(user, ts)
+        if msg is None:
+            self._last.pop(user, None)
+            return
+        body = {k: v for k, v in msg.items() if k != "ts"}
+        if self._last.get(user) == body:
+            return
+        await publish_state(self.nc, user_subject(Kind.PORTFOLIO, user), "portfolio", msg,
+                            self.versions.next(user, ts))
+        self._last[user] = body
+        self.published += 1
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -94,7 +120,7 @@ async def serve(settings: ValuerSettings, nc, stop: asyncio.Event) -> None:
             return
         if account is None:
             valuer.remove_account(user)
-            publisher.throttle.forget(user)
+            publisher.forget(user)
             return
         valuer.set_account(user, account)
         publisher.changed((user,))
@@ -102,7 +128,7 @@ async def serve(settings: ValuerSettings, nc, stop: asyncio.Event) -> None:
     def on_price(symbol: str, price, ts: int) -> None:
         users = valuer.on_price(symbol, price, ts)
         if users:
-            publisher.changed(users)
+            publisher.changed(users, current_trace())
 
     kv = await js.key_value(streams.HOLDINGS_BUCKET)
     ready = asyncio.Event()
