@@ -69,8 +69,6 @@ def test_without_the_filter_the_json_formatter_would_leak():
     assert JWT in out.getvalue()
 
 
-@pytest.mark.xfail(reason="until tickmesh.logs.setup installs tickmesh.redact.RedactFilter on its handler",
-                   strict=False)
 def test_logs_setup_installs_the_redaction_filter(monkeypatch):
     monkeypatch.setenv("TICKMESH_LOG_FORMAT", "json")
     root = logging.getLogger()
