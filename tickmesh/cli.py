@@ -27,9 +27,12 @@ def _service_module(name: str):
 
 
 def _settings_classes() -> dict[str, type]:
+    """Every settings class by name: the edge, each service, and those every process shares."""
     from tickmesh.edge.settings import EdgeSettings
+    from tickmesh.metrics import MetricsSettings
+    from tickmesh.tracing import TracingSettings
 
-    out: dict[str, type] = {"edge": EdgeSettings}
+    out: dict[str, type] = {"edge": EdgeSettings, "metrics": MetricsSettings, "tracing": TracingSettings}
     for name in services():
         out[name] = _service_module(name).SETTINGS
     return out
@@ -127,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--ends-at", help="ISO 8601 expiry (default ANNOUNCER_DEFAULT_TTL_S after the start)")
     a.set_defaults(fn=cmd_announce)
     st = sub.add_parser("settings", help="list every setting, its environment variable and default")
-    st.add_argument("name", nargs="?", choices=["edge", *services()])
+    st.add_argument("name", nargs="?", choices=["edge", "metrics", "tracing", *services()])
     st.set_defaults(fn=cmd_settings)
     return p
 
