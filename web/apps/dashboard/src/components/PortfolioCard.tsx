@@ -47,7 +47,7 @@ export function PortfolioCard() {
             <tr key={p.symbol} data-testid={`position-${p.symbol}`}>
               <td className="sym">{p.symbol}</td>
               <td className="num">{p.quantity}</td>
-              <td className="num">{money(p.avg_cost, priceDigits(p.avg_cost))}</td>
+              <td className="num">{money(p.avg_cost, priceDigits(p.price))}</td>
               <td className="num">{money(p.price, priceDigits(p.price))}</td>
               <td className="num">{money(p.value)}</td>
               <td className={`num ${tone(p.unrealized_pnl)}`}>{signed(p.unrealized_pnl)}</td>
