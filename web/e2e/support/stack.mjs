@@ -72,6 +72,11 @@ export async function startStack(name) {
     TICKMESH_LOG_FORMAT: "text",
   };
   const proc = spawn(PYTHON, ["-m", "tickmesh", "up"], { cwd: REPO, env, stdio: ["ignore", out, out] });
+  // Never leave a stack behind, even if the test runner dies without running `after` hooks:
+  // `tickmesh up` stops its children on SIGTERM (and they die with it anyway).
+  const onExit = () => proc.exitCode === null && proc.kill("SIGTERM");
+  process.once("exit", onExit);
+  for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => (onExit(), process.exit(130)));
   const stack = {
     proc, home, edgePort, natsPort, log,
     url: `http://127.0.0.1:${edgePort}`,
