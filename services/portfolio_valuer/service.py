@@ -24,11 +24,11 @@ from typing import Any
 from tickmesh import streams, tracing
 from tickmesh.contracts.channels import Kind, user_subject
 from tickmesh.contracts.instruments import instruments
-from tickmesh.services.runner import run_service
-
 from tickmesh.services.common.holdings import Account, watch_accounts
 from tickmesh.services.common.prices import PriceBook, follow_prices
 from tickmesh.services.common.publishing import Versions, current_trace, now_us, publish_state, traced
+from tickmesh.services.runner import run_service
+
 from .settings import ValuerSettings
 from .throttle import Throttle
 from .valuation import Valuer
