@@ -23,7 +23,7 @@ export function TickmeshProvider(props: TickmeshProviderProps) {
       if (owned) owned.disconnect();
     };
   }, [client, owned]);
-  useEffect(() => () => store.dispose(), [store]);
+  useEffect(() => store.attach(), [store]);
   return <StoreContext.Provider value={store}>{props.children}</StoreContext.Provider>;
 }
 

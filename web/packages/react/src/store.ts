@@ -27,16 +27,27 @@ export class TickmeshStore {
   private readonly connectionListeners = new Set<() => void>();
   readonly orders: OrderBook;
   connection: ConnectionSnapshot;
-  private readonly offs: Array<() => void> = [];
 
   constructor(readonly client: TickmeshClient) {
     this.orders = new OrderBook(client);
     this.connection = this.readConnection();
-    this.offs.push(
-      client.events.on("state", () => this.onConnectionChange()),
-      client.events.on("welcome", () => this.onConnectionChange()),
-      client.events.on("subscription", ({ ch }) => this.entries.get(ch)?.refresh()),
-    );
+  }
+
+  /**
+   * Follow the client's events until the returned function is called. Called from an effect
+   * (so React StrictMode's unmount-and-remount in development attaches again); catches up on
+   * whatever changed while detached.
+   */
+  attach(): () => void {
+    const offs = [
+      this.client.events.on("state", () => this.onConnectionChange()),
+      this.client.events.on("welcome", () => this.onConnectionChange()),
+      this.client.events.on("subscription", ({ ch }) => {
+        for (const entry of this.entries.values()) if (entry.ch === ch) entry.refresh();
+      }),
+    ];
+    this.onConnectionChange();
+    return () => offs.forEach((off) => off());
   }
 
   channel<T>(ch: string, maxHz?: number): ChannelEntry<T> {
@@ -53,13 +64,15 @@ export class TickmeshStore {
 
   readonly getConnection = () => this.connection;
 
-  dispose(): void {
-    for (const off of this.offs) off();
-  }
-
   private onConnectionChange(): void {
-    this.connection = this.readConnection();
-    for (const listener of [...this.connectionListeners]) listener();
+    const next = this.readConnection();
+    const prev = this.connection;
+    const same = next.state === prev.state && next.transport === prev.transport && next.error === prev.error
+      && next.nextRetryAt === prev.nextRetryAt && next.user === prev.user;
+    if (!same) {
+      this.connection = next;
+      for (const listener of [...this.connectionListeners]) listener();
+    }
     for (const entry of this.entries.values()) entry.refresh();
   }
 

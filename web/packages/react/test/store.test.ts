@@ -7,6 +7,7 @@ async function setup() {
   const net = fakeNetwork();
   const client = new TickmeshClient({ url: "http://x", getToken: () => "t", environment: fakeEnvironment(), transportFactories: net.factories });
   const store = new TickmeshStore(client);
+  store.attach();
   client.connect();
   await flush();
   net.last().welcome();
