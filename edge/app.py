@@ -6,7 +6,9 @@ import asyncio
 import logging
 from pathlib import Path
 
-from quart import Quart, jsonify, request, send_from_directory, websocket
+from quart import Quart, request, send_from_directory, websocket
+
+from tickmesh import metrics
 
 from . import fallback
 from . import ws as ws_transport
@@ -40,6 +42,11 @@ def create_app(settings: EdgeSettings) -> Quart:
             return {"status": "ready", "nats": "connected"}
         reason = "draining" if state.draining else "nats disconnected" if state.ready else "starting"
         return {"status": "not ready", "reason": reason}, 503
+
+    @app.get("/metrics")
+    async def metrics_route():
+        body, content_type = metrics.render(request.headers.get("Accept"))
+        return body, 200, {"Content-Type": content_type}
 
     @app.websocket("/ws")
     async def ws():

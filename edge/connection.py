@@ -15,7 +15,10 @@ import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
-from tickmesh.contracts.codes import CloseCode
+from tickmesh import metrics
+from tickmesh.contracts.codes import CloseCode, ErrorCode
+
+from tickmesh.contracts.channels import is_state_subject
 
 from .frames import Codec
 from .identity import AuthFailure, Identity
@@ -29,6 +32,29 @@ log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 _prefix = os.urandom(3).hex()
+
+
+def _is_state(subject: str) -> bool:
+    return is_state_subject(subject)
+
+
+_ERROR_NAMES = {int(c): c.name.lower() for c in ErrorCode}
+
+
+def _error_name(code: Any) -> str:
+    return _ERROR_NAMES.get(code, "other") if isinstance(code, int) else "other"
+
+
+def auth_reason(failure: AuthFailure) -> str:
+    """A bounded metrics label for why a token was refused."""
+    if failure.close_code == CloseCode.TOKEN_EXPIRED:
+        return "expired"
+    text = failure.reason
+    for needle, label in (("signature", "bad_signature"), ("audience", "wrong_audience"), ("issuer", "wrong_issuer"),
+                          ("not valid yet", "not_yet_valid"), ("revoked", "revoked"), ("missing", "missing")):
+        if needle in text:
+            return label
+    return "malformed"
 
 
 def new_conn_id() -> str:
@@ -50,7 +76,8 @@ class Connection:
         settings = state.settings
         self.session = Session(conn_id=new_conn_id(), now=time.time(), limits=state.session_limits,
                                codec=codec, channel_exists=state.channel_exists,
-                               client_heartbeats=transport == "ws")
+                               client_heartbeats=transport == "ws", on_error=self._on_error)
+        self._metrics: metrics.Connection | None = None
         self.outbox = Outbox(max_frames=settings.outbox_max_frames, max_bytes=settings.outbox_max_bytes,
                              on_ready=self.wake.set, on_overflow=self._on_overflow, on_defer=self._on_defer,
                              codec=codec.index)
@@ -66,12 +93,14 @@ class Connection:
     async def start(self) -> None:
         """Register with the edge; authenticate at once when the transport carried a token."""
         self.state.register(self)
+        self._metrics = metrics.connection_opened(self.transport, "msgpack" if self.codec.index else "json")
         if self._identity_at_connect is not None:
             await self._authenticated(self._identity_at_connect, rid=None)
 
     # -- input from the transport ----------------------------------------------------------
 
     async def feed(self, data: bytes | str) -> None:
+        metrics.messages_in("control", 1, len(data))
         self.session.receive_frame(data, time.time())
         await self.apply(self.session.take())
 
@@ -103,9 +132,12 @@ class Connection:
                     log.info("privileged read of another user's channel", extra={
                         "event": "audit.cross_user_read", "conn_id": self.conn_id, "user": self.user,
                         "owner": out.audited_owner, "channel": out.name})
+                metrics.subscription_added("state" if out.state else "event")
                 await self.state.attach(self, out)
             elif isinstance(out, Unsubscribe):
-                if self._subscribed.pop(out.name, None) is not None:
+                subject = self._subscribed.pop(out.name, None)
+                if subject is not None:
+                    metrics.subscription_removed("state" if _is_state(subject) else "event")
                     await self.state.detach(out.subject, out.name, self.outbox)
                 self.outbox.forget(out.name)
                 if out.answer:
@@ -115,6 +147,8 @@ class Connection:
             elif isinstance(out, RunCommand):
                 self._spawn(self._command(out))
             elif isinstance(out, Close):
+                if out.code == CloseCode.AUTH_TIMEOUT:
+                    metrics.auth_failed("timeout")
                 self.closing = out
                 self.wake.set()
 
@@ -126,6 +160,7 @@ class Connection:
             return
         if isinstance(result, AuthFailure):
             self.state.auth_failures += 1
+            metrics.auth_failed(auth_reason(result))
             log.info("authentication failed: %s", result.reason, extra={
                 "event": "auth.failed", "conn_id": self.conn_id, "code": result.close_code})
             self.session.auth_result(result, time.time(), rid=action.rid, refresh=False)
@@ -135,6 +170,11 @@ class Connection:
 
     async def _authenticated(self, identity: Identity, rid: Any) -> None:
         refusal = self.state.admit(self, identity)
+        if refusal is not None:
+            if refusal.close_code == CloseCode.CONNECTION_LIMIT:
+                metrics.rate_limited("connection")
+            else:
+                metrics.auth_failed("revoked")
         result: Identity | AuthFailure = refusal or identity
         if refusal is None:
             self.user = identity.user
@@ -143,14 +183,23 @@ class Connection:
         await self.apply(self.session.take())
 
     async def _command(self, action: RunCommand) -> None:
+        started = time.monotonic()
         reply = await self.state.run_command(action)
+        result = "ok" if reply["op"] == "ok" else _error_name(reply.get("code"))
+        metrics.command_done(action.name, result, time.monotonic() - started)
         if self.closing is None:
             self.outbox.push(self.codec.encode({"op": reply["op"], "id": action.rid, **reply}))
 
     # -- outbox callbacks ------------------------------------------------------------------
 
+    def _on_error(self, code: int) -> None:
+        metrics.error_sent(code)
+        if code == ErrorCode.RATE_LIMITED:
+            metrics.rate_limited("command")
+
     def _on_overflow(self) -> None:
         self.state.slow_consumers += 1
+        metrics.slow_consumer("event")
         log.warning("slow consumer disconnected", extra={"event": "conn.slow_consumer", "conn_id": self.conn_id,
                                                           "user": self.user})
         self.closing = Close(int(CloseCode.SLOW_CONSUMER), "slow consumer: resume from your last position")
@@ -183,8 +232,11 @@ class Connection:
             task.cancel()
         subscribed, self._subscribed = self._subscribed, {}
         for name, subject in subscribed.items():
+            metrics.subscription_removed("state" if _is_state(subject) else "event")
             await self.state.detach(subject, name, self.outbox)
         self.state.unregister(self)
+        if self._metrics is not None:
+            self._metrics.closed(self.closing.code if self.closing else 1006)
         log.info("connection closed", extra={
             "event": "conn.closed", "conn_id": self.conn_id, "user": self.user, "transport": self.transport,
             "code": self.closing.code if self.closing else None,

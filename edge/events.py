@@ -26,7 +26,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from tickmesh import streams
+from tickmesh import metrics, streams, tracing
 
 from .hub import Hub
 
@@ -87,7 +87,13 @@ class EventFeeds:
                                                  deliver_policy=DeliverPolicy.NEW, cb=self._on_msg))
 
     async def _on_msg(self, msg: Msg) -> None:
-        self.hub.publish(msg.subject, msg.metadata.sequence.stream, msg.data, time.monotonic())
+        metrics.messages_in("event", 1, len(msg.data))
+        headers = msg.headers
+        if headers and tracing.TRACEPARENT in headers:
+            with tracing.receive("edge.fanout", headers, attributes={"messaging.destination.name": msg.subject}):
+                self.hub.publish(msg.subject, msg.metadata.sequence.stream, msg.data, time.monotonic())
+        else:
+            self.hub.publish(msg.subject, msg.metadata.sequence.stream, msg.data, time.monotonic())
 
     async def epoch_and_tail(self, stream: str) -> tuple[str, int, int]:
         """The stream's epoch (its creation time in µs), first and last sequence."""

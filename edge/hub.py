@@ -23,9 +23,9 @@ from .frames import CODECS
 class Sink(Protocol):
     codec: int
 
-    def push_event(self, frame: bytes, seq: int) -> bool: ...
+    def push_event(self, frame: bytes, seq: int, ts: int | None = None) -> bool: ...
 
-    def push_state(self, key: str, frame: bytes, now: float = 0.0) -> bool: ...
+    def push_state(self, key: str, frame: bytes, now: float = 0.0, ts: int | None = None) -> bool: ...
 
 
 class _Topic:
@@ -107,10 +107,11 @@ class Hub:
             topic.last_seq = seq
             topic.last_payload = payload
 
-    def publish(self, subject: str, seq: int, payload: bytes, now: float = 0.0) -> int:
+    def publish(self, subject: str, seq: int, payload: bytes, now: float = 0.0, ts: int | None = None) -> int:
         """Frame ``payload`` once per channel name and codec and queue it on every subscriber.
 
-        Returns the number of subscribers reached. A state message not newer than the last one
+        ``ts`` is the message's provider timestamp (µs), carried to the outboxes so that the
+        writer can measure end-to-end latency. Returns the number of subscribers reached. A state message not newer than the last one
         is dropped. An outbox that overflows calls its own ``on_overflow`` (the connection is
         then closed: an event is never dropped silently).
         """
@@ -138,10 +139,10 @@ class Hub:
                 frame = CODECS[index].msg(channel, seq, payload, parse)
                 if topic.conflate:
                     for sink in members:
-                        sink.push_state(channel, frame, now)
+                        sink.push_state(channel, frame, now, ts)
                 else:
                     for sink in members:
-                        sink.push_event(frame, seq)
+                        sink.push_event(frame, seq, ts)
                 n += len(members)
         self.delivered += n
         return n

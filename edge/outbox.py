@@ -17,7 +17,7 @@ from typing import Callable
 class Outbox:
     __slots__ = ("_frames", "_state_slots", "_bytes", "max_frames", "max_bytes", "overflowed",
                  "conflated", "_on_ready", "_on_overflow", "_min_gap", "_last_queued", "_deferred",
-                 "_on_defer", "codec")
+                 "_on_defer", "codec", "oldest_ts", "oldest_state")
 
     def __init__(self, *, max_frames: int = 1024, max_bytes: int = 4 * 1024 * 1024,
                  on_ready: Callable[[], None] | None = None,
@@ -38,6 +38,10 @@ class Outbox:
         self._last_queued: dict[str, float] = {}
         self._deferred: dict[str, tuple[bytes, float]] = {}
         self.codec = codec
+        # Provider timestamp (µs) and class of the oldest pending frame that carries one, for
+        # the end-to-end latency measured when the batch is handed to the socket.
+        self.oldest_ts: int | None = None
+        self.oldest_state = False
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -66,8 +70,10 @@ class Outbox:
             self._on_ready()
         return True
 
-    def push_event(self, frame: bytes, seq: int) -> bool:
+    def push_event(self, frame: bytes, seq: int, ts: int | None = None) -> bool:
         """An event channel's frame (``seq`` matters only to recorders, see ``Recorder``)."""
+        if ts is not None and self.oldest_ts is None and type(ts) is int:
+            self.oldest_ts, self.oldest_state = ts, False
         return self.push(frame)
 
     def throttle(self, key: str, max_hz: float | None) -> None:
@@ -79,8 +85,10 @@ class Outbox:
             self._last_queued.pop(key, None)
             self._deferred.pop(key, None)
 
-    def push_state(self, key: str, frame: bytes, now: float = 0.0) -> bool:
+    def push_state(self, key: str, frame: bytes, now: float = 0.0, ts: int | None = None) -> bool:
         """Queue a state frame for channel ``key``, replacing a pending one for the same key."""
+        if ts is not None and self.oldest_ts is None and type(ts) is int:
+            self.oldest_ts, self.oldest_state = ts, True
         gap = self._min_gap.get(key)
         if gap is not None:
             due = self._last_queued.get(key, -1e18) + gap
@@ -132,6 +140,7 @@ class Outbox:
         self._frames = []
         self._state_slots.clear()
         self._bytes = 0
+        self.oldest_ts = None
         return frames
 
 
@@ -146,7 +155,7 @@ class Recorder:
         self.frames: list[tuple[int, bytes]] = []
         self.codec = codec
 
-    def push_event(self, frame: bytes, seq: int) -> bool:
+    def push_event(self, frame: bytes, seq: int, ts: int | None = None) -> bool:
         self.frames.append((seq, frame))
         return True
 
@@ -154,6 +163,6 @@ class Recorder:
         self.frames.append((0, frame))
         return True
 
-    def push_state(self, key: str, frame: bytes, now: float = 0.0) -> bool:
+    def push_state(self, key: str, frame: bytes, now: float = 0.0, ts: int | None = None) -> bool:
         self.frames.append((0, frame))
         return True

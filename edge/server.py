@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from tickmesh import config as cfg
-from tickmesh import logs, runtime
+from tickmesh import logs, metrics, runtime, tracing
 
 from .app import create_app
 from .settings import EdgeSettings
@@ -55,4 +56,15 @@ async def serve_edge(settings: EdgeSettings) -> None:
 def main() -> None:
     logs.setup("edge")
     settings = cfg.load(EdgeSettings)
-    runtime.run(serve_edge(settings))
+    metrics.build_info("edge")
+    tracing.setup("edge")
+    try:
+        runtime.run(serve_edge(settings))
+    except OSError as exc:
+        logging.getLogger(__name__).error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror,
+                                          extra={"event": "edge.bind_failed"})
+        print(f"tickmesh edge: port {settings.port} on {settings.host} is not available ({exc.strerror})",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        tracing.shutdown()

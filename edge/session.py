@@ -157,6 +157,7 @@ class Session:
         identity: Identity | None = None,
         rate_limiter: TokenBucket | None = None,
         client_heartbeats: bool = True,
+        on_error: Callable[[int], None] | None = None,
     ) -> None:
         self.conn_id = conn_id
         self.opened_at = now
@@ -174,6 +175,7 @@ class Session:
         self._commands = 0
         # SSE and polling clients cannot answer heartbeats; their transports notice dead peers.
         self.client_heartbeats = client_heartbeats
+        self._on_error = on_error  # observes every error code sent (metrics); must not raise
         if identity is not None:
             self.auth_result(identity, now, rid=None, refresh=False, rate_limiter=rate_limiter)
 
@@ -192,6 +194,8 @@ class Session:
 
     def _error(self, rid: Any, code: ErrorCode | int, reason: str) -> None:
         self._send({"op": "err", "id": rid, "code": int(code), "reason": reason})
+        if self._on_error is not None:
+            self._on_error(int(code))
 
     def close(self, code: int, reason: str) -> None:
         """Close with ``code``: every subscription is released first. Idempotent."""

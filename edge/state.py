@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tickmesh import config as cfg
-from tickmesh import streams
+from tickmesh import metrics, streams
 from tickmesh.contracts.channels import Channel, Kind, is_state_subject
 from tickmesh.contracts.codes import CloseCode
 from tickmesh.contracts.instruments import instruments
@@ -89,6 +89,7 @@ class EdgeState:
         await self.commands.start(nc)
         self.tickets.kv = await js.key_value(streams.TICKETS_BUCKET)
         await nc.subscribe("tm.ctl.revoke", cb=self._on_revoke)
+        metrics.nats_status(True)
         self.nats_up = True
         self.ready = True
 
@@ -181,6 +182,7 @@ class EdgeState:
             self.hub.seed(subject, *fetched)
         snap = self.hub.snapshot(subject)
         if snap is not None:
+            metrics.recovery("snapshot")
             seq, payload = snap
             outbox.push_state(sub.name, conn.codec.msg(sub.name, seq, payload, lambda: orjson.loads(payload)),
                               time.monotonic())
@@ -218,14 +220,25 @@ class EdgeState:
         if conn.closing is not None or sub.name not in conn._subscribed:
             self.hub.remove(sub.subject, sub.name, recorder)
             return
+        metrics.recovery("replayed" if rec.recovered else "gap", len(rec.messages))
         messages = rec.messages
         if replay_all:
             messages = rec.messages = unexpired(messages, int(time.time() * 1_000_000))
         outbox = conn.outbox
         outbox.push(conn.codec.encode({"op": "ok", "id": sub.rid, **rec.reply_fields()}))
         last = rec.seq
-        for seq, payload in messages:
-            outbox.push(conn.codec.msg(sub.name, seq, payload, lambda p=payload: orjson.loads(p)))
+        # Replay in chunks, letting the writer drain in between: a long replay is flow-controlled
+        # by the client's reading speed instead of overflowing the outbox. Live messages keep
+        # arriving in the recorder meanwhile.
+        chunk = max(1, outbox.max_frames // 4)
+        for start in range(0, len(messages), chunk):
+            while len(outbox) > outbox.max_frames // 2 and conn.closing is None:
+                await asyncio.sleep(0.005)
+            if conn.closing is not None or sub.name not in conn._subscribed:
+                self.hub.remove(sub.subject, sub.name, recorder)
+                return
+            for seq, payload in messages[start:start + chunk]:
+                outbox.push(conn.codec.msg(sub.name, seq, payload, lambda p=payload: orjson.loads(p)))
         for seq, frame in recorder.frames:
             if seq > last:
                 outbox.push(frame)
@@ -246,6 +259,7 @@ class EdgeState:
 
     async def _on_nats_status(self, up: bool) -> None:
         self.nats_up = up
+        metrics.nats_status(up)
         frame = {"op": "status", "state": "ok"} if up else {"op": "status", "state": "degraded",
                                                             "reason": "nats unavailable"}
         for conn in list(self.connections):

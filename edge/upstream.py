@@ -17,6 +17,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from tickmesh import metrics, tracing
 from tickmesh.contracts.channels import is_state_subject
 from tickmesh.contracts.messages import SEQ_HEADER
 from tickmesh.natsconn import StatusCallback, connect
@@ -71,6 +72,7 @@ class Upstream:
         if ready is None:
             sub = await self.nc.subscribe(subject, cb=self._on_msg)
             ready = self._subs[subject] = (sub, asyncio.ensure_future(self._flush()))
+            metrics.upstream_subjects(len(self._subs))
         await asyncio.shield(ready[1])
 
     async def _flush(self) -> None:
@@ -84,6 +86,7 @@ class Upstream:
         """Drop this edge's subscription to ``subject`` (its last local subscriber left)."""
         entry = self._subs.pop(subject, None)
         self._local_seq.pop(subject, None)
+        metrics.upstream_subjects(len(self._subs))
         if entry is not None:
             try:
                 await entry[0].unsubscribe()
@@ -92,10 +95,12 @@ class Upstream:
 
     async def _on_msg(self, msg: Msg) -> None:
         payload = msg.data
+        metrics.messages_in("state", 1, len(payload))
         try:
-            orjson.loads(payload)
+            body = orjson.loads(payload)
         except orjson.JSONDecodeError:
             self.bad_payloads += 1
+            metrics.dropped("bad_payload")
             log.warning("dropped a non-JSON payload on %s", msg.subject, extra={"event": "upstream.bad_payload"})
             return
         subject = msg.subject
@@ -108,4 +113,9 @@ class Upstream:
         if seq is None:
             seq = self._local_seq.get(subject, 0) + 1
             self._local_seq[subject] = seq
-        self.hub.publish(subject, seq, payload, time.monotonic())
+        ts = body.get("ts") if type(body) is dict else None
+        if headers and tracing.TRACEPARENT in headers:
+            with tracing.receive("edge.fanout", headers, attributes={"messaging.destination.name": subject}):
+                self.hub.publish(subject, seq, payload, time.monotonic(), ts)
+        else:
+            self.hub.publish(subject, seq, payload, time.monotonic(), ts)

@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from tickmesh import metrics
 from tickmesh.contracts.codes import CloseCode
 
 from . import frames
@@ -47,6 +48,7 @@ async def serve(ws: Any, state: EdgeState) -> None:
     settings = state.settings
     if not origin_allowed(ws.headers.get("Origin"), ws.headers.get("Host"), settings.allowed_origins):
         log.info("refused a connection from a foreign origin", extra={"event": "conn.bad_origin"})
+        metrics.auth_failed("forbidden_origin")
         await ws.close(1008)  # before accept: the handshake is answered with HTTP 403
         return
     offered = list(ws.requested_subprotocols or [])
@@ -60,6 +62,7 @@ async def serve(ws: Any, state: EdgeState) -> None:
         await ws.close(int(CloseCode.SHUTDOWN), "edge shutting down; reconnect")
         return
     if not state.admit_peer(peer):
+        metrics.rate_limited("connection")
         await ws.close(int(CloseCode.CONNECTION_LIMIT), "too many connections from this address")
         return
     identity = None
@@ -94,14 +97,23 @@ async def _read(ws: Any, conn: Connection) -> None:
 
 async def _write(ws: Any, conn: Connection) -> None:
     outbox, wake, codec = conn.outbox, conn.wake, conn.codec
+    conflated = 0
     while True:
         await wake.wait()
         wake.clear()
+        metrics.queue_depth(len(outbox), outbox.pending_bytes)
+        ts, state = outbox.oldest_ts, outbox.oldest_state
         pending = outbox.drain()
         closing = conn.closing
         if pending and (closing is None or closing.code != CloseCode.SLOW_CONSUMER):
             data = codec.batch(pending)
             await ws.send(data.decode() if codec.text else data)
+            metrics.messages_out("state" if state else "event", len(pending), len(data))
+            if ts is not None:
+                metrics.observe_latency("state" if state else "event", ts)
+            if outbox.conflated != conflated:
+                metrics.conflated(outbox.conflated - conflated)
+                conflated = outbox.conflated
         if closing is not None:
             await ws.close(closing.code, closing.reason)
             return

@@ -38,6 +38,9 @@ async def connect(url: str, *, name: str, first_attempt_timeout: float | None = 
         await status(True)
 
     async def on_error(exc: Exception) -> None:
+        from tickmesh import metrics
+
+        metrics.nats_error(exc)
         log.warning("NATS error: %s", exc, extra={"event": "nats.error"})
 
     servers = [u.strip() for u in url.split(",") if u.strip()]

@@ -78,13 +78,19 @@ class EdgeProcess(Proc):
     def __init__(self, nats_url: str, workdir: Path, *, port: int | None = None, **env: str) -> None:
         from .tokens import SECRET
 
-        self.port = port or free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         env.setdefault("TICKMESH_JWT_SECRET", SECRET)
-        super().__init__([sys.executable, "-m", "tickmesh", "edge"],
-                         base_env(NATS_URL=nats_url, EDGE_PORT=str(self.port), **env),
-                         workdir / f"edge-{self.port}-{time.monotonic_ns()}.log")
-        wait_http(f"{self.http}/readyz", 20, self.proc)
+        for attempt in range(3):  # a free port can be taken by another process before we bind it
+            self.port = port or free_port()
+            super().__init__([sys.executable, "-m", "tickmesh", "edge"],
+                             base_env(NATS_URL=nats_url, EDGE_PORT=str(self.port), **env),
+                             workdir / f"edge-{self.port}-{time.monotonic_ns()}.log")
+            try:
+                wait_http(f"{self.http}/readyz", 20, self.proc)
+                return
+            except RuntimeError:
+                if port is not None or "in use" not in self.output() or attempt == 2:
+                    raise
 
     @property
     def http(self) -> str:

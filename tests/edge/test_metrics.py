@@ -1,0 +1,67 @@
+"""The edge's /metrics and logs, as an operator sees them, while a real client comes and goes."""
+
+import asyncio
+import re
+import urllib.request
+
+import nats
+
+from tickmesh.contracts.channels import tick_subject
+from tickmesh.contracts.codes import ErrorCode
+from tests.support.tokens import token
+from tests.support.wsclient import Client
+
+
+def scrape(edge) -> dict[str, float]:
+    with urllib.request.urlopen(edge.http + "/metrics") as resp:
+        text = resp.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def metric(samples, name, **labels):
+    want = [f'{k}="{v}"' for k, v in labels.items()]
+    return sum(v for k, v in samples.items() if k.split("{")[0] == name and all(w in k for w in want))
+
+
+async def test_metrics_follow_a_client_through_its_life(edge_factory, nats_mon):
+    edge = edge_factory(EDGE_CMD_RATE="0.5", EDGE_CMD_BURST="1")
+    before = scrape(edge)
+    assert metric(before, "tickmesh_nats_connected") == 1
+    secret = token("alice")
+    c = await Client.login(edge.ws_url, secret)
+    await c.request("sub", ch="prices:AAPL")
+    await c.request("sub", ch="notifications")
+    nc = await nats.connect(nats_mon.url)
+    await nc.publish(tick_subject("AAPL"), b'{"symbol":"AAPL","last":"1.00","ts":1795000000000000}', headers={"Tm-Seq": "1"})
+    await nc.flush()
+    await c.messages(1)
+    await c.request("cmd", name="alert.list")
+    limited, _ = await c.request("cmd", name="alert.list")
+    assert limited["code"] == ErrorCode.RATE_LIMITED
+    during = scrape(edge)
+    assert metric(during, "tickmesh_edge_connections", transport="ws") == 1
+    assert metric(during, "tickmesh_edge_subscriptions", **{"class": "state"}) == 1
+    assert metric(during, "tickmesh_edge_subscriptions", **{"class": "event"}) == 1
+    assert metric(during, "tickmesh_edge_rate_limited_total", limit="command") == 1
+    assert metric(during, "tickmesh_edge_errors_total", code="400") == 1
+    assert metric(during, "tickmesh_e2e_latency_seconds_count", **{"class": "state"}) >= 1
+    assert metric(during, "tickmesh_messages_total", direction="in", **{"class": "state"}) >= 1
+    await c.close()
+    bad = await Client.connect(edge.ws_url)
+    await bad.send({"op": "auth", "id": 1, "token": "nope"})
+    await asyncio.sleep(0.5)
+    after = scrape(edge)
+    assert metric(after, "tickmesh_edge_connections", transport="ws") == 0
+    assert metric(after, "tickmesh_edge_auth_failures_total") >= 1
+    assert metric(after, "tickmesh_edge_subscriptions") == 0
+    # No user id or symbol ever becomes a label; no token reaches the logs.
+    with urllib.request.urlopen(edge.http + "/metrics") as resp:
+        text = resp.read().decode()
+    assert "alice" not in text and "AAPL" not in text
+    await nc.close()
+    assert secret not in edge.output() and "eyJ" not in edge.output()
