@@ -95,7 +95,10 @@ async def _pump(ws, session: Session, *, name: str, emit: Emit, stats: ProviderS
         try:
             if timeout <= 0:
                 raise TimeoutError
-            raw = await asyncio.wait_for(ws.recv(), timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # races with a frame arriving, and the service could then never stop this task.
+            async with asyncio.timeout(timeout):
+                raw = await ws.recv()
         except TimeoutError:
             stats.silences += 1
             log.warning("%s: provider silent past its liveness deadline", name,

@@ -55,7 +55,8 @@ class Pump:
             self._wake.clear()
             if timeout > 0:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel on 3.11
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
             await self._publish(self.pipeline.poll(now=self.clock()))

@@ -123,7 +123,8 @@ class FakeBinance(FakeProvider):
             return
         await ws.send(json.dumps({"result": None, "id": msg["id"]}))
         waiter = await ws.ping(b"binance-ping")
-        await asyncio.wait_for(waiter, 5)
+        async with asyncio.timeout(5):
+            await waiter
         conn.pongs += 1
 
     async def after(self, ws: ServerConnection, conn: Connection, script: str) -> None:
