@@ -57,6 +57,11 @@ export class ChannelEntry<T = unknown> {
     this.update({ status, error, stale: this.isStale(this.snapshot.data) });
   }
 
+  /** The channel's stream was reset (new epoch): what we hold belongs to the old one. */
+  reset(): void {
+    this.update({ items: [], data: undefined, previous: undefined, updatedAt: undefined });
+  }
+
   private start(): void {
     // Serve what the client already holds at once (another provider or an earlier mount).
     const cached = this.client.history<string>(this.ch) as readonly CachedMessage<T>[];

@@ -1,5 +1,5 @@
 import { compareDecimal, type Announcement, type DataOf, type Execution, type Notification, type Portfolio, type Tick } from "@tickmesh/client";
-import { useCallback, useEffect, useMemo, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from "react";
 import type { ChannelSnapshot } from "./channel-entry.js";
 import type { OrderInput, OrdersSnapshot } from "./orders.js";
 import { useTickmeshStore } from "./provider.js";
@@ -54,6 +54,15 @@ export function useNotifications(): ChannelSnapshot<Notification> {
 /** Announcements in force (not expired; by id, the latest version), newest first in `items`. */
 export function useAnnouncements(): ChannelSnapshot<Announcement> {
   const snap = useChannel("announcements");
+  // Re-evaluate when the next announcement starts or ends, without waiting for new data.
+  const [clock, setClock] = useState(0);
+  useEffect(() => {
+    const nowUs = Date.now() * 1000;
+    const next = Math.min(...snap.items.flatMap((a) => [a.starts_at, a.ends_at]).filter((t): t is number => t !== undefined && t > nowUs));
+    if (!Number.isFinite(next)) return;
+    const timer = setTimeout(() => setClock((c) => c + 1), Math.min(2 ** 31 - 1, (next - nowUs) / 1000 + 5));
+    return () => clearTimeout(timer);
+  }, [snap, clock]);
   return useMemo(() => {
     const nowUs = Date.now() * 1000;
     const seen = new Set<string>();
@@ -64,7 +73,7 @@ export function useAnnouncements(): ChannelSnapshot<Announcement> {
       return (a.ends_at === undefined || a.ends_at > nowUs) && (a.starts_at === undefined || a.starts_at <= nowUs);
     });
     return items.length === snap.items.length ? snap : { ...snap, items };
-  }, [snap]);
+  }, [snap, clock]);
 }
 
 export interface SubmitOrder extends OrdersSnapshot {

@@ -42,6 +42,10 @@ export class TickmeshStore {
     const offs = [
       this.client.events.on("state", () => this.onConnectionChange()),
       this.client.events.on("welcome", () => this.onConnectionChange()),
+      this.client.events.on("recovery", ({ ch, reason }) => {
+        if (reason !== "epoch_changed") return;
+        for (const entry of this.entries.values()) if (entry.ch === ch) entry.reset();
+      }),
       this.client.events.on("subscription", ({ ch }) => {
         for (const entry of this.entries.values()) if (entry.ch === ch) entry.refresh();
       }),

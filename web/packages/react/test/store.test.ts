@@ -80,6 +80,22 @@ describe("channel entries (per provider, ref-counted)", () => {
   });
 });
 
+describe("stream reset", () => {
+  it("drops the events of an old epoch when the stream was reset", async () => {
+    const { store, t, ack, net } = await setup();
+    const entry = store.channel("notifications");
+    entry.subscribe(() => {});
+    ack("notifications", { epoch: "E1", seq: 0 });
+    t().receive({ op: "msg", ch: "notifications", seq: 1, data: { id: "n1" } });
+    expect(entry.getSnapshot().items).toHaveLength(1);
+    t().drop();
+    await vi.advanceTimersByTimeAsync(1000);
+    net.last().welcome();
+    ack("notifications", { epoch: "E2", seq: 0, recovered: false, reason: "epoch_changed", replayed: 0 });
+    expect(entry.getSnapshot().items).toEqual([]);
+  });
+});
+
 describe("optimistic orders", () => {
   const order = { symbol: "AAPL", side: "buy", type: "market", quantity: "1" } as const;
 
