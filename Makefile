@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
+WEB_DIST  := web/apps/dashboard/dist/index.html
 
-.PHONY: up test install clean
+.PHONY: up test test-python test-web install web clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +18,28 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-## Install everything into .venv and run the whole stack on http://127.0.0.1:8000
-up: install
+# The web workspace (TypeScript client, React hooks, dashboard), from the committed lock file.
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $(WEB_STAMP)
+
+$(WEB_DIST): $(WEB_STAMP) $(shell find web/packages web/apps -path '*/node_modules' -prune -o -path '*/dist' -prune -o -type f -print 2>/dev/null)
+	cd web && npm run build
+
+web: $(WEB_DIST)
+
+## Install everything into .venv, build the dashboard, run the whole stack on http://127.0.0.1:8000
+up: install web
 	$(BIN)/tickmesh up
 
-## Install what the tests need and run every test
-test: install
+## Install what the tests need and run every test (Python, then the web client and the browser)
+test: test-python test-web
+
+test-python: install
 	$(BIN)/python -m pytest
 
+test-web: install web
+	cd web && npm run check && npm test && npm run e2e
+
 clean:
-	rm -rf $(VENV) .tickmesh build *.egg-info
+	rm -rf $(VENV) .tickmesh build *.egg-info web/node_modules web/apps/dashboard/dist

@@ -21,7 +21,7 @@ from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
-from tickmesh import streams
+from tickmesh import streams, tracing
 from tickmesh.contracts.channels import encode_token
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import decode_reply
@@ -62,7 +62,9 @@ class CommandRunner:
     async def _request(self, action: RunCommand) -> dict[str, Any]:
         assert self.nc is not None
         try:
-            msg = await self.nc.request(action.subject, action.payload, timeout=action.timeout)
+            with tracing.command(action.name, attributes={"tickmesh.command": action.name}) as tr:
+                msg = await self.nc.request(action.subject, action.payload, timeout=action.timeout,
+                                            headers=tr.inject(None))
         except NoRespondersError:
             return _err(ErrorCode.UNAVAILABLE, f"no service answers {action.name}; retry later")
         except (NatsTimeout, asyncio.TimeoutError):
