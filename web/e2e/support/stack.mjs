@@ -26,9 +26,11 @@ export async function freePort() {
   });
 }
 
-async function waitReady(url, proc, timeoutMs) {
+async function waitReady(url, proc, timeoutMs, failed = () => undefined) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    const err = failed();
+    if (err) throw new Error(`could not start ${PYTHON} -m tickmesh up: ${err.message}`);
     if (proc.exitCode !== null) throw new Error(`tickmesh up exited with ${proc.exitCode} while starting`);
     try {
       const resp = await fetch(url);
@@ -74,6 +76,8 @@ export async function startStack(name) {
   const proc = spawn(PYTHON, ["-m", "tickmesh", "up"], { cwd: REPO, env, stdio: ["ignore", out, out] });
   // Never leave a stack behind, even if the test runner dies without running `after` hooks:
   // `tickmesh up` stops its children on SIGTERM (and they die with it anyway).
+  let spawnError;
+  proc.on("error", (err) => (spawnError = err)); // e.g. no .venv: reported by waitReady
   const onExit = () => proc.exitCode === null && proc.kill("SIGTERM");
   process.once("exit", onExit);
   for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => (onExit(), process.exit(130)));
@@ -102,7 +106,7 @@ export async function startStack(name) {
     },
   };
   try {
-    await waitReady(`${stack.url}/readyz`, proc, t(60000));
+    await waitReady(`${stack.url}/readyz`, proc, t(60000), () => spawnError);
   } catch (err) {
     await stack.stop();
     throw new Error(`${err.message}; log: ${log}\n${readFileSync(log, "utf8").slice(-3000)}`);
