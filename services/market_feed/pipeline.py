@@ -20,11 +20,18 @@ Guarantees, per symbol:
   interval has passed, so the last value of a burst is never lost (trailing edge).
 * **Universe**: when ``symbols`` is given, ticks for any other symbol are dropped (the edge
   would refuse their channels anyway).
+
+``stale_after`` must be longer than ``1 / max_hz`` when both are set, so a held-back tick always
+goes out before its symbol can turn stale. Deadlines are kept in a heap (held ticks) and in
+order of last hearing (staleness), so :meth:`Pipeline.next_deadline` is cheap enough to ask
+after every tick, whatever the number of symbols.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Collection
 
@@ -62,8 +69,12 @@ class Pipeline:
         self.symbols = frozenset(symbols) if symbols is not None else None
         self.stale_after = stale_after
         self.min_interval = 1.0 / max_hz if max_hz > 0 else 0.0
+        if stale_after and self.min_interval and stale_after <= self.min_interval:
+            raise ValueError("stale_after must be longer than 1 / max_hz")
         self.stats = PipelineStats()
         self._state: dict[str, _SymbolState] = {}
+        self._held: list[tuple[float, str]] = []           # (due, symbol); entries may be outdated
+        self._fresh: OrderedDict[str, None] = OrderedDict()  # non-stale symbols, least recently heard first
 
     def offer(self, tick: Tick, *, now: float) -> list[Tick]:
         """Accept or drop ``tick``; returns what must be published now (zero or one tick)."""
@@ -81,38 +92,39 @@ class Pipeline:
             st.last, st.heard_at = tick, now
         st.seen_at_ts.add(tick.fingerprint())
         st.stale = False
+        if self.stale_after:
+            self._fresh[tick.symbol] = None
+            self._fresh.move_to_end(tick.symbol)
         self.stats.accepted += 1
         return self._out(st, tick, now)
 
     def poll(self, *, now: float) -> list[Tick]:
         """Ticks that became due by ``now``: held-back trailing ticks, then stale marks."""
         out: list[Tick] = []
-        for st in self._state.values():
-            if st.pending is not None and now >= self._due(st):
+        while self._held and self._held[0][0] <= now:
+            _, symbol = heapq.heappop(self._held)
+            st = self._state[symbol]
+            if st.pending is not None and now >= self._due(st):  # else: an outdated entry
                 tick, st.pending = st.pending, None
                 out.append(self._send(st, tick, now))
-            elif (self.stale_after and not st.stale and st.pending is None
-                  and now - st.heard_at >= self.stale_after):
-                st.stale = True
-                self.stats.stale_marked += 1
-                log.info("%s is stale: nothing from the provider for %.1fs", st.last.symbol,
-                         now - st.heard_at, extra={"event": "feed.stale", "symbol": st.last.symbol})
-                out.append(self._send(st, st.last.as_stale(), now))
+        while self._fresh:
+            symbol = next(iter(self._fresh))
+            st = self._state[symbol]
+            if now - st.heard_at < self.stale_after:
+                break
+            del self._fresh[symbol]
+            out.append(self._mark_stale(st, now))
         return out
 
     def next_deadline(self) -> float | None:
-        """The earliest ``now`` at which :meth:`poll` has something to do, or ``None``."""
-        best: float | None = None
-        for st in self._state.values():
-            if st.pending is not None:
-                at = self._due(st)
-            elif self.stale_after and not st.stale:
-                at = st.heard_at + self.stale_after
-            else:
-                continue
-            if best is None or at < best:
-                best = at
-        return best
+        """The earliest ``now`` at which :meth:`poll` has something to do, or ``None``. It may be
+        early (an outdated entry), never late."""
+        deadlines = []
+        if self._held:
+            deadlines.append(self._held[0][0])
+        if self._fresh:
+            deadlines.append(self._state[next(iter(self._fresh))].heard_at + self.stale_after)
+        return min(deadlines) if deadlines else None
 
     def is_stale(self, symbol: str) -> bool:
         st = self._state.get(symbol)
@@ -141,8 +153,17 @@ class Pipeline:
             return [self._send(st, tick, now)]
         if st.pending is not None:
             self.stats.conflated += 1
+        else:
+            heapq.heappush(self._held, (self._due(st), tick.symbol))
         st.pending = tick
         return []
+
+    def _mark_stale(self, st: _SymbolState, now: float) -> Tick:
+        st.stale = True
+        self.stats.stale_marked += 1
+        log.info("%s is stale: nothing from the provider for %.1fs", st.last.symbol, now - st.heard_at,
+                 extra={"event": "feed.stale", "symbol": st.last.symbol})
+        return self._send(st, st.last.as_stale(), now)
 
     def _send(self, st: _SymbolState, tick: Tick, now: float) -> Tick:
         st.sent_at = now

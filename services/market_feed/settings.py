@@ -115,6 +115,9 @@ class FeedSettings:
         for env, value, lo, hi in checks:
             if not lo <= value <= hi:
                 raise ConfigError(env, str(value), f"must be between {lo:g} and {hi:g}")
+        if self.stale_after and self.max_hz_per_symbol and self.stale_after * self.max_hz_per_symbol <= 1:
+            raise ConfigError("FEED_STALE_AFTER_S", str(self.stale_after),
+                              "must be longer than 1 / FEED_MAX_HZ_PER_SYMBOL (or 0)")
 
 
 def _binance_lists(symbol: str) -> bool:

@@ -90,6 +90,7 @@ async def test_service_publishes_valid_ticks_with_increasing_seq_and_stops_on_si
     ({"FEED_PROVIDER": "binance", "FEED_SYMBOLS": "AAPL"}, "FEED_SYMBOLS"),
     ({"FEED_PROVIDER": "coinbase", "FEED_COINBASE_URL": "https://example.invalid"}, "FEED_COINBASE_URL"),
     ({"FEED_STALE_AFTER_S": "soon"}, "FEED_STALE_AFTER_S"),
+    ({"FEED_STALE_AFTER_S": "0.5", "FEED_MAX_HZ_PER_SYMBOL": "1"}, "FEED_STALE_AFTER_S"),
 ])
 def test_a_bad_setting_is_a_clear_error_not_a_traceback(tmp_path, env, name):
     proc = Proc([sys.executable, "-m", "tickmesh", "service", "market-feed"], base_env(**env), tmp_path / "feed.log")

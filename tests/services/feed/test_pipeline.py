@@ -99,14 +99,30 @@ def test_rate_limit_is_per_symbol():
 
 
 def test_a_pending_tick_goes_out_before_its_symbol_can_turn_stale():
-    p = Pipeline(max_hz=1.0, stale_after=0.5)
+    p = Pipeline(max_hz=4.0, stale_after=0.5)
     p.offer(tick(last="1", ts=T0 + 1), now=0.0)
-    p.offer(tick(last="2", ts=T0 + 2), now=0.2)
-    assert lasts(p.poll(now=1.0)) == ["2"]
-    [mark] = p.poll(now=1.0 + 0.5)
+    p.offer(tick(last="2", ts=T0 + 2), now=0.1)
+    assert p.next_deadline() == 0.25
+    assert lasts(p.poll(now=0.25)) == ["2"]
+    assert p.next_deadline() == pytest.approx(0.6)
+    [mark] = p.poll(now=0.6)
     assert mark.stale and mark.last == "2"
 
 
-def test_negative_settings_are_refused():
+def test_many_symbols_keep_their_own_deadlines():
+    p = Pipeline(max_hz=10.0, stale_after=1.0)
+    for i in range(100):
+        p.offer(tick(symbol=f"S{i}", ts=T0 + 1), now=i / 1000)
+        p.offer(tick(symbol=f"S{i}", last="9", ts=T0 + 2), now=i / 1000 + 0.05)
+    due = p.next_deadline()
+    assert due == pytest.approx(0.1)
+    assert [t.symbol for t in p.poll(now=due)] == ["S0"]
+    assert len(p.poll(now=0.2)) == 99
+    assert len([t for t in p.poll(now=2.0) if t.stale]) == 100 and p.next_deadline() is None
+
+
+def test_settings_that_cannot_hold_their_promises_are_refused():
     with pytest.raises(ValueError):
         Pipeline(stale_after=-1)
+    with pytest.raises(ValueError):
+        Pipeline(stale_after=0.5, max_hz=1.0)  # a held tick could outlive the stale deadline
