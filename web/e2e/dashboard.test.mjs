@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -182,6 +182,18 @@ describe("trading dashboard against the real stack", { timeout: t(240000) }, () 
       } finally {
         pub.kill();
       }
+    });
+  });
+
+  it("stops, and says why, when the user is revoked (a do-not-reconnect close code)", async () => {
+    await withBrowser("revoked", async ({ page, screenshot }) => {
+      await login(page, stack.url, "carol");
+      execFileSync(PYTHON, ["web/e2e/support/revoke.py", stack.natsUrl, "carol"], { cwd: REPO });
+      await page.locator('[data-testid="connection"][data-state="disconnected"]').waitFor({ timeout: t(10000) });
+      assert.match(await page.getByTestId("fatal").textContent(), /forbidden \(4102\)/);
+      await sleep(3000); // backoff would have retried by now
+      assert.equal(await page.evaluate(() => window.tickmesh.state), "disconnected");
+      await screenshot("revoked");
     });
   });
 });
