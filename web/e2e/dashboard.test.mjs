@@ -103,6 +103,23 @@ describe("trading dashboard against the real stack", { timeout: t(240000) }, () 
     });
   });
 
+  it("rests a limit order, then cancels it", async () => {
+    await withBrowser("order-cancel", async ({ page, screenshot }) => {
+      await login(page, stack.url);
+      await page.getByTestId("last-AAPL").filter({ hasText: /\d/ }).waitFor();
+      await page.getByTestId("ticket-symbol").fill("AAPL");
+      await page.getByTestId("ticket-type").selectOption("limit");
+      await page.getByTestId("ticket-qty").fill("2");
+      await page.getByTestId("ticket-limit").fill("1.00"); // far below the market: it rests
+      await page.getByTestId("ticket-submit").click();
+      const resting = page.locator('tr[data-testid^="order-web-"][data-status="accepted"]');
+      await resting.waitFor({ timeout: t(15000) });
+      await screenshot("order-resting");
+      await resting.getByTitle("Cancel order").click();
+      await page.locator('tr[data-testid^="order-web-"][data-status="cancelled"]').waitFor({ timeout: t(15000) });
+    });
+  });
+
   it("rolls back a rejected order and shows why", async () => {
     await withBrowser("order-rejected", async ({ page, screenshot }) => {
       await login(page, stack.url);

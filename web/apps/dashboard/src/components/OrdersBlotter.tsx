@@ -1,17 +1,19 @@
 import type { Execution } from "@tickmesh/client";
-import { useSubmitOrder, useTrades, type OptimisticOrder } from "@tickmesh/react";
+import { useSubmitOrder, useTickmeshClient, useTrades, type OptimisticOrder } from "@tickmesh/react";
+import { useState } from "react";
 import { clock, money } from "../format";
 
-type Row = { key: string; symbol: string; side: string; quantity: string; price?: string; status: string; time: string; cid: string; reason?: string };
+type Row = { key: string; symbol: string; side: string; quantity: string; price?: string; status: string; time: string; cid: string; reason?: string; orderId?: string };
 
 const fromOrder = (o: OptimisticOrder): Row => ({
   key: o.client_order_id, cid: o.client_order_id, symbol: o.symbol, side: o.side, quantity: o.quantity,
   price: o.price ?? o.limit_price, status: o.status, time: new Date(o.updatedAt).toLocaleTimeString("en-GB", { hour12: false }),
+  orderId: o.order_id,
 });
 
 const fromExec = (e: Execution): Row => ({
   key: e.exec_id, cid: e.client_order_id, symbol: e.symbol, side: e.side, quantity: e.quantity,
-  price: e.price ?? e.limit_price, status: e.status, time: clock(e.ts), reason: e.reason,
+  price: e.price ?? e.limit_price, status: e.status, time: clock(e.ts), reason: e.reason, orderId: e.order_id,
 });
 
 /**
@@ -21,6 +23,14 @@ const fromExec = (e: Execution): Row => ({
 export function OrdersBlotter() {
   const { orders } = useSubmitOrder();
   const trades = useTrades();
+  const client = useTickmeshClient();
+  const [cancelError, setCancelError] = useState<string | null>(null);
+  // A resting limit order can be cancelled; the `cancelled` execution then updates the row.
+  const cancel = (orderId: string) =>
+    client.command("order.cancel", { order_id: orderId }).then(
+      () => setCancelError(null),
+      (e: { codeName?: string; reason?: string }) => setCancelError(`Cancel failed: ${e.codeName ?? "error"}: ${e.reason ?? ""}`),
+    );
   const mine = new Set(orders.map((o) => o.client_order_id));
   const seen = new Set<string>();
   const history = trades.items.filter((e) => {
@@ -36,6 +46,7 @@ export function OrdersBlotter() {
         <h2>Orders &amp; executions</h2>
         <span className="muted small">{orders.filter((o) => o.status === "pending").length} pending</span>
       </header>
+      {cancelError && <div className="form-error">{cancelError}</div>}
       <div className="scroll">
         <table className="grid compact">
           <thead>
@@ -58,6 +69,9 @@ export function OrdersBlotter() {
                 <td className="num">{r.price ? money(r.price, Math.max(2, (r.price.split(".")[1] ?? "").length)) : "—"}</td>
                 <td>
                   <span className={`pill ${r.status}`} title={r.reason}>{r.status}</span>
+                  {r.status === "accepted" && r.orderId && (
+                    <button className="icon-btn cancel" title="Cancel order" onClick={() => void cancel(r.orderId!)}>×</button>
+                  )}
                 </td>
               </tr>
             ))}
