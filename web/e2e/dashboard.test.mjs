@@ -138,14 +138,14 @@ describe("trading dashboard against the real stack", { timeout: t(240000) }, () 
     });
   });
 
-  it("works over SSE when WebSockets are blocked, then over long polling when SSE is too", async (ctx) => {
+  it("works over SSE when WebSockets are blocked, then over long polling when SSE is too, and upgrades back", async (ctx) => {
     if (!(await edgeHas(stack, "/ticket", { method: "POST" }))) {
       if (ALLOW_MISSING) return ctx.skip("the edge has no /ticket, /sse or /poll yet");
       assert.fail("the edge has no /ticket yet (SSE and long polling need it)");
     }
     await withBrowser("fallback", async ({ page, context, screenshot }) => {
       await context.addInitScript(BLOCK_WEBSOCKET);
-      await login(page, stack.url);
+      await login(page, stack.url, "alice", "?upgrade_ms=2000");
       const conn = page.getByTestId("connection");
       assert.equal(await conn.getAttribute("data-transport"), "sse");
       const aapl = page.getByTestId("last-AAPL");
@@ -159,6 +159,11 @@ describe("trading dashboard against the real stack", { timeout: t(240000) }, () 
       await aapl.filter({ hasText: /\d/ }).waitFor();
       await waitForChange(aapl, (await aapl.textContent()).trim(), t(30000));
       await screenshot("fallback-polling");
+
+      // The proxy goes away: the client probes and moves back to the WebSocket by itself.
+      await page.evaluate(() => (window.__blockWebSocket = false));
+      await page.locator('[data-testid="connection"][data-state="connected"][data-transport="websocket"]').waitFor({ timeout: t(20000) });
+      await waitForChange(aapl, (await aapl.textContent()).trim(), t(20000));
     });
   });
 

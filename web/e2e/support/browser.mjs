@@ -39,8 +39,8 @@ export async function openBrowser() {
 }
 
 /** Log in as a demo user and wait for the trading screen to be live. */
-export async function login(page, baseUrl, user = "alice") {
-  await page.goto(baseUrl + "/");
+export async function login(page, baseUrl, user = "alice", query = "") {
+  await page.goto(baseUrl + "/" + query);
   await page.getByTestId(`login-${user}`).click();
   await page.locator('[data-testid="connection"][data-state="connected"]').waitFor({ timeout: t(20000) });
 }
@@ -56,10 +56,16 @@ export async function waitForChange(locator, before, timeoutMs) {
   throw new Error(`text stayed ${JSON.stringify(before)} for ${timeoutMs} ms`);
 }
 
-/** Make WebSockets fail the way a blocking proxy makes them fail: error, then close 1006. */
+/**
+ * Make WebSockets fail the way a blocking proxy makes them fail: error, then close 1006.
+ * `window.__blockWebSocket = false` lets new ones through again (the proxy went away).
+ */
 export const BLOCK_WEBSOCKET = `
+  window.__blockWebSocket = true;
+  const RealWebSocket = window.WebSocket;
   window.WebSocket = class BlockedWebSocket extends EventTarget {
-    constructor(url) {
+    constructor(url, protocols) {
+      if (!window.__blockWebSocket) return new RealWebSocket(url, protocols);
       super();
       this.url = url; this.readyState = 0; this.protocol = ""; this.binaryType = "blob";
       this.onopen = this.onmessage = this.onerror = this.onclose = null;

@@ -12,7 +12,10 @@ import { PortfolioCard } from "./components/PortfolioCard";
 import { WatchList } from "./components/WatchList";
 import { useWatchList } from "./watchlist";
 
-/** `?transports=sse,polling` restricts the transports (for trying the fallbacks by hand). */
+/**
+ * `?transports=sse,polling` restricts the transports (for trying the fallbacks by hand);
+ * `?upgrade_ms=2000` probes the WebSocket more often while on a fallback (default 30 s).
+ */
 function transportsFromUrl(): TransportName[] | undefined {
   const raw = new URLSearchParams(location.search).get("transports");
   return raw ? (raw.split(",").filter((t) => ["websocket", "sse", "polling"].includes(t)) as TransportName[]) : undefined;
@@ -57,7 +60,8 @@ function Session(props: { user: string; onLogout(): void }) {
   }, []);
   const client = useMemo(() => {
     if (codec === null) return null;
-    const c = new TickmeshClient({ getToken: tokenSource(props.user), transports: transportsFromUrl(), codec });
+    const upgradeMs = Number(new URLSearchParams(location.search).get("upgrade_ms")) || undefined;
+    const c = new TickmeshClient({ getToken: tokenSource(props.user), transports: transportsFromUrl(), codec, upgradeIntervalMs: upgradeMs });
     (window as unknown as { tickmesh?: TickmeshClient }).tickmesh = c; // for the console and tests
     return c;
   }, [props.user, codec]);
