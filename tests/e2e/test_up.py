@@ -36,14 +36,27 @@ def alive(pid: int) -> bool:
         return False
 
 
+def start_up(tmp_path, attempts: int = 3) -> tuple[Proc, int, dict]:
+    """``tickmesh up`` on free ports (picked again if another process takes one meanwhile)."""
+    for attempt in range(attempts):
+        edge_port, nats_port = free_port(), free_port()
+        env = base_env(TICKMESH_HOME=str(tmp_path / "home"), EDGE_PORT=str(edge_port),
+                       TICKMESH_NATS_PORT=str(nats_port), FEED_RATE="300")
+        proc = Proc([sys.executable, "-m", "tickmesh", "up"], env, tmp_path / f"up-{attempt}.log")
+        try:
+            wait_http(f"http://127.0.0.1:{edge_port}/readyz", 30, proc.proc)
+            return proc, edge_port, env
+        except RuntimeError:
+            proc.stop()
+            if "already in use" not in proc.output() or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture
 def stack(tmp_path):
-    edge_port, nats_port = free_port(), free_port()
-    env = base_env(TICKMESH_HOME=str(tmp_path / "home"), EDGE_PORT=str(edge_port),
-                   TICKMESH_NATS_PORT=str(nats_port), FEED_RATE="300")
-    proc = Proc([sys.executable, "-m", "tickmesh", "up"], env, tmp_path / "up.log")
+    proc, edge_port, env = start_up(tmp_path)
     try:
-        wait_http(f"http://127.0.0.1:{edge_port}/readyz", 30, proc.proc)
         proc.edge_port = edge_port
         proc.env = env
         yield proc
@@ -118,13 +131,16 @@ def test_token_command_signs_with_the_local_key(stack):
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path):
-    with socket.socket() as busy:
+    # Both ports are held by this test, so no other process can take them meanwhile.
+    with socket.socket() as busy, socket.socket() as spare:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        port = busy.getsockname()[1]
-        env = base_env(TICKMESH_HOME=str(tmp_path / "home"), EDGE_PORT=str(port),
-                       TICKMESH_NATS_PORT=str(free_port()))
+        spare.bind(("127.0.0.1", 0))
+        port, nats_port = busy.getsockname()[1], spare.getsockname()[1]
+        spare.close()
+        env = base_env(TICKMESH_HOME=str(tmp_path / "home"), EDGE_PORT=str(nats_port),
+                       TICKMESH_NATS_PORT=str(port))
         res = subprocess.run([sys.executable, "-m", "tickmesh", "up"], env=env, capture_output=True,
                              text=True, timeout=t(30))
     assert res.returncode == 2
-    assert f"port {port}" in res.stderr and "Traceback" not in res.stderr
+    assert f"port {port}" in res.stderr and "TICKMESH_NATS_PORT" in res.stderr and "Traceback" not in res.stderr

@@ -4,15 +4,14 @@ import urllib.request
 import pytest
 
 from tests.support.natsserver import NatsServer
-from tests.support.procs import EdgeProcess, free_port
+from tests.support.procs import EdgeProcess
 
 
 @pytest.fixture
 def nats_mon(tmp_path):
     """nats-server with its monitoring port, to look at the edge's subscriptions from outside."""
-    mon = free_port()
-    server = NatsServer(tmp_path / "nats", extra=["-m", str(mon)]).start()
-    server.monitor = f"http://127.0.0.1:{mon}"
+    server = NatsServer(tmp_path / "nats", monitor=True).start()
+    server.monitor = f"http://127.0.0.1:{server.monitor_port}"
     try:
         yield server
     finally:
