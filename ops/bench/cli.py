@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import procstats, report
 from .protocols import CODECS
-from .targets import BENCH_SECRET, TARGETS
+from .targets import BENCH_SECRET, DEFAULT_TARGETS, TARGETS
 
 # What `tickmesh --help` needs is imported here; the load client (picows), NATS and the scenarios
 # are imported by run(), so other tickmesh commands never pay for them.
@@ -39,7 +39,7 @@ QUICK = dict(seconds=3.0, drain=2.0, fanout_clients=50, fanout_rates=[10.0, 100.
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small N and a few seconds per scenario")
     p.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeatable; default: all")
-    p.add_argument("--target", action="append", choices=TARGETS, help="repeatable; default: all")
+    p.add_argument("--target", action="append", choices=TARGETS, help="repeatable; default: all but tickmesh-uvicorn")
     p.add_argument("--seconds", type=float, help="publishing window per row (default 8, quick 3)")
     p.add_argument("--drain", type=float, help="longest wait for in-flight messages after a window")
     p.add_argument("--workers", type=int, default=2, help="load-client processes (at least 1 per 18,000 clients)")
@@ -63,7 +63,7 @@ def options(args: argparse.Namespace):
     from .scenarios import Options
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tickmesh-bench-"))
-    opts = Options(targets=list(args.target or TARGETS), scenarios=list(args.scenario or SCENARIOS),
+    opts = Options(targets=list(args.target or DEFAULT_TARGETS), scenarios=list(args.scenario or SCENARIOS),
                    workdir=workdir, workers=args.workers)
     if args.quick:
         for key, value in QUICK.items():

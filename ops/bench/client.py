@@ -159,7 +159,7 @@ class Worker:
         async with self._sem:
             try:
                 await ws_connect(lambda: conn, self.url, socket_factory=lambda _url: self._socket_for(conn),
-                                 websocket_handshake_timeout=10, enable_auto_pong=True,
+                                 websocket_handshake_timeout=30, enable_auto_pong=True,
                                  read_buffer_init_size=4096)
                 return True
             except Exception as exc:  # counted and reported, never raised into the run

@@ -7,6 +7,8 @@ targets measured one after the other never share state. Targets:
 name           server process(es)                            protocol    path
 =============  ===========================================  ==========  ============
 tickmesh       ``python -m tickmesh edge`` (Quart/Hypercorn) tickmesh    ``/ws``
+tickmesh-      the same Quart app under uvicorn              tickmesh    ``/ws``
+uvicorn        (edge_uvicorn.py; only when asked for)
 nats-ws        nats-server's own WebSocket listener          nats        ``/``
 quart          peers/quart_naive.py (Hypercorn)              naive       ``/ws``
 starlette      peers/starlette_naive.py (uvicorn)            naive       ``/ws``
@@ -21,6 +23,7 @@ stopped (SIGTERM, then SIGKILL) by :meth:`Target.stop`; they also get SIGTERM if
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,8 +37,9 @@ from tickmesh.ops.up import _die_with_parent, nats_server_binary
 
 from .peers.nats_ws import write_config
 
-TARGETS = ("tickmesh", "nats-ws", "quart", "starlette", "socketio")
-PROTOCOLS = {"tickmesh": "tickmesh", "nats-ws": "nats", "quart": "naive", "starlette": "naive",
+TARGETS = ("tickmesh", "nats-ws", "quart", "starlette", "socketio", "tickmesh-uvicorn")
+DEFAULT_TARGETS = TARGETS[:5]  # tickmesh-uvicorn is an experiment, measured when asked for
+PROTOCOLS = {"tickmesh": "tickmesh", "tickmesh-uvicorn": "tickmesh", "nats-ws": "nats", "quart": "naive", "starlette": "naive",
              "socketio": "socketio"}
 PEER_MODULES = {"quart": "quart_naive", "starlette": "starlette_naive", "socketio": "socketio_peer"}
 BENCH_SECRET = "tickmesh-bench-secret-not-for-production-0123456789"
@@ -46,9 +50,23 @@ class TargetError(Exception):
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the ephemeral range: thousands of client sockets take ephemeral ports,
+    so a port the kernel handed out a second ago may be some client's by the time a server binds."""
+    low, high = 20000, 32000
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            high = min(high, int(fh.read().split()[0]) - 1)
+    except (OSError, ValueError):
+        pass
+    for _ in range(200):
+        port = random.randrange(low, high)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise TargetError("no free port below the ephemeral range")
 
 
 def _port_open(port: int) -> bool:
@@ -174,14 +192,16 @@ EDGE_BENCH_ENV = {"EDGE_MAX_CONNS_PER_IP": "1000000"}
 EDGE_SOURCE: dict[str, str | None] = {"rev": None}  # set by --edge-rev
 
 
-def edge_server(workdir: Path, nats_url: str, port: int, secret: str) -> Server:
+def edge_server(workdir: Path, nats_url: str, port: int, secret: str, variant: str = "tickmesh") -> Server:
     """The tickmesh edge as a child (``python -m tickmesh edge``); not started yet. It runs the
     working tree, or the revision in ``EDGE_SOURCE["rev"]`` (``--edge-rev``)."""
     env = child_env(workdir, NATS_URL=nats_url, EDGE_PORT=str(port), EDGE_HOST="127.0.0.1",
                     TICKMESH_JWT_SECRET=secret, **EDGE_BENCH_ENV)
     if EDGE_SOURCE["rev"]:
         env["PYTHONPATH"] = str(snapshot(EDGE_SOURCE["rev"], workdir.parent))
-    return Server("edge", [sys.executable, "-m", "tickmesh", "edge"], env, workdir / f"edge-{port}.log")
+    argv = ([sys.executable, "-m", "tickmesh", "edge"] if variant == "tickmesh"
+            else [sys.executable, "-m", "tickmesh.ops.bench.edge_uvicorn"])
+    return Server("edge", argv, env, workdir / f"edge-{port}.log")
 
 
 def start_target(name: str, workdir: Path) -> Target:
@@ -194,9 +214,9 @@ def start_target(name: str, workdir: Path) -> Target:
         if name == "nats-ws":
             target.ws_url = f"ws://127.0.0.1:{port}/"
             return target
-        if name == "tickmesh":
+        if name in ("tickmesh", "tickmesh-uvicorn"):
             target.secret = BENCH_SECRET
-            server = edge_server(workdir, nats_url, port, BENCH_SECRET)
+            server = edge_server(workdir, nats_url, port, BENCH_SECRET, variant=name)
             ready = f"http://127.0.0.1:{port}/readyz"
             target.ws_url = f"ws://127.0.0.1:{port}/ws"
         else:
