@@ -8,7 +8,12 @@ US addresses: binance.us and data-stream.binance.vision speak the same protocol.
 Guarantees (:class:`BinanceSession` is sans-I/O; :class:`BinanceBooks` outlives connections):
 
 * ``u`` (book updates) and ``t`` (trades) only grow per symbol, across reconnects too: a lower or
-  repeated value is stale and dropped (counted as ``stale_ids``);
+  repeated value is stale and dropped (counted as ``stale_ids`` and as
+  ``tickmesh_dropped_messages_total{reason="stale"}``);
+* ``t`` grows by exactly one per trade of a symbol: a larger step is a gap (trades missed, e.g.
+  while reconnecting), counted in ``gaps``/``missed`` and ``tickmesh_provider_gaps_total``, and
+  logged at most once per symbol per 10 s with the number of lines held back. (``u`` is one
+  counter across all symbols, so its steps say nothing about one symbol's losses.)
 * ``bookTicker`` has no price of its own nor a timestamp: its ``last`` is the latest trade (or
   the exact mid before any trade) and its ``ts`` is the receive time corrected by the exchange
   clock offset seen on trades. A symbol's ``ts`` never goes backwards, so the pipeline's
@@ -29,8 +34,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+from tickmesh import metrics
+
 from .backoff import Backoff
 from .connection import run_websocket
+from .loglimit import LogLimiter
 from .normalise import Tick, decode_json, from_binance_book, from_binance_trade
 from .provider import Emit, ProviderStats
 
@@ -79,6 +87,7 @@ class BinanceBooks:
     def __init__(self) -> None:
         self.by_symbol: dict[str, _Book] = {}
         self.clock_offset_us = 0  # exchange clock minus local clock, from trade event times
+        self.gap_log = LogLimiter()  # per symbol, across connections
 
     def book(self, symbol: str) -> _Book:
         b = self.by_symbol.get(symbol)
@@ -96,6 +105,7 @@ class BinanceSession:
         self.idle_timeout = idle_timeout
         self.stats = stats
         self.deadline = now + idle_timeout
+        self._now = now
         self.healthy = False
         self.reconnect: str | None = None
 
@@ -105,6 +115,7 @@ class BinanceSession:
 
     def receive(self, text: str, *, now: float, recv_us: int) -> list[Tick]:
         self.deadline = now + self.idle_timeout
+        self._now = now
         try:
             msg = decode_json(text)
         except ValueError:
@@ -151,11 +162,26 @@ class BinanceSession:
     def _fresh(self, book: _Book, attr: str, value: Any) -> bool:
         if not isinstance(value, int) or isinstance(value, bool):
             return False
-        if value <= getattr(book, attr):
+        last = getattr(book, attr)
+        if value <= last:
             self.stats.stale_ids += 1
+            metrics.dropped("stale")
             return False
         setattr(book, attr, value)
         return True
+
+    def _trade_gap(self, symbol: str, last_t: int, t: int) -> None:
+        """Count (and log, rate-limited per symbol) the trades a step of ``t`` skipped."""
+        if last_t < 0 or t == last_t + 1:
+            return
+        self.stats.gaps += 1
+        self.stats.missed += t - last_t - 1
+        metrics.provider_gap("binance")
+        suppressed = self.books.gap_log.allow(symbol, self._now)
+        if suppressed is not None:
+            log.warning("binance %s trade gap: expected %d, got %d (%d such lines held back)", symbol, last_t + 1, t,
+                        suppressed, extra={"event": "feed.gap", "provider": "binance", "symbol": symbol,
+                                           "expected": last_t + 1, "got": t, "suppressed": suppressed})
 
     def _trade(self, data: dict[str, Any], recv_us: int) -> list[Tick]:
         symbol = self._symbol(data)
@@ -163,8 +189,10 @@ class BinanceSession:
             self.stats.ignored += 1
             return []
         book = self.books.book(symbol)
+        last_t = book.last_t
         if not self._fresh(book, "last_t", data.get("t")):
             return []
+        self._trade_gap(symbol, last_t, book.last_t)
         tick = from_binance_trade(data, symbol=symbol, ingest_ts=recv_us)
         if tick is None:
             self.stats.ignored += 1

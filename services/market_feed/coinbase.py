@@ -5,7 +5,9 @@ Per connection (:class:`CoinbaseSession`, sans-I/O):
 * both subscriptions are sent as soon as the socket opens (Coinbase drops a connection that has
   not subscribed within 5 s), one message per channel as the API requires;
 * ``sequence_num`` must grow by one per message and ``heartbeat_counter`` by one per heartbeat:
-  any other step is a gap, counted in :class:`~.provider.ProviderStats` and logged. A ticker
+  any other step is a gap, counted in :class:`~.provider.ProviderStats` and in
+  ``tickmesh_provider_gaps_total{provider="coinbase"}``, and logged at most once per counter per
+  10 s (with the number of lines held back; the limit outlives connections). A ticker
   message carries the full state of its products, so a gap needs no resubscription: the next
   update repairs it;
 * no heartbeat for ``heartbeat_timeout`` seconds means the connection is dead: it is dropped and
@@ -23,8 +25,11 @@ import logging
 import time
 from typing import Any, Callable
 
+from tickmesh import metrics
+
 from .backoff import Backoff
 from .connection import run_websocket
+from .loglimit import LogLimiter
 from .normalise import Tick, decode_json, from_coinbase_ticker
 from .provider import Emit, ProviderStats
 
@@ -37,8 +42,9 @@ MIN_CONNECT_INTERVAL_S = 0.5
 
 class CoinbaseSession:
     def __init__(self, products: tuple[str, ...], *, now: float, heartbeat_timeout: float,
-                 stats: ProviderStats) -> None:
+                 stats: ProviderStats, gap_log: LogLimiter | None = None) -> None:
         self.products = products
+        self.gap_log = gap_log or LogLimiter()
         self.heartbeat_timeout = heartbeat_timeout
         self.stats = stats
         # The first heartbeat follows the subscription; allow one extra period for the handshake.
@@ -65,7 +71,7 @@ class CoinbaseSession:
             log.warning("coinbase error: %s", str(msg.get("message"))[:200],
                         extra={"event": "feed.provider_error", "provider": "coinbase"})
             return []
-        self._seq = self._check("sequence_num", self._seq, msg.get("sequence_num"))
+        self._seq = self._check("sequence_num", self._seq, msg.get("sequence_num"), now)
         channel = msg.get("channel")
         if channel == "ticker":
             self.healthy = True
@@ -76,7 +82,7 @@ class CoinbaseSession:
             for event in msg.get("events") or ():
                 if isinstance(event, dict):
                     self._heartbeat = self._check("heartbeat_counter", self._heartbeat,
-                                                  event.get("heartbeat_counter"))
+                                                  event.get("heartbeat_counter"), now)
             return []
         if channel == "subscriptions":
             self.healthy = True
@@ -85,18 +91,21 @@ class CoinbaseSession:
         self.stats.ignored += 1
         return []
 
-    def _check(self, name: str, last: int | None, value: Any) -> int | None:
+    def _check(self, name: str, last: int | None, value: Any, now: float) -> int | None:
         """Count and log a step other than +1 in a per-connection counter; returns the new last."""
         got = _as_int(value)
         if got is None:
             return last
         if last is not None and got != last + 1:
             self.stats.gaps += 1
+            metrics.provider_gap("coinbase")
             if got > last + 1:
                 self.stats.missed += got - last - 1
-            log.warning("coinbase %s gap: expected %d, got %d", name, last + 1, got,
-                        extra={"event": "feed.gap", "provider": "coinbase", "counter": name,
-                               "expected": last + 1, "got": got})
+            suppressed = self.gap_log.allow(name, now)
+            if suppressed is not None:
+                log.warning("coinbase %s gap: expected %d, got %d (%d such lines held back)", name, last + 1, got,
+                            suppressed, extra={"event": "feed.gap", "provider": "coinbase", "counter": name,
+                                               "expected": last + 1, "got": got, "suppressed": suppressed})
         return got
 
 
@@ -122,9 +131,11 @@ class CoinbaseProvider:
         self.backoff = backoff or Backoff(base=0.5, cap=reconnect_max, min_interval=MIN_CONNECT_INTERVAL_S)
         self.clock = clock
         self.stats = ProviderStats()
+        self.gap_log = LogLimiter()
 
     def session(self, now: float) -> CoinbaseSession:
-        return CoinbaseSession(self.products, now=now, heartbeat_timeout=self.heartbeat_timeout, stats=self.stats)
+        return CoinbaseSession(self.products, now=now, heartbeat_timeout=self.heartbeat_timeout, stats=self.stats,
+                               gap_log=self.gap_log)
 
     async def run(self, emit: Emit) -> None:
         await run_websocket(name=self.name, url=self.url, new_session=self.session, emit=emit,

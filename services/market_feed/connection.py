@@ -14,6 +14,11 @@ from). This module owns the I/O around it, identically for every provider:
   (an acknowledgement or data arrived) resets the backoff.
 
 WebSocket pings from the server are answered by the websockets library itself.
+
+Metrics (``tickmesh.metrics``, label ``provider`` = the adapter's name):
+``tickmesh_provider_connected`` is 1 from the moment a connection opens until it ends; every
+connection after the first counts as a reconnect; every frame received notes the time of the
+provider's last message (one dict store).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Callable, Protocol
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from tickmesh import metrics
 
 from .backoff import Backoff
 from .normalise import Tick
@@ -67,6 +74,9 @@ async def run_websocket(*, name: str, url: str, new_session: Callable[[float], S
             async with connect(url, open_timeout=open_timeout, close_timeout=2, max_size=MAX_FRAME_BYTES,
                                compression=None) as ws:
                 stats.connected += 1
+                metrics.provider_status(name, True)
+                if stats.connected > 1:
+                    metrics.provider_reconnect(name)
                 session = new_session(clock())
                 log.info("%s: connected to %s", name, url,
                          extra={"event": "feed.connected", "provider": name, "url": url})
@@ -76,6 +86,8 @@ async def run_websocket(*, name: str, url: str, new_session: Callable[[float], S
             reason = f"closed by the server ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
         except (OSError, TimeoutError, WebSocketException) as exc:
             reason = f"{type(exc).__name__}: {exc}"
+        finally:
+            metrics.provider_status(name, False)  # also when cancelled: the service is stopping
         stats.disconnects += 1
         if session is None or not session.healthy:
             backoff.failed()
@@ -105,6 +117,7 @@ async def _pump(ws, session: Session, *, name: str, emit: Emit, stats: ProviderS
                         extra={"event": "feed.silent", "provider": name})
             return "provider went silent"
         stats.messages += 1
+        metrics.provider_message(name)
         text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
         for tick in session.receive(text, now=clock(), recv_us=time.time_ns() // 1000):
             stats.ticks += 1

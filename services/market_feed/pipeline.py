@@ -21,6 +21,12 @@ Guarantees, per symbol:
 * **Universe**: when ``symbols`` is given, ticks for any other symbol are dropped (the edge
   would refuse their channels anyway).
 
+Every tick dropped is counted in :class:`PipelineStats` and reported to ``on_drop`` with a reason
+from ``tickmesh.metrics.DROP_REASONS`` (``"stale"`` for a repeat or an older tick, ``"invalid"``
+for a symbol outside the universe); the service passes ``tickmesh.metrics.dropped``. The "is
+stale" log line is written at most once per symbol per ``log_interval`` seconds, with the number
+held back since (:class:`~.loglimit.LogLimiter`).
+
 ``stale_after`` must be longer than ``1 / max_hz`` when both are set, so a held-back tick always
 goes out before its symbol can turn stale. Deadlines are kept in a heap (held ticks) and in
 order of last hearing (staleness), so :meth:`Pipeline.next_deadline` is cheap enough to ask
@@ -33,8 +39,9 @@ import heapq
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Collection
+from typing import Callable, Collection
 
+from .loglimit import DEFAULT_INTERVAL_S, LogLimiter
 from .normalise import Tick
 
 log = logging.getLogger(__name__)
@@ -63,7 +70,8 @@ class _SymbolState:
 
 class Pipeline:
     def __init__(self, *, symbols: Collection[str] | None = None, stale_after: float = 0.0,
-                 max_hz: float = 0.0) -> None:
+                 max_hz: float = 0.0, on_drop: Callable[[str], None] | None = None,
+                 log_interval: float = DEFAULT_INTERVAL_S) -> None:
         if stale_after < 0 or max_hz < 0:
             raise ValueError("stale_after and max_hz must not be negative")
         self.symbols = frozenset(symbols) if symbols is not None else None
@@ -72,6 +80,8 @@ class Pipeline:
         if stale_after and self.min_interval and stale_after <= self.min_interval:
             raise ValueError("stale_after must be longer than 1 / max_hz")
         self.stats = PipelineStats()
+        self._on_drop = on_drop or _ignore
+        self._stale_log = LogLimiter(log_interval)
         self._state: dict[str, _SymbolState] = {}
         self._held: list[tuple[float, str]] = []           # (due, symbol); entries may be outdated
         self._fresh: OrderedDict[str, None] = OrderedDict()  # non-stale symbols, least recently heard first
@@ -80,6 +90,7 @@ class Pipeline:
         """Accept or drop ``tick``; returns what must be published now (zero or one tick)."""
         if self.symbols is not None and tick.symbol not in self.symbols:
             self.stats.unknown_symbol += 1
+            self._on_drop("invalid")
             return []
         st = self._state.get(tick.symbol)
         if st is None:
@@ -136,9 +147,11 @@ class Pipeline:
         newest = st.last.ts
         if tick.ts < newest:
             self.stats.out_of_order += 1
+            self._on_drop("stale")
             return False
         if tick.ts == newest and tick.fingerprint() in st.seen_at_ts:
             self.stats.duplicates += 1
+            self._on_drop("stale")
             return False
         return True
 
@@ -161,11 +174,18 @@ class Pipeline:
     def _mark_stale(self, st: _SymbolState, now: float) -> Tick:
         st.stale = True
         self.stats.stale_marked += 1
-        log.info("%s is stale: nothing from the provider for %.1fs", st.last.symbol, now - st.heard_at,
-                 extra={"event": "feed.stale", "symbol": st.last.symbol})
+        suppressed = self._stale_log.allow(st.last.symbol, now)
+        if suppressed is not None:
+            log.info("%s is stale: nothing from the provider for %.1fs (%d such lines held back)", st.last.symbol,
+                     now - st.heard_at, suppressed,
+                     extra={"event": "feed.stale", "symbol": st.last.symbol, "suppressed": suppressed})
         return self._send(st, st.last.as_stale(), now)
 
     def _send(self, st: _SymbolState, tick: Tick, now: float) -> Tick:
         st.sent_at = now
         self.stats.published += 1
         return tick
+
+
+def _ignore(reason: str) -> None:
+    return None

@@ -6,8 +6,17 @@ arrives, and :meth:`Pump.run_timer` calls ``poll`` at the pipeline's next deadli
 when a new tick creates an earlier one), which is what sends held-back trailing ticks and stale
 marks. Both run on one event loop, so the synchronous pipeline needs no lock.
 
-A tick NATS cannot take (its outbound buffer is full during an outage) is dropped and counted,
-never raised into the provider: prices are state, and the next tick supersedes the lost one.
+A tick NATS cannot take (its outbound buffer is full during an outage) is dropped and counted
+(``tickmesh_dropped_messages_total{reason="overflow"}``), never raised into the provider: prices
+are state, and the next tick supersedes the lost one.
+
+Tracing: :meth:`Pump.emit` is the head where a tick enters tickmesh. One random draw
+(``tracing.should_sample``) decides; an unsampled tick takes the plain path, which creates no
+span and no header. A sampled tick is one trace: ``feed.tick`` (root, CONSUMER) with the steps
+``feed.normalise`` (pipeline: order, duplicates, rate; contract-shaped message) and, for each
+tick published, ``feed.publish`` (PRODUCER), whose context the NATS headers carry onwards (the
+edge and the portfolio-valuer continue it). Ticks published later by the timer (trailing ticks
+of a burst, stale marks) are not traced: the sampled tick's trace ends when it is held back.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ import time
 from typing import Callable
 
 from nats.errors import Error as NatsError
+
+from tickmesh import metrics, tracing
 
 from .normalise import Tick
 from .pipeline import Pipeline
@@ -41,11 +52,27 @@ class Pump:
 
     async def emit(self, tick: Tick) -> None:
         """The provider's ``emit``: publish what the pipeline lets through now."""
+        if tracing.should_sample():
+            await self._emit_traced(tick)
+            return
         before = self.pipeline.next_deadline()
         await self._publish(self.pipeline.offer(tick, now=self.clock()))
         after = self.pipeline.next_deadline()
         if after is not None and (before is None or after < before):
             self._wake.set()
+
+    async def _emit_traced(self, tick: Tick) -> None:
+        """:meth:`emit` for a tick the head-sampling draw chose (see the module docstring)."""
+        attributes = {"tickmesh.provider": tick.provider, "tickmesh.ingest_ts": tick.ingest_ts}
+        with tracing.begin("feed.tick", force=True, attributes=attributes) as tr:
+            before = self.pipeline.next_deadline()
+            with tr.step("feed.normalise"):
+                out = self.pipeline.offer(tick, now=self.clock())
+            tr.set("tickmesh.published", len(out))
+            await self._publish(out, tr)
+            after = self.pipeline.next_deadline()
+            if after is not None and (before is None or after < before):
+                self._wake.set()
 
     async def run_timer(self) -> None:
         """Poll the pipeline at each deadline, forever (until cancelled)."""
@@ -61,12 +88,19 @@ class Pump:
                     pass
             await self._publish(self.pipeline.poll(now=self.clock()))
 
-    async def _publish(self, ticks: list[Tick]) -> None:
+    async def _publish(self, ticks: list[Tick], tr=tracing.UNSAMPLED) -> None:
         for tick in ticks:
             try:
-                await self.publisher.publish(tick.to_message())
+                if tr.sampled:
+                    attributes = {"messaging.system": "nats",
+                                  "messaging.destination.name": self.publisher.subject(tick.symbol)}
+                    with tr.step("feed.publish", kind=tracing.PRODUCER, attributes=attributes):
+                        await self.publisher.publish(tick.to_message(), tr)
+                else:
+                    await self.publisher.publish(tick.to_message())
             except NatsError as exc:
                 self.dropped += 1
+                metrics.dropped("overflow")
                 if not self._failing:
                     self._failing = True
                     log.warning("NATS refused ticks (%s); dropping until it recovers", exc,

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Collection, Iterator
 
+from tickmesh import metrics
+
 from .normalise import decode_json, from_record
 from .provider import Emit, ProviderStats
 
@@ -119,7 +121,16 @@ class ReplayProvider:
         self.passes = 0
 
     async def run(self, emit: Emit) -> None:
-        """Play the file (forever when looping); returns after one pass otherwise."""
+        """Play the file (forever when looping); returns after one pass otherwise. The provider
+        counts as connected (``tickmesh_provider_connected``) while it plays; each record played
+        is a provider message."""
+        metrics.provider_status(self.name, True)
+        try:
+            await self._play(emit)
+        finally:
+            metrics.provider_status(self.name, False)
+
+    async def _play(self, emit: Emit) -> None:
         records = [r for r in read_records(self.path, self.stats)
                    if self.symbols is None or r.fields.get("symbol") in self.symbols]
         if not records:
@@ -144,6 +155,7 @@ class ReplayProvider:
             wait = ts / _SECOND_US - self.clock()
             if wait > 0:
                 await self.sleep(wait)
+        metrics.provider_message(self.name)
         now_us = int(self.clock() * _SECOND_US)
         tick = from_record(record.fields, provider=self.name, ingest_ts=now_us, ts=now_us if ts is None else ts)
         if tick is None:

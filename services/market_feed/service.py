@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from tickmesh import streams
+from tickmesh import metrics, streams
 from tickmesh.services.runner import run_service
 
 from . import provider as providers
@@ -26,7 +26,8 @@ async def serve(settings: FeedSettings, nc, stop: asyncio.Event) -> None:
     await streams.ensure(nc.jetstream())
     symbols = settings.universe()
     publisher = TickPublisher(nc)
-    pipeline = Pipeline(symbols=symbols, stale_after=settings.stale_after, max_hz=settings.max_hz_per_symbol)
+    pipeline = Pipeline(symbols=symbols, stale_after=settings.stale_after, max_hz=settings.max_hz_per_symbol,
+                        on_drop=metrics.dropped)
     pump = Pump(pipeline, publisher)
     source = providers.build(settings, symbols)
     log.info("market-feed running: provider=%s symbols=%d", source.name, len(symbols),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Callable
 
+from tickmesh import metrics
 from tickmesh.contracts.instruments import Instrument, instruments
 
 from .normalise import from_record
@@ -144,11 +145,22 @@ class SyntheticProvider:
         self.stats = ProviderStats()
 
     async def run(self, emit: Emit) -> None:
+        """Tick forever; the provider counts as connected (``tickmesh_provider_connected``) while
+        this runs, and each tick is a provider message."""
+        metrics.provider_status(self.name, True)
+        try:
+            await self._run(emit)
+        finally:
+            metrics.provider_status(self.name, False)
+
+    async def _run(self, emit: Emit) -> None:
         next_at = self.clock()
         while True:
             now = self.clock()
             while next_at <= now:
                 record = self.market.next_tick(now)
+                self.stats.messages += 1
+                metrics.provider_message(self.name)
                 tick = from_record(record, provider=self.name, ingest_ts=record["ingest_ts"])
                 if tick is not None:
                     self.stats.ticks += 1
