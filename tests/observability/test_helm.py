@@ -62,6 +62,20 @@ def test_every_mapped_variable_is_a_real_setting_of_its_component():
     assert envs
 
 
+# Settings the chart sets itself or takes from a Secret, so they have no first-class key.
+CHART_CONTROLLED = {"NATS_URL", "EDGE_HOST", "TICKMESH_JWT_SECRET", "EDGE_TICKET_SECRET"}
+
+
+def test_every_setting_of_every_component_has_a_first_class_key_or_is_set_by_the_chart():
+    mapping = settings_map()
+    for component in ("edge", *SERVICES):
+        missing = settings_of(component) - set((mapping[component] or {}).values()) - CHART_CONTROLLED
+        assert not missing, f"settings-map.yaml: {component} lacks {sorted(missing)}"
+    secrets = {"TICKMESH_JWT_SECRET", "EDGE_TICKET_SECRET"}
+    assert not secrets & {env for keys in mapping.values() for env in (keys or {}).values()}, \
+        "a secret must come from a Secret, never from a plain value"
+
+
 def test_values_use_only_mapped_keys_and_real_environment_variables():
     mapping = settings_map()
     v = values()
@@ -237,3 +251,40 @@ def test_external_nats_hpa_secrets_and_env_overrides(render):
 def test_mistakes_fail_the_render(render):
     assert "not a first-class setting" in render({"edge": {"settings": {"maxSubscriptons": 3}}}, expect_error=True)
     assert "nats.url is required" in render({"nats": {"embedded": False}}, expect_error=True)
+
+
+@needs_renderer
+def test_market_feed_settings_render_and_dev_mode_stays_off(render):
+    out = render()
+    assert _env(out[("Deployment", "tm-tickmesh-edge")])["EDGE_DEV_MODE"] == "false"
+    feed = _env(out[("Deployment", "tm-tickmesh-market-feed")])
+    assert "FEED_REPLAY_FILE" not in feed and "FEED_COINBASE_URL" not in feed, "null keeps the code's default"
+    out = render({"services": {"market-feed": {"settings": {
+        "provider": "binance", "symbols": ["BTC-USDT", "ETH-USDT"], "replayFile": "/data/ticks.csv",
+        "replaySpeed": 10, "replayLoop": False, "coinbaseUrl": "wss://cb.example", "coinbaseHeartbeatTimeoutSeconds": 5,
+        "binanceUrl": "wss://stream.binance.us:9443", "binanceIdleTimeoutSeconds": 90, "reconnectMaxSeconds": 60,
+        "staleAfterSeconds": 12.5, "maxHzPerSymbol": 20}}},
+        "edge": {"settings": {"pollWaitSeconds": 20, "ticketTtlSeconds": 30, "jwksRefetchCooldownSeconds": 15}}})
+    feed = _env(out[("Deployment", "tm-tickmesh-market-feed")])
+    assert {k: feed[k] for k in feed if k.startswith("FEED_")} == {
+        "FEED_PROVIDER": "binance", "FEED_SYMBOLS": "BTC-USDT,ETH-USDT", "FEED_RATE": "100",
+        "FEED_REPLAY_FILE": "/data/ticks.csv", "FEED_REPLAY_SPEED": "10", "FEED_REPLAY_LOOP": "false",
+        "FEED_COINBASE_URL": "wss://cb.example", "FEED_COINBASE_HEARTBEAT_TIMEOUT_S": "5",
+        "FEED_BINANCE_URL": "wss://stream.binance.us:9443", "FEED_BINANCE_IDLE_TIMEOUT_S": "90",
+        "FEED_RECONNECT_MAX_S": "60", "FEED_STALE_AFTER_S": "12.5", "FEED_MAX_HZ_PER_SYMBOL": "20"}
+    edge = _env(out[("Deployment", "tm-tickmesh-edge")])
+    assert (edge["EDGE_POLL_WAIT_S"], edge["EDGE_TICKET_TTL_S"], edge["EDGE_JWKS_REFETCH_COOLDOWN_S"]) == ("20", "30", "15")
+
+
+@needs_renderer
+def test_the_ticket_secret_comes_from_a_secret_and_never_from_env(render):
+    out = render({"secrets": {"ticketExistingSecret": "tickets"}})
+    edge = out[("Deployment", "tm-tickmesh-edge")]
+    ticket = next(e for e in _container(edge)["env"] if e["name"] == "EDGE_TICKET_SECRET")
+    assert ticket["valueFrom"]["secretKeyRef"] == {"name": "tickets", "key": "ticket-secret"}
+    assert ("Secret", "tm-tickmesh-ticket") not in out
+    dev = render({"secrets": {"ticketSecret": "dev-only"}})
+    assert ("Secret", "tm-tickmesh-ticket") in dev
+    assert "EDGE_TICKET_SECRET" not in _env(render()[("Deployment", "tm-tickmesh-edge")])
+    assert "is a secret" in render({"edge": {"env": {"EDGE_TICKET_SECRET": "plain"}}}, expect_error=True)
+    assert "is a secret" in render({"env": {"TICKMESH_JWT_SECRET": "plain"}}, expect_error=True)

@@ -137,6 +137,24 @@ prometheus.io/path: /metrics
 {{- end -}}
 {{- end -}}
 
+{{- define "tickmesh.ticketSecretName" -}}
+{{- if .Values.secrets.ticketExistingSecret -}}
+{{- .Values.secrets.ticketExistingSecret -}}
+{{- else -}}
+{{- printf "%s-ticket" (include "tickmesh.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Secrets come from Kubernetes Secrets (`secrets.*`), never from plain `env` values, which
+     would land in the pod spec and the release history. */}}
+{{- define "tickmesh.refuseSecretsInEnv" -}}
+{{- range $name := list "TICKMESH_JWT_SECRET" "EDGE_TICKET_SECRET" -}}
+{{- if or (hasKey ($.Values.env | default dict) $name) (hasKey ($.Values.edge.env | default dict) $name) -}}
+{{- fail (printf "%s is a secret: set it through secrets.* (an existing Secret), not env" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "tickmesh.edgePort" -}}
 {{- include "tickmesh.envValue" (.Values.edge.settings.port | default 8000) -}}
 {{- end -}}
