@@ -11,7 +11,7 @@ from tickmesh.config import ConfigError, setting
 class EdgeSettings:
     nats_url: str = setting("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
     host: str = setting("EDGE_HOST", "127.0.0.1", "Address the edge listens on")
-    port: int = setting("EDGE_PORT", 8000, "TCP port the edge listens on")
+    port: int = setting("EDGE_PORT", 8000, "TCP port the edge listens on (0: any free port, logged at start)")
     # limits
     max_subscriptions: int = setting("EDGE_MAX_SUBSCRIPTIONS", 256, "Subscriptions per connection")
     max_frame_bytes: int = setting("EDGE_MAX_FRAME_BYTES", 65536,
@@ -58,8 +58,8 @@ class EdgeSettings:
     static_dir: str = setting("EDGE_STATIC_DIR", "", "Folder with the dashboard build served at / (default: web/apps/dashboard/dist)")
 
     def validate(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ConfigError("EDGE_PORT", str(self.port), "must be 1-65535")
+        if not 0 <= self.port < 65536:
+            raise ConfigError("EDGE_PORT", str(self.port), "must be 0-65535 (0 picks a free port and logs it)")
         for env, value in (("EDGE_MAX_SUBSCRIPTIONS", self.max_subscriptions),
                            ("EDGE_MAX_FRAME_BYTES", self.max_frame_bytes),
                            ("EDGE_OUTBOX_MAX_FRAMES", self.outbox_max_frames),

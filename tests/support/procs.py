@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,9 @@ import urllib.request
 from pathlib import Path
 
 from .timing import t
+
+
+_RUNNING = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")
 
 
 def free_port() -> int:
@@ -75,22 +79,30 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 class EdgeProcess(Proc):
+    """An edge on a port it picks itself (EDGE_PORT=0, read back from its log), so no other
+    process can take the port between choosing and binding it."""
+
     def __init__(self, nats_url: str, workdir: Path, *, port: int | None = None, **env: str) -> None:
         from .tokens import SECRET
 
         workdir.mkdir(parents=True, exist_ok=True)
         env.setdefault("TICKMESH_JWT_SECRET", SECRET)
-        for attempt in range(3):  # a free port can be taken by another process before we bind it
-            self.port = port or free_port()
-            super().__init__([sys.executable, "-m", "tickmesh", "edge"],
-                             base_env(NATS_URL=nats_url, EDGE_PORT=str(self.port), **env),
-                             workdir / f"edge-{self.port}-{time.monotonic_ns()}.log")
-            try:
-                wait_http(f"{self.http}/readyz", 20, self.proc)
-                return
-            except RuntimeError:
-                if port is not None or "in use" not in self.output() or attempt == 2:
-                    raise
+        super().__init__([sys.executable, "-m", "tickmesh", "edge"],
+                         base_env(NATS_URL=nats_url, EDGE_PORT=str(port or 0), **env),
+                         workdir / f"edge-{time.monotonic_ns()}.log")
+        self.port = port or self._listening_port()
+        wait_http(f"{self.http}/readyz", 20, self.proc)
+
+    def _listening_port(self) -> int:
+        deadline = time.monotonic() + t(20)
+        while time.monotonic() < deadline:
+            m = _RUNNING.search(self.output())
+            if m:
+                return int(m.group(1))
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"edge exited with {self.proc.returncode}:\n{self.output()[-2000:]}")
+            time.sleep(0.05)
+        raise TimeoutError("edge did not start listening")
 
     @property
     def http(self) -> str:
