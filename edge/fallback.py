@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import orjson
 from quart import Quart, Response, request
@@ -74,6 +74,16 @@ class _Stream:
         elif op == "ok" and isinstance(frame.get("epoch"), str) and frame.get("id") in self.state:
             self.positions[frame["id"]] = (frame["epoch"], int(frame.get("seq", 0)))
         return True
+
+    def take(self, conn: Connection, skip: tuple[str, ...] = ("ping", "welcome")) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        """Drain the connection's outbox: each frame raw and parsed, minus the ops in ``skip`` and
+        state values the client already has. Lazy on purpose: when a frame is yielded,
+        :attr:`cursor` covers exactly the frames up to it (an SSE event id must not run ahead)."""
+        for raw in conn.outbox.drain():
+            frame = orjson.loads(raw)
+            if frame.get("op") in skip or (frame.get("op") != "ping" and not self.accept(frame)):
+                continue
+            yield raw, frame
 
     @property
     def cursor(self) -> str:
@@ -145,16 +155,15 @@ def register(app: Quart, state: EdgeState) -> None:
                     await conn.wake.wait()
                     conn.wake.clear()
                     out = []
-                    for raw in conn.outbox.drain():
-                        frame = orjson.loads(raw)
-                        op = frame.get("op")
+                    for raw, frame in stream.take(conn, skip=()):
+                        op = frame["op"]
                         if op == "ping":
                             out.append(b": hb\n\n")
-                        elif stream.accept(frame):
-                            head = b"event: %s\n" % op.encode()
-                            if op == "msg":
-                                head += b"id: %s\n" % stream.cursor.encode()
-                            out.append(head + b"data: " + raw + b"\n\n")
+                            continue
+                        head = b"event: %s\n" % op.encode()
+                        if op == "msg":
+                            head += b"id: %s\n" % stream.cursor.encode()
+                        out.append(head + b"data: " + raw + b"\n\n")
                     if out:
                         yield b"".join(out)
                     if conn.closing is not None:
@@ -180,10 +189,7 @@ def register(app: Quart, state: EdgeState) -> None:
         deadline = loop.time() + settings.poll_wait
         try:
             while True:
-                for raw in conn.outbox.drain():
-                    frame = orjson.loads(raw)
-                    if frame.get("op") not in ("ping", "welcome") and stream.accept(frame):
-                        frames.append(frame)
+                frames += [frame for _, frame in stream.take(conn)]
                 if any(f.get("op") == "msg" for f in frames) or conn.closing is not None:
                     break
                 remaining = deadline - loop.time()
@@ -196,10 +202,7 @@ def register(app: Quart, state: EdgeState) -> None:
                     pass
             # Messages that are due together go out together.
             await asyncio.sleep(0.005)
-            for raw in conn.outbox.drain():
-                frame = orjson.loads(raw)
-                if frame.get("op") not in ("ping", "welcome") and stream.accept(frame):
-                    frames.append(frame)
+            frames += [frame for _, frame in stream.take(conn)]
         finally:
             await conn.release()
         if conn.closing is not None:
