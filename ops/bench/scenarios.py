@@ -42,7 +42,6 @@ from .report import Progress, Row
 from .targets import Target, edge_server, external_target, start_market_feed, start_target
 
 HOT = "AAPL"
-from .cli import SCENARIOS  # noqa: E402  (one list, shown by --help without importing this module)
 TICKMESH_ONLY = ("storm", "sse", "e2e")
 
 
