@@ -3,6 +3,11 @@
 At start-up the JetStream streams are ensured (``TM_TICKS`` keeps the last tick per symbol as
 the snapshot new subscribers get). SIGTERM stops the provider and the timer, then the runner
 drains NATS, so every tick accepted before the signal is flushed.
+
+Observability (besides what ``services/runner.py`` gives every service): provider health
+(``tickmesh_provider_*``: connected, last message age, gaps, reconnects) from the adapters,
+drops by reason from the pipeline (``on_drop``), the publisher and the pump, publish counts and
+provider-to-NATS latency from the publisher, and a trace per sampled tick from the pump's head.
 """
 
 from __future__ import annotations
