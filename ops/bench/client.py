@@ -84,21 +84,8 @@ class Conn(WSListener):
                 self.handshaking = False
                 self.ready_at = time.time()
                 worker.on_ready(self, codec.failed == 0)
-        if self.measure:
-            found = worker.find(payload)
-            if found:
-                now = time.time_ns() // 1000
-                since = worker.since_us
-                until = worker.until_us
-                hist = worker.hist
-                n = 0
-                for raw in found:
-                    sent = int(raw)
-                    if since <= sent <= until:
-                        hist.record(now - sent)
-                        n += 1
-                worker.received += n
-                return
+        if self.measure and worker.record(payload):
+            return
         if not self.handshaking:
             reply = codec.pong(payload)
             if reply is not None:
@@ -135,9 +122,28 @@ class Worker:
         self._sem: asyncio.Semaphore | None = None
         self._keepalive: asyncio.Task | None = None
 
+    def record(self, payload: bytes) -> bool:
+        """Count and time every send timestamp in ``payload`` that falls inside the window;
+        True if ``payload`` held any timestamp at all (it was a data message)."""
+        found = self.find(payload)
+        if not found:
+            return False
+        now = time.time_ns() // 1000
+        since, until, hist = self.since_us, self.until_us, self.hist
+        n = 0
+        for raw in found:
+            sent = int(raw)
+            if since <= sent <= until:
+                hist.record(now - sent)
+                n += 1
+        self.received += n
+        return True
+
     # -- connection life cycle -------------------------------------------------------------
 
-    def codec_for(self, conn: Conn) -> Codec:
+    def codec_for(self, conn: Conn) -> Codec | None:
+        if self.protocol == "sse":
+            return None  # the SSE adapter handles its own handshake
         token = None
         if self.secret is not None:
             from tickmesh import devtokens
@@ -158,6 +164,11 @@ class Worker:
         assert self._sem is not None
         async with self._sem:
             try:
+                if self.protocol == "sse":
+                    from .sse import open_sse
+
+                    await open_sse(conn, self.url, self._socket_for(conn), self.secret)
+                    return True
                 await ws_connect(lambda: conn, self.url, socket_factory=lambda _url: self._socket_for(conn),
                                  websocket_handshake_timeout=30, enable_auto_pong=True,
                                  read_buffer_init_size=4096)

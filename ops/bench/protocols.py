@@ -137,6 +137,7 @@ class SocketIOCodec(Codec):
         return b"3" if message == b"2" else None
 
 
+#: ``sse`` has no codec: :mod:`tickmesh.ops.bench.sse` does its handshake over HTTP.
 CODECS: dict[str, type[Codec]] = {
     "tickmesh": TickmeshCodec,
     "naive": NaiveCodec,

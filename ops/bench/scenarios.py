@@ -16,7 +16,8 @@ storm      N clients with automatic reconnect (full jitter, 0.1 s doubling to 2 
 slow       N clients on the hot channel; baseline row, then 10 % stop reading (their receive
            buffers are 4 KiB, so the server sees them stall at once): the others' p99 should not
            move. Every target.
-sse        SSE fan-out: a "not available" row until the edge serves ``/sse``.
+sse        fan-out over Server-Sent Events (``/ticket``, then ``/sse``) at the first two fan-out
+           rates; a "not available" row when the edge has no ``/sse``.
 e2e        market-feed -> NATS -> edge -> client: latency from the tick's own ``ts`` field.
 ========== ====================================================================================
 """
@@ -320,6 +321,9 @@ class Bench:
         await self.run_on(name, body)
 
     async def sse(self, name: str) -> None:
+        """Fan-out over SSE (``/ticket`` then ``/sse``): the first two fan-out rates, same N."""
+        n = self.opts.fanout_clients
+
         async def body(target: Target) -> None:
             http = target.ws_url.replace("ws://", "http://").rsplit("/", 1)[0] + "/sse"
             try:
@@ -329,9 +333,21 @@ class Bench:
                 status = exc.code
             except Exception:  # no answer at all
                 status = None
-            note = ("not available: the edge has no /sse endpoint yet" if status in (404, 405, None)
-                    else f"/sse answered {status}: an SSE client is not implemented in the bench yet")
-            self.rows.append(Row("sse", target.name, note=note))
+            if status in (404, 405, None):
+                self.rows.append(Row("sse", target.name, note="not available: the edge has no /sse endpoint"))
+                return
+            sse = Target(target.name, "sse", http, target.nats_url, target.servers, target.secret)
+            nc = await publisher.connect(target.nats_url)
+            try:
+                for rate in self.opts.fanout_rates[:2]:
+                    conn = await self.connect(sse, [(i, [f"prices:{HOT}"], False) for i in range(n)])
+                    row = self.base_row("sse", sse, f"{rate:g} msg/s", n, conn)
+                    await self.window(row, sse, self.drive(nc, [Flow(tick_subject(HOT), HOT, rate)]),
+                                      {tick_subject(HOT): n}, n)
+                    await self.pool.each("close")
+                    await asyncio.sleep(1.0)
+            finally:
+                await nc.close()
 
         await self.run_on(name, body)
 
