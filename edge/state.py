@@ -40,6 +40,39 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class WriterStats:
+    """What the writers send, counted in plain integers on the hot path and handed to the
+    Prometheus registry once a second by the edge's clock (a labelled counter costs ~1 µs per
+    call, which at hundreds of thousands of frames a second would be a core's worth of work).
+    Latency and queue depth are observed for one batch in :attr:`SAMPLE_EVERY`."""
+
+    SAMPLE_EVERY = 16
+    __slots__ = ("frames", "bytes", "conflated", "_n")
+
+    def __init__(self) -> None:
+        self.frames = [0, 0]  # [event, state]
+        self.bytes = [0, 0]
+        self.conflated = 0
+        self._n = 0
+
+    def sample(self) -> bool:
+        self._n += 1
+        return self._n % self.SAMPLE_EVERY == 0
+
+    def sent(self, state: bool, frames: int, nbytes: int) -> None:
+        self.frames[state] += frames
+        self.bytes[state] += nbytes
+
+    def flush(self) -> None:
+        for index, cls in ((0, "event"), (1, "state")):
+            if self.frames[index]:
+                metrics.messages_out(cls, self.frames[index], self.bytes[index])
+                self.frames[index] = self.bytes[index] = 0
+        if self.conflated:
+            metrics.conflated(self.conflated)
+            self.conflated = 0
+
+
 class EdgeState:
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
@@ -74,6 +107,7 @@ class EdgeState:
         self.slow_consumers = 0
         self.auth_failures = 0
         self._clock: asyncio.Task | None = None
+        self.writer_stats = WriterStats()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -104,6 +138,7 @@ class EdgeState:
             now = time.time()
             for conn in list(self.connections):
                 conn.tick(now)
+            self.writer_stats.flush()
             self._forget_old_revocations(now)
             self._forget_full_buckets(now)
 

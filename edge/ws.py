@@ -97,23 +97,26 @@ async def _read(ws: Any, conn: Connection) -> None:
 
 async def _write(ws: Any, conn: Connection) -> None:
     outbox, wake, codec = conn.outbox, conn.wake, conn.codec
+    stats = conn.state.writer_stats
     conflated = 0
     while True:
         await wake.wait()
         wake.clear()
-        metrics.queue_depth(len(outbox), outbox.pending_bytes)
+        sampled = stats.sample()
+        if sampled:
+            metrics.queue_depth(len(outbox), outbox.pending_bytes)
         ts, state = outbox.oldest_ts, outbox.oldest_state
         pending = outbox.drain()
         closing = conn.closing
         if pending and (closing is None or closing.code != CloseCode.SLOW_CONSUMER):
             data = codec.batch(pending)
             await ws.send(data.decode() if codec.text else data)
-            metrics.messages_out("state" if state else "event", len(pending), len(data))
-            if ts is not None:
-                metrics.observe_latency("state" if state else "event", ts)
+            stats.sent(state, len(pending), len(data))
             if outbox.conflated != conflated:
-                metrics.conflated(outbox.conflated - conflated)
+                stats.conflated += outbox.conflated - conflated
                 conflated = outbox.conflated
+            if sampled and ts is not None:
+                metrics.observe_latency("state" if state else "event", ts)
         if closing is not None:
             await ws.close(closing.code, closing.reason)
             return

@@ -37,12 +37,16 @@ async def test_metrics_follow_a_client_through_its_life(edge_factory, nats_mon):
     await c.request("sub", ch="prices:AAPL")
     await c.request("sub", ch="notifications")
     nc = await nats.connect(nats_mon.url)
-    await nc.publish(tick_subject("AAPL"), b'{"symbol":"AAPL","last":"1.00","ts":1795000000000000}', headers={"Tm-Seq": "1"})
-    await nc.flush()
-    await c.messages(1)
+    # Latency is observed for a sample of the batches written (1 in 16): send enough of them.
+    for seq in range(1, 41):
+        await nc.publish(tick_subject("AAPL"), b'{"symbol":"AAPL","last":"1.00","ts":1795000000000000}',
+                         headers={"Tm-Seq": str(seq)})
+        await nc.flush()
+        await c.messages(1)
     await c.request("cmd", name="alert.list")
     limited, _ = await c.request("cmd", name="alert.list")
     assert limited["code"] == ErrorCode.RATE_LIMITED
+    await asyncio.sleep(1.2)  # counts from the writers reach the registry once a second
     during = scrape(edge)
     assert metric(during, "tickmesh_edge_connections", transport="ws") == 1
     assert metric(during, "tickmesh_edge_subscriptions", **{"class": "state"}) == 1
@@ -50,7 +54,8 @@ async def test_metrics_follow_a_client_through_its_life(edge_factory, nats_mon):
     assert metric(during, "tickmesh_edge_rate_limited_total", limit="command") == 1
     assert metric(during, "tickmesh_edge_errors_total", code="400") == 1
     assert metric(during, "tickmesh_e2e_latency_seconds_count", **{"class": "state"}) >= 1
-    assert metric(during, "tickmesh_messages_total", direction="in", **{"class": "state"}) >= 1
+    assert metric(during, "tickmesh_messages_total", direction="in", **{"class": "state"}) >= 40
+    assert metric(during, "tickmesh_messages_total", direction="out", **{"class": "state"}) >= 40
     await c.close()
     bad = await Client.connect(edge.ws_url)
     await bad.send({"op": "auth", "id": 1, "token": "nope"})
