@@ -79,8 +79,8 @@ class Connection:
                                client_heartbeats=transport == "ws", on_error=self._on_error)
         self._metrics: metrics.Connection | None = None
         self.outbox = Outbox(max_frames=settings.outbox_max_frames, max_bytes=settings.outbox_max_bytes,
-                             on_ready=self.wake.set, on_overflow=self._on_overflow, on_defer=self._on_defer,
-                             codec=codec.index)
+                             on_ready=state.on_ready(self), on_overflow=self._on_overflow, on_defer=self._on_defer,
+                             codec=codec.index, conflate_after=settings.conflate_after)
         self._subscribed: dict[str, str] = {}  # channel name -> subject, as registered in the hub
         self._tasks: set[asyncio.Task] = set()
         self._defer_handle: asyncio.TimerHandle | None = None

@@ -1,8 +1,10 @@
 """Each connection's bounded send queue.
 
-A slow client can only hurt itself: frames wait here, not in a shared queue. State frames
-(prices, portfolio) conflate: a newer frame for the same channel replaces the pending one in
-place, so a slow reader gets the latest value, never a stale backlog; a channel subscribed with
+A slow client can only hurt itself: frames wait here, not in a shared queue. While a client keeps
+up, every state frame (prices, portfolio) is queued, so frames due together travel in one batch;
+once ``conflate_after`` frames are pending (the client lags), a newer state frame replaces the
+pending one of its channel in place, so a slow reader gets the latest value, never a stale
+backlog; a channel subscribed with
 ``max_hz`` is also throttled here (the latest frame waits for its slot, and the last one of a
 burst always goes out). Event and control frames are kept in order up to ``max_frames``; past
 that the outbox overflows and the connection must be closed (the client resumes from its last
@@ -17,13 +19,13 @@ from typing import Callable
 class Outbox:
     __slots__ = ("_frames", "_state_slots", "_bytes", "max_frames", "max_bytes", "overflowed",
                  "conflated", "_on_ready", "_on_overflow", "_min_gap", "_last_queued", "_deferred",
-                 "_on_defer", "codec", "oldest_ts", "oldest_state")
+                 "_on_defer", "codec", "oldest_ts", "oldest_state", "conflate_after")
 
     def __init__(self, *, max_frames: int = 1024, max_bytes: int = 4 * 1024 * 1024,
                  on_ready: Callable[[], None] | None = None,
                  on_overflow: Callable[[], None] | None = None,
                  on_defer: Callable[[float], None] | None = None,
-                 codec: int = 0) -> None:
+                 codec: int = 0, conflate_after: int = 64) -> None:
         self._frames: list[bytes] = []
         self._state_slots: dict[str, int] = {}
         self._bytes = 0
@@ -31,6 +33,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self.overflowed = False
         self.conflated = 0
+        self.conflate_after = conflate_after
         self._on_ready = on_ready
         self._on_overflow = on_overflow
         self._on_defer = on_defer
@@ -100,7 +103,7 @@ class Outbox:
                 return True
             self._last_queued[key] = now
         slot = self._state_slots.get(key)
-        if slot is not None:
+        if slot is not None and len(self._frames) >= self.conflate_after:
             old = self._frames[slot]
             self._frames[slot] = frame
             self._bytes += len(frame) - len(old)

@@ -47,6 +47,12 @@ class EdgeSettings:
     drain_deadline: float = setting("EDGE_DRAIN_DEADLINE_S", 10.0, "Seconds from SIGTERM until remaining connections are closed")
     drain_spread_ms: int = setting("EDGE_DRAIN_SPREAD_MS", 5000, "Clients are asked to reconnect within 0..N ms (jitter)")
     # wire
+    flush_ms: float = setting("EDGE_FLUSH_MS", 10.0,
+                              "Frames due within this many milliseconds leave together in one WebSocket message "
+                              "(0: write as soon as a frame is queued)")
+    conflate_after: int = setting("EDGE_CONFLATE_AFTER", 64,
+                                  "Pending frames beyond which a connection counts as lagging and its state "
+                                  "channels conflate to the latest value")
     permessage_deflate: bool = setting("EDGE_PERMESSAGE_DEFLATE", False,
                                        "Negotiate permessage-deflate (per-connection compression; costs CPU per subscriber)")
     # delivery and fallbacks

@@ -108,12 +108,47 @@ class EdgeState:
         self.auth_failures = 0
         self._clock: asyncio.Task | None = None
         self.writer_stats = WriterStats()
+        # Batching: outboxes that became non-empty wait for the next flush tick, so frames due
+        # within EDGE_FLUSH_MS leave together; connections whose pending frames are the very
+        # same objects (a hot channel's subscribers) share one encoded batch per tick.
+        self._flush_interval = settings.flush_ms / 1000.0
+        self._dirty: list[Connection] = []
+        self.batch_cache: dict[tuple[bytes, ...], Any] = {}
+        self._flusher: asyncio.Task | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def batching(self) -> bool:
+        return self._flush_interval > 0
+
+    def on_ready(self, conn: Connection):
+        """The outbox callback for ``conn``: wake its writer now, or at the next flush tick."""
+        if self._flush_interval <= 0:
+            return conn.wake.set
+        dirty = self._dirty
+
+        def mark() -> None:
+            dirty.append(conn)
+
+        return mark
+
+    async def _flush_forever(self) -> None:
+        interval = self._flush_interval
+        while True:
+            await asyncio.sleep(interval)
+            if self._dirty:
+                dirty = self._dirty[:]
+                self._dirty.clear()
+                self.batch_cache.clear()
+                for conn in dirty:
+                    conn.wake.set()
 
     async def start(self) -> None:
         """Connect to NATS (retrying until it answers), prepare streams, start the clock."""
         self._clock = asyncio.ensure_future(self._tick_forever())
+        if self._flush_interval > 0:
+            self._flusher = asyncio.ensure_future(self._flush_forever())
         await self.upstream.connect()
         nc = self.upstream.nc
         assert nc is not None
@@ -128,8 +163,9 @@ class EdgeState:
         self.ready = True
 
     async def stop(self) -> None:
-        if self._clock is not None:
-            self._clock.cancel()
+        for task in (self._clock, self._flusher):
+            if task is not None:
+                task.cancel()
         await self.upstream.close()
 
     async def _tick_forever(self) -> None:

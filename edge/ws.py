@@ -98,6 +98,8 @@ async def _read(ws: Any, conn: Connection) -> None:
 async def _write(ws: Any, conn: Connection) -> None:
     outbox, wake, codec = conn.outbox, conn.wake, conn.codec
     stats = conn.state.writer_stats
+    # Shared by the writers of one flush tick, cleared by the tick; without ticks, no sharing.
+    cache = conn.state.batch_cache if conn.state.batching else None
     conflated = 0
     while True:
         await wake.wait()
@@ -109,8 +111,15 @@ async def _write(ws: Any, conn: Connection) -> None:
         pending = outbox.drain()
         closing = conn.closing
         if pending and (closing is None or closing.code != CloseCode.SLOW_CONSUMER):
-            data = codec.batch(pending)
-            await ws.send(data.decode() if codec.text else data)
+            key = tuple(pending) if cache is not None else None
+            data = cache.get(key) if cache is not None else None
+            if data is None:
+                data = codec.batch(pending)
+                if codec.text:
+                    data = data.decode()
+                if cache is not None:
+                    cache[key] = data
+            await ws.send(data)
             stats.sent(state, len(pending), len(data))
             if outbox.conflated != conflated:
                 stats.conflated += outbox.conflated - conflated

@@ -10,7 +10,7 @@ from tickmesh.edge.outbox import Outbox, Recorder
 
 
 def test_state_frames_conflate_in_place_and_events_keep_order():
-    box = Outbox()
+    box = Outbox(conflate_after=0)
     box.push_state("prices:AAPL", b"a1")
     box.push(b"e1")
     box.push_state("prices:AAPL", b"a2")
@@ -19,6 +19,16 @@ def test_state_frames_conflate_in_place_and_events_keep_order():
     assert box.drain() == [b"a2", b"e1", b"m1", b"e2"]
     assert box.conflated == 1
     assert box.drain() == []
+
+
+def test_a_client_that_keeps_up_gets_every_state_frame_and_a_lagging_one_the_latest():
+    box = Outbox(conflate_after=3)
+    for i in range(3):
+        box.push_state("prices:AAPL", b"%d" % i)
+    assert box.drain() == [b"0", b"1", b"2"] and box.conflated == 0
+    for i in range(10):
+        box.push_state("prices:AAPL", b"%d" % i)
+    assert box.drain() == [b"0", b"1", b"9"] and box.conflated == 7
 
 
 def test_wakes_once_per_batch():
@@ -43,7 +53,7 @@ def test_event_overflow_is_reported_once_and_nothing_is_dropped_silently():
 
 
 def test_state_frames_never_overflow_while_their_slot_is_pending():
-    box = Outbox(max_frames=2)
+    box = Outbox(max_frames=2, conflate_after=0)
     for i in range(1000):
         assert box.push_state("prices:AAPL", b"%d" % i)
     assert box.drain() == [b"999"]
@@ -93,7 +103,7 @@ def test_event_frames_carry_positions_to_a_recorder_and_swap_to_the_outbox():
 
 def test_max_hz_throttles_a_channel_and_the_last_value_still_goes_out():
     due = []
-    box = Outbox(on_defer=due.append)
+    box = Outbox(on_defer=due.append, conflate_after=0)
     box.throttle("prices:AAPL", 2.0)  # at most one frame per 0.5 s
     assert box.push_state("prices:AAPL", b"1", now=10.0)
     assert box.push_state("prices:AAPL", b"2", now=10.1)
