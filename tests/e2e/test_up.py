@@ -144,3 +144,44 @@ def test_a_port_in_use_is_a_clear_error(tmp_path):
                              text=True, timeout=t(30))
     assert res.returncode == 2
     assert f"port {port}" in res.stderr and "TICKMESH_NATS_PORT" in res.stderr and "Traceback" not in res.stderr
+
+
+async def test_an_order_over_the_edge_fills_notifies_and_revalues_for_that_user_only(stack):
+    url = f"ws://127.0.0.1:{stack.edge_port}/ws"
+    alice = await Client.login(url, dev_token(stack.edge_port, "alice"))
+    bob = await Client.login(url, dev_token(stack.edge_port, "bob"))
+    try:
+        for c in (alice, bob):
+            for ch in ("trades", "notifications", "portfolio"):
+                assert (await c.request("sub", ch=ch))[0]["op"] == "ok"
+        order = {"client_order_id": f"e2e-{time.time_ns()}", "symbol": "AAPL", "side": "buy",
+                 "type": "market", "quantity": "3"}
+        reply = None
+        seen: dict[str, list] = {"trades": [], "notifications": [], "portfolio": []}
+        for _ in range(40):  # the broker needs a first AAPL price (error 605 until then)
+            reply, early = await alice.request("cmd", name="order.submit", key=order["client_order_id"], data=order)
+            for m in early:  # the execution may overtake the command's reply
+                if m["op"] == "msg":
+                    seen[m["ch"]].append(m)
+            if reply.get("code") != 605:
+                break
+            await asyncio.sleep(0.25)
+        assert reply["op"] == "ok" and reply["data"]["status"] == "filled", reply
+        deadline = time.monotonic() + t(20)
+        while time.monotonic() < deadline and not (seen["trades"] and seen["notifications"] and any(
+                any(p["symbol"] == "AAPL" for p in m["data"]["positions"]) for m in seen["portfolio"])):
+            [m] = await alice.messages(1, timeout=20)
+            seen[m["ch"]].append(m)
+        executions = [m["data"] for m in seen["trades"] if m["data"]["client_order_id"] == order["client_order_id"]]
+        assert len(executions) == 1, (reply, {k: [m["data"] for m in v] for k, v in seen.items()})
+        [execution] = executions
+        assert execution["user"] == "alice" and execution["status"] == "filled" and execution["quantity"] == "3"
+        assert any("AAPL" in n["data"]["title"] for n in seen["notifications"])
+        assert seen["portfolio"][-1]["data"]["user"] == "alice"
+        # Bob saw his own portfolio values only: no trade, no notification, nothing of alice's.
+        _, bobs = await bob.request("ping")
+        for m in [f for f in bobs if f["op"] == "msg"]:
+            assert m["ch"] == "portfolio" and m["data"]["user"] == "bob"
+    finally:
+        await alice.close()
+        await bob.close()
