@@ -79,6 +79,20 @@ Handler = Callable[[cmds.CommandRequest], Awaitable[dict[str, Any] | None]]
 _ERROR_NAMES = {info.code: name for name, info in ERRORS.items()}
 
 
+async def wait_wake_or_stop(wake: asyncio.Event, stop: asyncio.Event, timeout: float | None) -> None:
+    """Return when ``wake`` or ``stop`` is set, or after ``timeout`` seconds (``None``: no limit).
+
+    The loop of a service that works on a schedule (throttled publishing, scheduled
+    announcements) waits here between passes, so SIGTERM ends the wait at once.
+    """
+    waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
 def _command_trace(span: str, headers: dict[str, str] | None, cmd_id: str):
     """The span a command is handled in: the caller's trace continued (the edge injects it), or a
     new one when the request carries none. Either way a command is always traced (tracing on)."""

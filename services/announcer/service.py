@@ -20,7 +20,7 @@ from tickmesh.contracts.channels import Kind, public_subject
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import CommandRequest
 from tickmesh.services.common.publishing import now_us, publish_event, stable_id
-from tickmesh.services.runner import CommandError, run_service, serve_commands
+from tickmesh.services.runner import CommandError, run_service, serve_commands, wait_wake_or_stop
 
 from .schedule import AnnouncementError, Schedule, due_now, prepare
 from .settings import AnnouncerSettings
@@ -87,12 +87,7 @@ class Announcer:
             timeout = None if nxt is None else max((nxt - now_us()) / 1e6, 0.0)
             if due and nxt is not None and nxt <= now_us():
                 timeout = 0.5  # a failed publish: do not spin
-            waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-            try:
-                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
+            await wait_wake_or_stop(self.wake, stop, timeout)
 
 
 async def serve(settings: AnnouncerSettings, nc, stop: asyncio.Event) -> None:

@@ -27,7 +27,7 @@ from tickmesh.contracts.instruments import instruments
 from tickmesh.services.common.holdings import Account, watch_accounts
 from tickmesh.services.common.prices import PriceBook, follow_prices
 from tickmesh.services.common.publishing import Versions, current_trace, now_us, publish_state, traced
-from tickmesh.services.runner import run_service
+from tickmesh.services.runner import run_service, wait_wake_or_stop
 
 from .settings import ValuerSettings
 from .throttle import Throttle
@@ -101,12 +101,7 @@ class PortfolioPublisher:
             await self.publish_due()
             due = self.throttle.next_due()
             timeout = None if due is None else max(due - loop.time(), 0.0)
-            waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-            try:
-                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
+            await wait_wake_or_stop(self.wake, stop, timeout)
 
 
 async def serve(settings: ValuerSettings, nc, stop: asyncio.Event) -> None:
