@@ -16,7 +16,7 @@ import time
 from decimal import Decimal
 
 from tickmesh.contracts.instruments import instruments
-from tickmesh.services.portfolio_valuer.holdings import Account, Position
+from tickmesh.services.common.holdings import Account, Position
 from tickmesh.services.portfolio_valuer.throttle import Throttle
 from tickmesh.services.portfolio_valuer.valuation import Valuer
 
