@@ -3,7 +3,6 @@
 import asyncio
 
 import nats
-import orjson
 
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import decode_request, reply_err, reply_ok

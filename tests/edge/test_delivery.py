@@ -8,7 +8,6 @@ import signal
 import time
 
 import nats
-import pytest
 
 from tickmesh import streams
 from tickmesh.contracts.channels import Kind, public_subject, tick_subject, user_subject

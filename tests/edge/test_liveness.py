@@ -8,7 +8,6 @@ import urllib.request
 
 import nats
 import pytest
-import websockets
 
 from tickmesh.contracts.channels import Kind, tick_subject, user_subject
 from tickmesh.contracts.codes import CloseCode

@@ -1,7 +1,6 @@
 """The edge's /metrics and logs, as an operator sees them, while a real client comes and goes."""
 
 import asyncio
-import re
 import urllib.request
 
 import nats

@@ -9,7 +9,6 @@ import signal
 import sys
 import urllib.request
 
-import nats
 import orjson
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -19,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.services.conftest import Inbox, account, command, publish_tick, seed, service
 from tests.support.procs import Proc, base_env, free_port, wait_http
 from tests.support.timing import t
-from tickmesh import cli, metrics, streams, tracing
+from tickmesh import cli, metrics, tracing
 from tickmesh.contracts import commands as cmds
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import Kind, tick_subject, user_subject
@@ -31,29 +30,6 @@ from tickmesh.services.notifier import service as notifier_service
 from tickmesh.services.portfolio_valuer import service as valuer_service
 
 FORBIDDEN = next(name for name, info in ERRORS.items() if info.code == 301)
-
-
-@pytest.fixture
-async def nc(nats_server):
-    client = await nats.connect(nats_server.url)
-    await streams.ensure(client.jetstream())
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-def spans():
-    """Tracing on in this process (every in-process service shares it), spans kept in memory."""
-    def configure(ratio: float) -> InMemorySpanExporter:
-        exporter = InMemorySpanExporter()
-        assert tracing.setup("test", exporter=exporter, set_global=False,
-                             environ={"TICKMESH_TRACE_SAMPLE_RATIO": str(ratio)})
-        return exporter
-
-    yield configure
-    tracing.shutdown()
 
 
 def _scrape(url: str) -> dict[tuple[str, frozenset], float]:

@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import nats
-import pytest
 
 from tests.support.timing import t
 from tickmesh import streams
@@ -25,16 +24,6 @@ from tickmesh.services.portfolio_valuer.demo import seed_accounts
 from tickmesh.services.common.publishing import now_us
 
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-async def nc(nats_server):
-    client = await nats.connect(nats_server.url)
-    await streams.ensure(client.jetstream())
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 class Running:

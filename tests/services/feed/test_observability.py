@@ -10,8 +10,6 @@ import sys
 import urllib.request
 
 import orjson
-import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,19 +26,6 @@ from tickmesh.services.market_feed.pump import Pump
 from tickmesh.services.portfolio_valuer import service as valuer_service
 
 from .fakes import FakeCoinbase
-
-
-@pytest.fixture
-def spans():
-    """Tracing on in this process with ``spans(ratio)``, spans kept in memory."""
-    def configure(ratio: float) -> InMemorySpanExporter:
-        exporter = InMemorySpanExporter()
-        assert tracing.setup("test", exporter=exporter, set_global=False,
-                             environ={"TICKMESH_TRACE_SAMPLE_RATIO": str(ratio)})
-        return exporter
-
-    yield configure
-    tracing.shutdown()
 
 
 def _tick(symbol: str, last: str) -> Tick:
