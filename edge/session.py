@@ -58,6 +58,7 @@ class Subscribe:
     since: tuple[str, int] | None = None
     max_hz: float | None = None
     audited_owner: str | None = None
+    history: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,10 +328,11 @@ class Session:
         state = channel.kind.conflates
         max_hz = _max_hz(frame.get("max_hz"), state)
         since = _since(frame.get("since"), state)
+        history = _history(frame.get("history"), state, since)
         subject = subject_for(channel, user_id=grant.owner)
         self.subscriptions[name] = _Sub(subject, state)
         self._out.append(Subscribe(rid, name, subject, state, since, max_hz,
-                                   grant.owner if grant.audited else None))
+                                   grant.owner if grant.audited else None, history))
 
     def _on_unsub(self, frame: dict[str, Any], rid: Any, now: float) -> None:
         channel = self._channel(frame)
@@ -388,6 +390,21 @@ def _since(value: Any, state: bool) -> tuple[str, int] | None:
     if not isinstance(epoch, str) or len(epoch) > 32 or type(seq) is not int or not 0 <= seq < 2**63:
         raise FrameError(ErrorCode.INVALID_FIELD, "since must be {\"epoch\": string, \"seq\": integer >= 0}")
     return epoch, seq
+
+
+MAX_HISTORY = 1000
+
+
+def _history(value: Any, state: bool, since: tuple[str, int] | None) -> int | None:
+    if value is None:
+        return None
+    if state:
+        raise FrameError(ErrorCode.INVALID_FIELD, "history applies only to event channels; state channels send a snapshot")
+    if since is not None:
+        raise FrameError(ErrorCode.INVALID_FIELD, "give since or history, not both")
+    if type(value) is not int or not 1 <= value <= MAX_HISTORY:
+        raise FrameError(ErrorCode.INVALID_FIELD, f"history must be an integer from 1 to {MAX_HISTORY}")
+    return value
 
 
 _HANDLERS: dict[str, Callable[[Session, dict[str, Any], Any, float], None]] = {

@@ -279,7 +279,8 @@ class EdgeState:
         recorder = Recorder(conn.codec.index)
         self.hub.add(sub.subject, sub.name, recorder, conflate=False)
         try:
-            replay_all = sub.since is None and sub.subject == "tm.announcements"
+            announcements = sub.since is None and sub.subject == "tm.announcements"
+            replay_all = announcements or sub.history is not None
             rec = await self.events.recover(sub.subject, sub.since, replay_all=replay_all)
         except Exception as exc:
             self.hub.remove(sub.subject, sub.name, recorder)
@@ -293,8 +294,10 @@ class EdgeState:
             return
         metrics.recovery("replayed" if rec.recovered else "gap", len(rec.messages))
         messages = rec.messages
-        if replay_all:
+        if announcements:
             messages = rec.messages = unexpired(messages, int(time.time() * 1_000_000))
+        if sub.history is not None:
+            messages = rec.messages = messages[-sub.history:]
         outbox = conn.outbox
         outbox.push(conn.codec.encode({"op": "ok", "id": sub.rid, **rec.reply_fields()}))
         last = rec.seq

@@ -298,3 +298,19 @@ async def test_http_commands_share_roles_validation_and_idempotency(edge, nats_m
     status, body = await command(edge.http, {"name": "alert.list"})
     assert status == 401
     await nc.close()
+
+
+async def test_a_fresh_page_can_ask_for_the_last_events_then_live(edge, nats_mon):
+    nc, js = await js_ctx(nats_mon.url)
+    sent = await publish_events(js, 12)
+    await publish_events(js, 4, subject=user_subject(Kind.NOTIFICATIONS, "bob"))
+    c = await Client.login(edge.ws_url, token("alice"))
+    ok, _ = await c.request("sub", ch="notifications", history=5)
+    assert ok["replayed"] == 5 and ok["seq"] == sent[-1]
+    assert [m["seq"] for m in await c.messages(5)] == sent[-5:]
+    live = await publish_events(js, 2, start=12)
+    assert [m["seq"] for m in await c.messages(2)] == live
+    bad, _ = await c.request("sub", ch="prices:AAPL", history=5)
+    assert bad["code"] == ErrorCode.INVALID_FIELD
+    await c.close()
+    await nc.close()

@@ -332,3 +332,13 @@ def test_arbitrary_token_strings_are_handed_to_verification_never_trusted(token)
     assert out == [Authenticate(token, 1, refresh=False)]
     assert s.identity is None
     assert frames(send(s, {"op": "sub", "id": 2, "ch": "portfolio"}))[0]["code"] == ErrorCode.UNAUTHORIZED
+
+
+@pytest.mark.parametrize("extra", [{"history": 0}, {"history": 1001}, {"history": "5"},
+                                   {"history": 5, "since": {"epoch": "e", "seq": 1}}])
+def test_history_is_bounded_and_exclusive_with_since(extra):
+    s = make()
+    s.take()
+    assert frames(send(s, {"op": "sub", "id": 1, "ch": "trades", **extra}))[0]["code"] == ErrorCode.INVALID_FIELD
+    [ok] = send(s, {"op": "sub", "id": 2, "ch": "trades", "history": 50})
+    assert ok.history == 50
