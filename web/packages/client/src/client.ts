@@ -18,6 +18,9 @@ import { pollingTransport } from "./transport-poll.js";
 import { sseTransport } from "./transport-sse.js";
 import { webSocketTransport } from "./transport-ws.js";
 
+/** Messages an event channel starts with when the client has no position for it yet. */
+export const HISTORY_ON_FIRST_SUBSCRIBE = 50;
+
 export interface TokenRequest {
   /** `connect`: a new connection; `refresh`: before expiry; `expired`: the edge said 4003. */
   reason: "connect" | "refresh" | "expired";
@@ -452,6 +455,9 @@ export class TickmeshClient {
     const frame: ClientFrame = { op: "sub", id: this.nextId(), ch: record.ch };
     if (record.maxHz !== undefined && !event) frame.max_hz = record.maxHz;
     if (since) frame.since = since;
+    // A first subscription has no position: start from the channel's recent past, so a freshly
+    // loaded page shows its latest trades and notifications rather than an empty list.
+    else if (event) frame.history = HISTORY_ON_FIRST_SUBSCRIBE;
     this.setChannelStatus(record, "subscribing");
     this.request(frame, (reply) => this.onSubReply(record, reply));
   }

@@ -11,7 +11,7 @@ export interface Position {
 export type ClientFrame =
   | { op: "auth"; id: RequestId; token: string }
   | { op: "refresh"; id: RequestId; token: string }
-  | { op: "sub"; id: RequestId; ch: string; max_hz?: number; since?: Position }
+  | { op: "sub"; id: RequestId; ch: string; max_hz?: number; since?: Position; history?: number }
   | { op: "unsub"; id: RequestId; ch: string }
   | { op: "ping"; id: RequestId }
   | { op: "pong" }

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { TickmeshClient } from "../src/client.js";
+import { HISTORY_ON_FIRST_SUBSCRIBE, TickmeshClient } from "../src/client.js";
 import type { CachedMessage } from "../src/cache.js";
 import { fakeEnvironment, fakeNetwork, flush, type FakeTransport } from "./fakes.js";
 
@@ -39,12 +39,15 @@ describe("recovery positions", () => {
     const { client, net } = await connected();
     const seen: number[] = [];
     client.subscribe("notifications", (m) => seen.push(m.seq));
+    // A first subscription has no position: it asks for the recent past instead.
     expect(net.last().frames("sub")[0]).not.toHaveProperty("since");
+    expect(net.last().frames("sub")[0]).toMatchObject({ history: HISTORY_ON_FIRST_SUBSCRIBE });
     ackSub(net.last(), "notifications", { epoch: "E1", recovered: true, replayed: 0 });
     net.last().receive({ op: "msg", ch: "notifications", seq: 10, data: { id: "a" } }, { op: "msg", ch: "notifications", seq: 14, data: { id: "b" } });
     await reconnect(net);
     const sub = net.last().frames("sub")[0]!;
     expect(sub).toMatchObject({ ch: "notifications", since: { epoch: "E1", seq: 14 } });
+    expect(sub).not.toHaveProperty("history");
     ackSub(net.last(), "notifications", { epoch: "E1", recovered: true, replayed: 2 });
     // The replay overlaps what we had: 14 again is dropped, 15 and 20 are new.
     net.last().receive(
@@ -107,6 +110,7 @@ describe("recovery positions", () => {
     net.last().receive({ op: "msg", ch: "prices:AAPL", seq: 50, data: {} }, { op: "msg", ch: "prices:AAPL", seq: 40, data: {} });
     await reconnect(net);
     expect(net.last().frames("sub")[0]).not.toHaveProperty("since");
+    expect(net.last().frames("sub")[0]).not.toHaveProperty("history");
     ackSub(net.last(), "prices:AAPL");
     net.last().receive({ op: "msg", ch: "prices:AAPL", seq: 50, data: {} }, { op: "msg", ch: "prices:AAPL", seq: 51, data: {} });
     expect(seen).toEqual([50, 51]);
