@@ -264,7 +264,9 @@ export class TickmeshClient {
         baseUrl: this.baseUrl,
         codec: this.init.codec ?? jsonCodec,
         channels: this.subs.channels(),
-        cursor: this.cursors[name],
+        // Positions are the truth across transports: a switch from the WebSocket resumes from
+        // the last message it delivered, not from where this transport last stopped.
+        cursor: this.positions.cursor(this.subs.channels()) ?? this.cursors[name],
         onCursor: (c) => (this.cursors[name] = c),
         fetch: this.init.fetch,
       },

@@ -42,6 +42,25 @@ export class Positions {
     return this.seqs.get(ch);
   }
 
+  /**
+   * The edge's SSE/polling cursor for `channels` (PROTOCOL.md, "Cursors"): base64url of
+   * `{"v":1,"p":{channel:[epoch|null, seq]}}`. Built from the positions the client holds, so a
+   * switch from one transport to another resumes exactly where the last one stopped.
+   */
+  cursor(channels: Iterable<string>): string | undefined {
+    const p: Record<string, [string | null, number]> = {};
+    for (const ch of channels) {
+      const seq = this.seqs.get(ch);
+      if (seq !== undefined) p[ch] = [this.epochs.get(ch) ?? null, seq];
+    }
+    if (Object.keys(p).length === 0) return undefined;
+    const json = JSON.stringify({ v: 1, p });
+    const bytes = new TextEncoder().encode(json);
+    let binary = "";
+    for (const b of bytes) binary += String.fromCharCode(b);
+    return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
   forget(ch: string): void {
     this.seqs.delete(ch);
     this.epochs.delete(ch);

@@ -213,3 +213,18 @@ describe("commands", () => {
     await check;
   });
 });
+
+describe("cursors for SSE and polling", () => {
+  it("encode the client's own positions in the edge's cursor format", async () => {
+    const { Positions } = await import("../src/positions.js");
+    const p = new Positions();
+    p.setEpoch("trades", "E9");
+    p.accept("trades", 41);
+    p.accept("prices:AAPL", 7);
+    const cursor = p.cursor(["trades", "prices:AAPL", "news"])!;
+    expect(cursor).not.toMatch(/[+/=]/);
+    const json = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
+    expect(JSON.parse(json)).toEqual({ v: 1, p: { trades: ["E9", 41], "prices:AAPL": [null, 7] } });
+    expect(new Positions().cursor(["trades"])).toBeUndefined();
+  });
+});
