@@ -17,6 +17,8 @@ from tickmesh.services.common.prices import PriceBook, follow_prices
 from tickmesh.services.runner import run_service, serve_commands
 
 from .engine import Broker
+from tickmesh.services.common.buckets import follow
+
 from .orders import decode_order
 from .settings import BrokerSettings
 
@@ -25,25 +27,15 @@ log = logging.getLogger(__name__)
 
 async def follow_orders(kv: Any, broker: Broker, ready: asyncio.Event) -> None:
     """Feed every stored order, then every change, to ``broker.on_stored``."""
-    watcher = await kv.watchall()
-    initial = True
-    try:
-        async for entry in watcher:
-            if entry is None:
-                initial = False
-                ready.set()
-                continue
-            if entry.operation in ("DEL", "PURGE") or not entry.value:
-                continue
-            try:
-                order = decode_order(entry.value)
-            except (ValueError, TypeError) as exc:
-                log.warning("ignored an unreadable order: %s", exc, extra={"event": "broker.bad_order"})
-                continue
+
+    def decode(key: str, value: bytes | None):
+        return decode_order(value) if value else None  # deleted or empty: nothing to apply
+
+    def apply(order, initial: bool) -> None:
+        if order is not None:
             broker.on_stored(order, initial=initial)
-    finally:
-        with contextlib.suppress(Exception):
-            await watcher.stop()
+
+    await follow(kv, decode, apply, ready=ready, what="order", event="broker.bad_order")
 
 
 async def serve(settings: BrokerSettings, nc, stop: asyncio.Event) -> None:

@@ -153,25 +153,10 @@ async def watch_accounts(kv: Any, on_change: Callable[[str, Account | None], Non
     stored account, then for each change; ``account`` is None when the key was deleted.
     ``ready`` (an ``asyncio.Event``), when given, is set once the stored accounts were replayed.
     """
-    import logging
+    from .buckets import follow
 
-    log = logging.getLogger(__name__)
-    watcher = await kv.watchall()
-    try:
-        async for entry in watcher:
-            if entry is None:  # end of the stored values
-                if ready is not None:
-                    ready.set()
-                continue
-            try:
-                user = user_of_key(entry.key)
-                account = None if entry.operation in ("DEL", "PURGE") else decode_account(entry.value)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("ignored an unreadable account: %s", exc, extra={"event": "holdings.bad_entry"})
-                continue
-            on_change(user, account)
-    finally:
-        try:
-            await watcher.stop()
-        except Exception:  # the connection is already gone
-            pass
+    def decode(key: str, value: bytes | None) -> tuple[str, Account | None]:
+        return user_of_key(key), None if value is None else decode_account(value)
+
+    await follow(kv, decode, lambda item, initial: on_change(*item), ready=ready,
+                 what="account", event="holdings.bad_entry")

@@ -20,6 +20,7 @@ from typing import Any
 
 from tickmesh import streams, tracing
 from tickmesh.contracts.channels import Kind, decode_token, public_subject, user_subject
+from tickmesh.services.common.buckets import follow
 from tickmesh.services.common.holdings import watch_accounts
 from tickmesh.services.common.prices import PriceBook, follow_prices
 from tickmesh.services.common.publishing import now_us, publish_event, traced
@@ -74,21 +75,11 @@ async def run_news(provider: NewsProvider, js: Any, holders: HolderIndex | None,
 
 
 async def follow_rules(kv: Any, alerts: Alerts) -> None:
-    watcher = await kv.watchall()
-    try:
-        async for entry in watcher:
-            if entry is None:
-                continue
-            try:
-                user = decode_token(entry.key)
-                rules = [] if entry.operation in ("DEL", "PURGE") else decode_rules(entry.value)
-            except ValueError as exc:
-                log.warning("ignored unreadable alert rules: %s", exc, extra={"event": "notifier.bad_rules"})
-                continue
-            alerts.on_stored(user, rules)
-    finally:
-        with contextlib.suppress(Exception):
-            await watcher.stop()
+    def decode(key: str, value: bytes | None):
+        return decode_token(key), [] if value is None else decode_rules(value)
+
+    await follow(kv, decode, lambda item, initial: alerts.on_stored(*item),
+                 what="set of alert rules", event="notifier.bad_rules")
 
 
 async def serve(settings: NotifierSettings, nc, stop: asyncio.Event) -> None:
