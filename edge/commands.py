@@ -41,7 +41,6 @@ class CommandRunner:
     def __init__(self) -> None:
         self.nc: Client | None = None
         self.kv: KeyValue | None = None
-        self.deduplicated = 0
 
     async def start(self, nc: Client) -> None:
         self.nc = nc
@@ -80,7 +79,6 @@ class CommandRunner:
         try:
             revision = await self.kv.create(key, _PENDING)
         except KeyWrongLastSequenceError:
-            self.deduplicated += 1
             return await self._wait_for(key, action.timeout + 2.0)
         reply = await self._request(action)
         if reply.get("code") in (ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE):

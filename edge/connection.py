@@ -159,7 +159,6 @@ class Connection:
             await self.apply(self.session.take())
             return
         if isinstance(result, AuthFailure):
-            self.state.auth_failures += 1
             metrics.auth_failed(auth_reason(result))
             log.info("authentication failed: %s", result.reason, extra={
                 "event": "auth.failed", "conn_id": self.conn_id, "code": result.close_code})
@@ -198,7 +197,6 @@ class Connection:
             metrics.rate_limited("command")
 
     def _on_overflow(self) -> None:
-        self.state.slow_consumers += 1
         metrics.slow_consumer("event")
         log.warning("slow consumer disconnected", extra={"event": "conn.slow_consumer", "conn_id": self.conn_id,
                                                           "user": self.user})

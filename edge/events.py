@@ -77,8 +77,6 @@ class EventFeeds:
         self.hub = hub
         self.js: JetStreamContext | None = None
         self._subs: list = []
-        self.replayed = 0
-        self.recoveries = 0
 
     async def start(self, js: JetStreamContext) -> None:
         self.js = js
@@ -126,8 +124,6 @@ class EventFeeds:
                 rec.recovered, rec.reason = False, "too_far_behind"
             if rec.messages:
                 rec.seq = rec.messages[-1][0]
-        self.recoveries += 1
-        self.replayed += len(rec.messages)
         return rec
 
     async def _replay(self, stream: str, subject: str, start: int, last: int) -> list[tuple[int, bytes]]:

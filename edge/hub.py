@@ -42,7 +42,6 @@ class _Topic:
 class Hub:
     def __init__(self) -> None:
         self._topics: dict[str, _Topic] = {}
-        self.delivered = 0
         self.stale_dropped = 0
 
     def add(self, subject: str, channel: str, sink: Sink, *, conflate: bool) -> bool:
@@ -144,5 +143,4 @@ class Hub:
                     for sink in members:
                         sink.push_event(frame, seq, ts)
                 n += len(members)
-        self.delivered += n
         return n

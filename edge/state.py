@@ -103,9 +103,6 @@ class EdgeState:
         self._known_symbols = frozenset(instruments())
         self.ready = False
         self.draining = False
-        self.nats_up = False
-        self.slow_consumers = 0
-        self.auth_failures = 0
         self._clock: asyncio.Task | None = None
         self.writer_stats = WriterStats()
         # Batching: outboxes that became non-empty wait for the next flush tick, so frames due
@@ -159,7 +156,6 @@ class EdgeState:
         self.tickets.kv = await js.key_value(streams.TICKETS_BUCKET)
         await nc.subscribe("tm.ctl.revoke", cb=self._on_revoke)
         metrics.nats_status(True)
-        self.nats_up = True
         self.ready = True
 
     async def stop(self) -> None:
@@ -332,7 +328,6 @@ class EdgeState:
     # -- edge-wide events ------------------------------------------------------------------
 
     async def _on_nats_status(self, up: bool) -> None:
-        self.nats_up = up
         metrics.nats_status(up)
         frame = {"op": "status", "state": "ok"} if up else {"op": "status", "state": "degraded",
                                                             "reason": "nats unavailable"}

@@ -37,7 +37,6 @@ class Upstream:
         self._subs: dict[str, tuple[Subscription, asyncio.Future]] = {}
         self.flush_timeout = 2.0
         self._local_seq: dict[str, int] = {}
-        self.bad_payloads = 0
         self._on_status = on_status
 
     @property
@@ -99,7 +98,6 @@ class Upstream:
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            self.bad_payloads += 1
             metrics.dropped("bad_payload")
             log.warning("dropped a non-JSON payload on %s", msg.subject, extra={"event": "upstream.bad_payload"})
             return
