@@ -169,6 +169,10 @@ def tick_subject(symbol: str) -> str:
 
 TICK_WILDCARD = f"{SUBJECT_ROOT}.tick.*"
 
+# Control plane: ``{"user": "<id>"}`` here makes every edge close that user's connections
+# (PROTOCOL.md, "Revocation"). Only the admin identity may publish it (NATS permissions).
+REVOKE_SUBJECT = f"{SUBJECT_ROOT}.ctl.revoke"
+
 
 def user_subject(kind: Kind, user_id: str) -> str:
     """Subject for a per-user channel of ``user_id`` (already authenticated, never from a payload)."""
@@ -183,6 +187,18 @@ def public_subject(kind: Kind) -> str:
     if kind not in (Kind.ANNOUNCEMENTS, Kind.NEWS):
         raise ValueError(f"{kind.value} is not a public channel")
     return f"{SUBJECT_ROOT}.{kind.value}"
+
+
+def wildcard(kind: Kind) -> str:
+    """The subject pattern matching every channel of ``kind``: ``tm.tick.*``,
+    ``tm.user.*.trades``, ``tm.news``. For stream configurations, service- and edge-side
+    subscriptions and permissions; never for a client's subscription (a client names one
+    channel, and :func:`user_subject` refuses ``*`` as a user id on purpose)."""
+    if kind is Kind.PRICES:
+        return TICK_WILDCARD
+    if kind.per_user:
+        return f"{SUBJECT_ROOT}.user.*.{kind.value}"
+    return public_subject(kind)
 
 
 def subject_for(channel: Channel, *, user_id: str | None = None) -> str:

@@ -26,30 +26,21 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from tickmesh import metrics, streams, tracing
+from tickmesh import metrics, tracing
+from tickmesh.contracts import streams as stream_table
 
 from .hub import Hub
 
 log = logging.getLogger(__name__)
 
-# Event subject patterns and the stream that stores them.
-FEEDS: tuple[tuple[str, str], ...] = (
-    ("tm.user.*.trades", streams.USER_EVENTS),
-    ("tm.user.*.notifications", streams.USER_EVENTS),
-    ("tm.user.*.alerts", streams.USER_EVENTS),
-    ("tm.announcements", streams.ANNOUNCEMENTS),
-    ("tm.news", streams.NEWS),
-)
+# Event subject patterns and the stream that stores them (contracts/streams.toml).
+FEEDS: tuple[tuple[str, str], ...] = stream_table.event_feeds()
 REPLAY_BATCH = 512
 MAX_REPLAY = 100_000  # a client further behind gets a partial replay and recovered=false
 
 
 def stream_for(subject: str) -> str:
-    if subject.startswith("tm.user."):
-        return streams.USER_EVENTS
-    if subject == "tm.announcements":
-        return streams.ANNOUNCEMENTS
-    return streams.NEWS
+    return stream_table.stream_for_subject(subject).name
 
 
 @dataclass

@@ -17,7 +17,8 @@ import orjson
 
 from tickmesh import config as cfg
 from tickmesh import metrics, streams
-from tickmesh.contracts.channels import Channel, Kind, is_state_subject
+from tickmesh.contracts import streams as stream_table
+from tickmesh.contracts.channels import REVOKE_SUBJECT, Channel, Kind, is_state_subject, public_subject
 from tickmesh.contracts.codes import CloseCode
 from tickmesh.contracts.instruments import instruments
 from tickmesh.contracts.messages import SEQ_HEADER
@@ -154,7 +155,7 @@ class EdgeState:
         await self.events.start(js)
         await self.commands.start(nc)
         self.tickets.kv = await js.key_value(streams.TICKETS_BUCKET)
-        await nc.subscribe("tm.ctl.revoke", cb=self._on_revoke)
+        await nc.subscribe(REVOKE_SUBJECT, cb=self._on_revoke)
         metrics.nats_status(True)
         self.ready = True
 
@@ -260,8 +261,8 @@ class EdgeState:
         nc = self.upstream.nc
         if nc is None or not nc.is_connected:
             return None
-        stream = streams.TICKS if subject.startswith("tm.tick.") else streams.USER_STATE
         try:
+            stream = stream_table.stream_for_subject(subject).name
             msg = await nc.jetstream().get_last_msg(stream, subject, direct=True)
         except Exception:  # none yet, or JetStream unavailable: live updates will follow
             return None
@@ -275,7 +276,7 @@ class EdgeState:
         recorder = Recorder(conn.codec.index)
         self.hub.add(sub.subject, sub.name, recorder, conflate=False)
         try:
-            announcements = sub.since is None and sub.subject == "tm.announcements"
+            announcements = sub.since is None and sub.subject == public_subject(Kind.ANNOUNCEMENTS)
             replay_all = announcements or sub.history is not None
             rec = await self.events.recover(sub.subject, sub.since, replay_all=replay_all)
         except Exception as exc:

@@ -30,9 +30,11 @@ def _settings_classes() -> dict[str, type]:
     """Every settings class by name: the edge, each service, and those every process shares."""
     from tickmesh.edge.settings import EdgeSettings
     from tickmesh.metrics import MetricsSettings
+    from tickmesh.streams import Retention
     from tickmesh.tracing import TracingSettings
 
-    out: dict[str, type] = {"edge": EdgeSettings, "metrics": MetricsSettings, "tracing": TracingSettings}
+    out: dict[str, type] = {"edge": EdgeSettings, "metrics": MetricsSettings, "tracing": TracingSettings,
+                            "streams": Retention}
     for name in services():
         out[name] = _service_module(name).SETTINGS
     return out
@@ -130,7 +132,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--ends-at", help="ISO 8601 expiry (default ANNOUNCER_DEFAULT_TTL_S after the start)")
     a.set_defaults(fn=cmd_announce)
     st = sub.add_parser("settings", help="list every setting, its environment variable and default")
-    st.add_argument("name", nargs="?", choices=["edge", "metrics", "tracing", *services()])
+    st.add_argument("name", nargs="?", choices=["edge", "metrics", "tracing", "streams", *services()])
     st.set_defaults(fn=cmd_settings)
     return p
 

@@ -1,106 +1,170 @@
-"""JetStream streams and KV buckets: declared once, created or updated idempotently at start-up.
+"""JetStream streams and KV buckets: created or updated idempotently at start-up.
 
-Every process that relies on persistence calls :func:`ensure` when it starts (services before
-publishing, edges before recovering), so a fresh NATS is configured by whoever comes first and a
-changed retention setting is applied on the next start. Retention is configurable per channel
-class (``tickmesh settings`` lists the variables).
+What exists, which subjects each stream stores and its retention defaults are declared in
+``contracts/streams.toml`` (read by :mod:`tickmesh.contracts.streams`); this module applies
+that table to a NATS server. Every process that relies on persistence calls :func:`ensure` when
+it starts (services before publishing, edges before recovering), so a fresh NATS is configured
+by whoever comes first and a changed retention setting is applied on the next start.
 
-Which channels persist how:
-
-* ``TM_TICKS`` (prices, a state channel): the last ``ticks_per_symbol`` ticks per symbol for
-  ``ticks_max_age`` seconds; the newest one per subject is the snapshot a subscriber gets first.
-* ``TM_USER_STATE`` (portfolio, a state channel): the latest valuation per user.
-* ``TM_USER_EVENTS`` (trades, notifications, alerts): every event, for ``user_events_max_age``
-  seconds, with a duplicate window so that a publisher's retry is stored once.
-* ``TM_ANNOUNCEMENTS``: the last ``announcements_max`` announcements.
-* ``TM_NEWS``: stories for ``news_max_age`` seconds.
+Replicas: every stream and bucket gets ``TICKMESH_STREAM_REPLICAS`` replicas. Changing it for an
+existing stream updates the stream (JetStream moves the data to the new peer set); a server
+that cannot do it (a single server asked for 3 replicas) makes :func:`ensure` raise
+:class:`StreamSetupError` naming the stream and the server's reason. Nothing is deleted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass
+from typing import Any
 
 from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from tickmesh.config import setting
+from tickmesh.contracts import streams as table
 
 log = logging.getLogger(__name__)
 
-TICKS = "TM_TICKS"
-USER_STATE = "TM_USER_STATE"
-USER_EVENTS = "TM_USER_EVENTS"
-ANNOUNCEMENTS = "TM_ANNOUNCEMENTS"
-NEWS = "TM_NEWS"
+# The names code refers to, from the table (kept as module constants: they are used widely).
+TICKS = table.stream("ticks").name
+USER_STATE = table.stream("user_state").name
+USER_EVENTS = table.stream("user_events").name
+ANNOUNCEMENTS = table.stream("announcements").name
+NEWS = table.stream("news").name
 
-# KV buckets (names are NATS bucket names; keys are escaped with channels.encode_token).
-HOLDINGS_BUCKET = "tm_holdings"
-ALERTS_BUCKET = "tm_alerts"
-ORDERS_BUCKET = "tm_orders"
-COMMAND_REPLIES_BUCKET = "tm_cmd_replies"  # first reply per (user, command key), for retries
-TICKETS_BUCKET = "tm_tickets"  # SSE/polling tickets already used to start a stream
+HOLDINGS_BUCKET = table.bucket("holdings").name
+ALERTS_BUCKET = table.bucket("alerts").name
+ORDERS_BUCKET = table.bucket("orders").name
+COMMAND_REPLIES_BUCKET = table.bucket("command_replies").name
+TICKETS_BUCKET = table.bucket("tickets").name
 
-
-@dataclass(frozen=True)
-class Retention:
-    ticks_max_age: float = setting("TM_RETAIN_TICKS_S", 21600.0, "Seconds prices are kept (default 6 h)")
-    ticks_per_symbol: int = setting("TM_RETAIN_TICKS_PER_SYMBOL", 1000, "Ticks kept per symbol at most")
-    user_events_max_age: float = setting("TM_RETAIN_USER_EVENTS_S", 604800.0,
-                                         "Seconds trades, notifications and alerts are kept (default 7 days)")
-    announcements_max: int = setting("TM_RETAIN_ANNOUNCEMENTS", 100, "Announcements kept (the last N)")
-    news_max_age: float = setting("TM_RETAIN_NEWS_S", 86400.0, "Seconds news stories are kept (default 1 day)")
-    duplicate_window: float = setting("TM_DUPLICATE_WINDOW_S", 120.0,
-                                      "Seconds within which a re-published event id is stored once")
-    command_replies_ttl: float = setting("EDGE_COMMAND_DEDUPE_S", 600.0,
-                                         "Seconds a command key's first reply is kept for retries")
-    tickets_ttl: float = setting("EDGE_TICKET_RESUME_S", 300.0, "Seconds a used ticket may resume its stream")
+MAX_REPLICAS = 5  # JetStream's own limit
 
 
-def stream_configs(r: Retention) -> list[StreamConfig]:
-    def cfg(name: str, subjects: list[str], **kw) -> StreamConfig:
-        return StreamConfig(name=name, subjects=subjects, storage=StorageType.FILE,
-                            retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD,
-                            allow_direct=True, duplicate_window=r.duplicate_window, **kw)
+class StreamSetupError(RuntimeError):
+    """A stream or bucket could not be brought to the configured settings."""
 
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"JetStream {name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def _validate(self: Any) -> None:
+    if not 1 <= self.replicas <= MAX_REPLICAS:
+        from tickmesh.config import ConfigError
+
+        raise ConfigError("TICKMESH_STREAM_REPLICAS", str(self.replicas), f"must be 1 to {MAX_REPLICAS}")
+
+
+def _values(self: Any) -> dict[str, int | float]:
+    """Retention key -> value, as :meth:`contracts.streams.Stream.limit_values` takes it."""
+    return {k: getattr(self, k) for k in table.retention_settings()}
+
+
+# One field per [retention] entry of streams.toml (so `tickmesh settings streams` lists each,
+# and a stream added to the table needs no code here), plus the replica count.
+Retention = dataclasses.make_dataclass(
+    "Retention",
+    [(r.key, r.type, setting(r.env, r.default, r.doc)) for r in table.retention_settings().values()]
+    + [("replicas", int, setting("TICKMESH_STREAM_REPLICAS", 1,
+                                 "Replicas of every JetStream stream and KV bucket (1 to 5; above 1 needs a NATS cluster)"))],
+    frozen=True,
+    namespace={"validate": _validate, "values": _values,
+               "__doc__": "Retention limits and replicas of the streams and buckets (settings from the environment)."},
+)
+Retention.__module__ = __name__
+StreamSettings = Retention
+
+
+def stream_configs(r: Any) -> list[StreamConfig]:
+    values = r.values()
+    out = []
+    for st in table.streams().values():
+        limits = st.limit_values(values)
+        # JetStream refuses a duplicate window longer than the stream's max age.
+        window = min(r.duplicate_window, limits["max_age"]) if limits.get("max_age") else r.duplicate_window
+        out.append(StreamConfig(name=st.name, description=st.doc or None, subjects=list(st.subjects),
+                                storage=StorageType.FILE, retention=RetentionPolicy.LIMITS,
+                                discard=DiscardPolicy.OLD, allow_direct=True, duplicate_window=window,
+                                num_replicas=r.replicas, **limits))
+    return out
+
+
+def kv_configs(r: Any) -> list[KeyValueConfig]:
+    values = r.values()
     return [
-        cfg(TICKS, ["tm.tick.*"], max_age=r.ticks_max_age, max_msgs_per_subject=r.ticks_per_symbol),
-        cfg(USER_STATE, ["tm.user.*.portfolio"], max_msgs_per_subject=1),
-        cfg(USER_EVENTS, ["tm.user.*.trades", "tm.user.*.notifications", "tm.user.*.alerts"],
-            max_age=r.user_events_max_age),
-        cfg(ANNOUNCEMENTS, ["tm.announcements"], max_msgs=r.announcements_max),
-        cfg(NEWS, ["tm.news"], max_age=r.news_max_age),
+        KeyValueConfig(bucket=b.name, description=b.doc or None, history=1, ttl=b.ttl_value(values) or None,
+                       storage=StorageType.FILE, replicas=r.replicas)
+        for b in table.buckets().values()
     ]
 
 
-def kv_configs(r: Retention) -> list[KeyValueConfig]:
-    return [
-        KeyValueConfig(bucket=COMMAND_REPLIES_BUCKET, history=1, ttl=r.command_replies_ttl,
-                       storage=StorageType.FILE),
-        KeyValueConfig(bucket=TICKETS_BUCKET, history=1, ttl=r.tickets_ttl, storage=StorageType.FILE),
-        KeyValueConfig(bucket=HOLDINGS_BUCKET, history=1, storage=StorageType.FILE),
-        KeyValueConfig(bucket=ALERTS_BUCKET, history=1, storage=StorageType.FILE),
-        KeyValueConfig(bucket=ORDERS_BUCKET, history=1, storage=StorageType.FILE),
-    ]
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+        return
+    except BadRequestError:
+        pass  # exists with other settings (or a concurrent creator won): bring it to ours
+    except APIError as exc:
+        raise await _explain(js, config.name, config.num_replicas, exc) from None
+    try:
+        await js.update_stream(config)
+    except APIError as exc:
+        raise await _explain(js, config.name, config.num_replicas, exc) from None
 
 
-async def ensure(js: JetStreamContext, retention: Retention | None = None) -> None:
-    """Create every stream and bucket, or update it to the configured limits. Safe to run
-    concurrently from several processes."""
-    r = retention or Retention()
-    for config in stream_configs(r):
+async def _explain(js: JetStreamContext, name: str, replicas: int | None, exc: APIError) -> StreamSetupError:
+    try:
+        current = (await js.stream_info(name)).config.num_replicas
+    except Exception:  # noqa: BLE001 - the original error is what matters
+        current = None
+    if current is not None and replicas is not None and current != replicas:
+        return StreamSetupError(name, f"cannot change replicas from {current} to {replicas} "
+                                      f"(TICKMESH_STREAM_REPLICAS): {exc.description or exc}; "
+                                      "replicas above 1 need a JetStream cluster with that many servers")
+    if replicas is not None and replicas > 1:
+        return StreamSetupError(name, f"cannot create it with {replicas} replicas (TICKMESH_STREAM_REPLICAS): "
+                                      f"{exc.description or exc}; replicas above 1 need a JetStream cluster "
+                                      "with that many servers")
+    return StreamSetupError(name, f"cannot apply the configuration: {exc.description or exc}")
+
+
+async def _ensure_bucket(js: JetStreamContext, kv: KeyValueConfig) -> None:
+    stream = f"KV_{kv.bucket}"
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
         try:
-            await js.add_stream(config)
+            await js.create_key_value(kv)
+            return
         except BadRequestError:
-            # Exists with other settings (or a concurrent creator won): bring it to ours.
-            await js.update_stream(config)
+            info = await js.stream_info(stream)  # a concurrent creator won
+        except APIError as exc:
+            raise await _explain(js, stream, kv.replicas, exc) from None
+    # The bucket exists: apply a changed TTL or replica count to its stream.
+    cfg = info.config
+    ttl = kv.ttl or 0.0
+    if cfg.num_replicas == kv.replicas and abs((cfg.max_age or 0.0) - ttl) < 1e-6:
+        return
+    cfg = dataclasses.replace(cfg, num_replicas=kv.replicas, max_age=ttl)
+    try:
+        await js.update_stream(cfg)
+    except APIError as exc:
+        raise await _explain(js, stream, kv.replicas, exc) from None
+
+
+async def ensure(js: JetStreamContext, retention: Any = None) -> None:
+    """Create every stream and bucket, or update it to the configured limits and replicas. Safe
+    to run concurrently from several processes. Raises :class:`StreamSetupError` when NATS
+    refuses a change (the message says which stream and why)."""
+    from tickmesh import config as cfg
+
+    r = retention if retention is not None else cfg.load(Retention)
+    for config in stream_configs(r):
+        await _ensure_stream(js, config)
     for kv in kv_configs(r):
-        try:
-            await js.key_value(kv.bucket)
-        except NotFoundError:
-            try:
-                await js.create_key_value(kv)
-            except BadRequestError:
-                pass
+        await _ensure_bucket(js, kv)
     log.debug("jetstream streams and buckets ensured", extra={"event": "streams.ensured"})

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 from tickmesh import metrics, tracing
 from tickmesh.contracts import messages
-from tickmesh.contracts.channels import SUBJECT_ROOT, Kind
+from tickmesh.contracts.channels import Kind, wildcard
 from tickmesh.contracts.messages import SEQ_HEADER
 
 MSG_ID_HEADER = "Nats-Msg-Id"
@@ -50,14 +50,11 @@ def stable_id(prefix: str, *parts: str) -> str:
 
 
 def user_wildcard(kind: Kind) -> str:
-    """The subject matching ``kind``'s channel of every user (``tm.user.*.trades``).
-
-    ``channels.user_subject`` refuses ``*`` as a user id on purpose, so a wildcard is built here,
-    for service-side subscriptions only; a test checks it matches what ``user_subject`` builds.
-    """
+    """The subject matching ``kind``'s channel of every user (``tm.user.*.trades``), for
+    service-side subscriptions (built by :func:`tickmesh.contracts.channels.wildcard`)."""
     if not kind.per_user:
         raise ValueError(f"{kind.value} is not a per-user channel")
-    return f"{SUBJECT_ROOT}.user.*.{kind.value}"
+    return wildcard(kind)
 
 
 class Versions:

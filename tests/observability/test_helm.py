@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tickmesh import metrics, tracing
+from tickmesh import metrics, streams, tracing
 from tickmesh.cli import _settings_classes
 from tickmesh.config import describe
 
@@ -28,6 +28,7 @@ GOPATH = "/usr/share/gocode"
 SERVICES = ("market-feed", "portfolio-valuer", "broker", "notifier", "announcer")
 # Variables every container may carry besides its component's own settings.
 SHARED = ({env for env, _, _ in describe(metrics.MetricsSettings)} | {env for env, _, _ in describe(tracing.TracingSettings)}
+          | {env for env, _, _ in describe(streams.Retention)}
           | {"TICKMESH_LOG_FORMAT", "TICKMESH_LOG_LEVEL", "OTEL_RESOURCE_ATTRIBUTES", "POD_NAME", "POD_NAMESPACE"})
 
 
@@ -91,9 +92,9 @@ def test_values_use_only_mapped_keys_and_real_environment_variables():
 
 def test_every_component_tickmesh_knows_has_a_deployment_in_the_chart():
     classes = _settings_classes()
-    # "metrics" and "tracing" are settings every container shares, not components.
-    assert {env for name in ("metrics", "tracing") for env, _, _ in describe(classes[name])} <= SHARED
-    components = set(classes) - {"metrics", "tracing"}
+    # "metrics", "tracing" and "streams" are settings every container shares, not components.
+    assert {env for name in ("metrics", "tracing", "streams") for env, _, _ in describe(classes[name])} <= SHARED
+    components = set(classes) - {"metrics", "tracing", "streams"}
     assert components <= {"edge", *SERVICES}, f"new component(s) without a chart entry: {components - {'edge', *SERVICES}}"
 
 
