@@ -33,8 +33,8 @@ def test_protocol_document_lists_every_code():
 
 
 def test_generated_sections_are_fresh():
-    """Run `python -m tickmesh.contracts.gen` after editing a contract file."""
-    from tickmesh.contracts import gen
+    """Run `python -m tickmesh.ops.codegen` after editing a contract file."""
+    from tickmesh.ops.codegen import gen
 
     stale = gen.stale()
-    assert not stale, f"stale generated files: {stale}; run python -m tickmesh.contracts.gen"
+    assert not stale, f"stale generated files: {stale}; run python -m tickmesh.ops.codegen"

@@ -1,4 +1,7 @@
-"""Regenerates the files derived from the contract data: ``python -m tickmesh.contracts.gen``.
+"""Regenerates the files derived from the contract data: ``python -m tickmesh.ops.codegen``.
+
+A development tool that writes into the repository (``contracts/PROTOCOL.md``, ``web/``): it
+lives in ``ops/``, not in the runtime package ``contracts``, and is meaningful only in a checkout.
 
 Generated regions sit between ``BEGIN GENERATED: <name>`` and ``END GENERATED: <name>`` marker
 lines; :func:`stale` lists the files whose regions differ from what the data says, and a test
@@ -8,15 +11,15 @@ fails on any. Other generators (the TypeScript types) register in :data:`TARGETS
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Callable
 
-from . import gen_ts
-from .codes import CLOSES, ERRORS
-from .commands import commands
+from tickmesh.contracts.codes import CLOSES, ERRORS
+from tickmesh.contracts.commands import commands
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import gen_ts
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def code_tables() -> str:
@@ -80,7 +83,7 @@ def write() -> list[str]:
     return changed
 
 
-if __name__ == "__main__":
+def main() -> int:
     changed = write()
     print("regenerated: " + ", ".join(changed) if changed else "all generated files are fresh")
-    sys.exit(0)
+    return 0
