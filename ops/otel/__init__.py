@@ -1,0 +1,1 @@
+"""OpenTelemetry collector configuration and the tracing-overhead measurement (overhead.py)."""
