@@ -10,9 +10,13 @@ Grammar (also in PROTOCOL.md)::
     channel   = "prices:" symbol
               / user-kind [ ":" user-id ]          ; the ":" form is for support/admin roles
               / "announcements" / "news"
+              / "presence:" topic
+              / "watchlist:" watchlist-id
     user-kind = "portfolio" / "trades" / "notifications" / "alerts"
+    topic     = "symbol." symbol / "watchlist." watchlist-id / "desk.support"
     symbol    = 1 char of [A-Z0-9^], then 0..31 of [A-Z0-9 . - / _ = ^]
     user-id   = 1..64 of [A-Za-z0-9 . _ @ -]
+    watchlist-id = 22 of [A-Za-z0-9]                ; random, about 131 bits: unguessable
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ SUBJECT_ROOT = "tm"
 
 SYMBOL_RE = re.compile(r"[A-Z0-9^][A-Z0-9./_=^-]{0,31}")
 USER_ID_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+WATCHLIST_ID_RE = re.compile(r"[A-Za-z0-9]{22}")
 MAX_CHANNEL_LENGTH = 80
 
 _TOKEN_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
@@ -49,6 +54,8 @@ class Kind(str, Enum):
     ALERTS = "alerts"
     ANNOUNCEMENTS = "announcements"
     NEWS = "news"
+    PRESENCE = "presence"
+    WATCHLIST = "watchlist"
 
     @property
     def per_user(self) -> bool:
@@ -57,7 +64,15 @@ class Kind(str, Enum):
     @property
     def conflates(self) -> bool:
         """State channels (latest value wins) conflate for slow clients; event channels never do."""
-        return self in (Kind.PRICES, Kind.PORTFOLIO)
+        return self in (Kind.PRICES, Kind.PORTFOLIO, Kind.WATCHLIST)
+
+    @property
+    def channel_class(self) -> str:
+        """``state`` (snapshot, then the latest values), ``event`` (every message, resumable with
+        ``since``) or ``presence`` (a member-list snapshot, then versioned deltas)."""
+        if self is Kind.PRESENCE:
+            return "presence"
+        return "state" if self.conflates else "event"
 
 
 _PER_USER = frozenset({Kind.PORTFOLIO, Kind.TRADES, Kind.NOTIFICATIONS, Kind.ALERTS})
@@ -148,6 +163,14 @@ def parse_channel(name: object) -> Channel:
         if not USER_ID_RE.fullmatch(arg):
             raise ChannelError("user id must be 1-64 of A-Z a-z 0-9 . _ @ -")
         return Channel(kind, arg)
+    if kind is Kind.PRESENCE:
+        if not sep:
+            raise ChannelError("presence channel needs a topic: presence:<topic>")
+        return Channel(kind, parse_topic(arg).name)
+    if kind is Kind.WATCHLIST:
+        if not sep:
+            raise ChannelError("watchlist channel needs an id: watchlist:<id>")
+        return Channel(kind, validate_watchlist_id(arg))
     if sep:
         raise ChannelError(f"channel {kind.value!r} takes no argument")
     return Channel(kind)
@@ -158,6 +181,55 @@ def validate_symbol(symbol: object) -> str:
     if not isinstance(symbol, str) or not SYMBOL_RE.fullmatch(symbol):
         raise ChannelError("symbol must be 1-32 of A-Z 0-9 . - / _ = ^ (upper case), starting with A-Z, 0-9 or ^")
     return symbol
+
+
+def validate_watchlist_id(value: object) -> str:
+    """Return ``value`` if it is a well-formed watch-list id, else raise :class:`ChannelError`."""
+    if not isinstance(value, str) or not WATCHLIST_ID_RE.fullmatch(value):
+        raise ChannelError("watch-list id must be 22 of A-Z a-z 0-9")
+    return value
+
+
+class TopicKind(str, Enum):
+    """What people gather around in a presence topic. ``value`` is the topic's prefix."""
+
+    SYMBOL = "symbol"
+    WATCHLIST = "watchlist"
+    DESK = "desk"
+
+
+DESKS = frozenset({"support"})
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed presence topic: ``symbol.AAPL``, ``watchlist.<id>`` or ``desk.support``."""
+
+    kind: TopicKind
+    arg: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind.value}.{self.arg}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def parse_topic(name: object) -> Topic:
+    """Parse a client-supplied presence topic, or raise :class:`ChannelError` saying why not."""
+    if not isinstance(name, str):
+        raise ChannelError("topic must be a string")
+    prefix, sep, arg = name.partition(".")
+    if not sep:
+        raise ChannelError("topic must be symbol.<SYMBOL>, watchlist.<id> or desk.support")
+    if prefix == TopicKind.SYMBOL.value:
+        return Topic(TopicKind.SYMBOL, validate_symbol(arg))
+    if prefix == TopicKind.WATCHLIST.value:
+        return Topic(TopicKind.WATCHLIST, validate_watchlist_id(arg))
+    if prefix == TopicKind.DESK.value and arg in DESKS:
+        return Topic(TopicKind.DESK, arg)
+    raise ChannelError("topic must be symbol.<SYMBOL>, watchlist.<id> or desk.support")
 
 
 # --- subjects -------------------------------------------------------------------------------
@@ -198,7 +270,37 @@ def wildcard(kind: Kind) -> str:
         return TICK_WILDCARD
     if kind.per_user:
         return f"{SUBJECT_ROOT}.user.*.{kind.value}"
+    if kind is Kind.WATCHLIST:
+        return WATCHLIST_WILDCARD
+    if kind is Kind.PRESENCE:
+        return f"{SUBJECT_ROOT}.presence.*"
     return public_subject(kind)
+
+
+# Watch-lists live in a JetStream KV bucket; the bucket republishes every stored revision (and
+# every delete) of list <id> on ``tm.wl.<id>``, so the state subject can never disagree with the
+# store. The bucket's own subject for <id> is where the latest revision (the snapshot) is read.
+WATCHLISTS_BUCKET = "tm_watchlists"
+WATCHLIST_WILDCARD = f"{SUBJECT_ROOT}.wl.*"
+
+
+def watchlist_subject(watchlist_id: str) -> str:
+    """State subject of watch-list ``watchlist_id`` (the bucket republishes each revision here)."""
+    return f"{SUBJECT_ROOT}.wl.{validate_watchlist_id(watchlist_id)}"
+
+
+def watchlist_store_subject(watchlist_id: str) -> str:
+    """The KV bucket's own subject for ``watchlist_id``: its last message is the snapshot."""
+    return f"$KV.{WATCHLISTS_BUCKET}.{validate_watchlist_id(watchlist_id)}"
+
+
+def presence_subject(topic: str) -> str:
+    """The edge-internal name under which presence frames of ``topic`` fan out.
+
+    Nothing is published on it: each edge builds a topic's member list from the presence KV
+    bucket (``tickmesh.presence``) and frames it itself.
+    """
+    return f"{SUBJECT_ROOT}.presence.{encode_token(parse_topic(topic).name)}"
 
 
 def subject_for(channel: Channel, *, user_id: str | None = None) -> str:
@@ -210,6 +312,12 @@ def subject_for(channel: Channel, *, user_id: str | None = None) -> str:
     if channel.kind is Kind.PRICES:
         assert channel.arg is not None
         return tick_subject(channel.arg)
+    if channel.kind is Kind.WATCHLIST:
+        assert channel.arg is not None
+        return watchlist_subject(channel.arg)
+    if channel.kind is Kind.PRESENCE:
+        assert channel.arg is not None
+        return presence_subject(channel.arg)
     if channel.kind.per_user:
         owner = channel.arg or user_id
         if owner is None:
@@ -219,8 +327,8 @@ def subject_for(channel: Channel, *, user_id: str | None = None) -> str:
 
 
 def is_state_subject(subject: str) -> bool:
-    """Whether ``subject`` feeds a state channel (prices, portfolio): latest value wins."""
-    return subject.startswith(f"{SUBJECT_ROOT}.tick.") or (
+    """Whether ``subject`` feeds a state channel (prices, portfolio, watch-lists): latest value wins."""
+    return subject.startswith((f"{SUBJECT_ROOT}.tick.", f"{SUBJECT_ROOT}.wl.")) or (
         subject.startswith(f"{SUBJECT_ROOT}.user.") and subject.endswith(".portfolio"))
 
 
@@ -237,4 +345,8 @@ def channel_for_subject(subject: str) -> Channel:
             return Channel(kind, decode_token(parts[2]))
     if len(parts) == 2 and parts[1] in ("announcements", "news"):
         return Channel(_BY_PREFIX[parts[1]])
+    if parts[1] == "wl" and len(parts) == 3:
+        return Channel(Kind.WATCHLIST, validate_watchlist_id(parts[2]))
+    if parts[1] == "presence" and len(parts) == 3:
+        return Channel(Kind.PRESENCE, parse_topic(decode_token(parts[2])).name)
     raise ValueError(f"not a channel subject: {subject!r}")

@@ -94,8 +94,13 @@ def reply_ok(data: dict[str, Any] | None = None) -> bytes:
     return orjson.dumps({"ok": True, "data": data or {}})
 
 
-def reply_err(code: int, reason: str) -> bytes:
-    return orjson.dumps({"ok": False, "code": int(code), "reason": reason})
+def reply_err(code: int, reason: str, data: dict[str, Any] | None = None) -> bytes:
+    """An error reply; ``data`` (optional) carries what the client needs to act on the error,
+    such as the current watch-list with 610 ``edit_conflict``."""
+    body: dict[str, Any] = {"ok": False, "code": int(code), "reason": reason}
+    if data:
+        body["data"] = data
+    return orjson.dumps(body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,4 +115,6 @@ def decode_reply(payload: bytes) -> CommandReply:
     obj = orjson.loads(payload)
     if obj.get("ok") is True:
         return CommandReply(True, obj.get("data") or {})
-    return CommandReply(False, {}, int(obj.get("code", 500)), str(obj.get("reason", "")))
+    data = obj.get("data")
+    return CommandReply(False, data if isinstance(data, dict) else {}, int(obj.get("code", 500)),
+                        str(obj.get("reason", "")))

@@ -18,7 +18,7 @@ import orjson
 from ._data import load
 from .channels import SYMBOL_RE, USER_ID_RE
 
-_PRIMITIVES = frozenset({"symbol", "decimal", "ts_us", "string", "int", "user_id", "enum", "bool"})
+_PRIMITIVES = frozenset({"symbol", "decimal", "ts_us", "string", "int", "user_id", "enum", "bool", "json"})
 
 # NATS header carrying a message's position in its channel: strictly increasing per channel.
 # For state channels (prices, portfolio) it is a version, not dense; for event channels it is
@@ -135,6 +135,20 @@ def _check(message: str, f: Field, value: Any) -> Any:
         if not isinstance(value, str) or (f.max is not None and len(value) > f.max):
             raise fail(f"must be a string of at most {f.max} characters")
         return value
+    if f.type == "json":
+        # Free-form client state (presence data): any JSON value, bounded by its encoded size.
+        try:
+            size = len(orjson.dumps(value))
+        except TypeError:
+            raise fail("must be a JSON value") from None
+        if f.max is not None and size > f.max:
+            raise fail(f"must encode to at most {f.max} bytes of JSON (got {size})")
+        return value
+    if f.type in load("messages.toml"):  # a nested object of another schema
+        try:
+            return schema(f.type).validate(value)
+        except ContractError as exc:
+            raise fail(f"{exc.field or ''} {exc.reason}".strip()) from None
     raise fail(f"schema has unknown type {f.type!r}")
 
 

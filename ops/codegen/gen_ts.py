@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from tickmesh.contracts._data import load
-from tickmesh.contracts.channels import SYMBOL_RE, USER_ID_RE, Kind, channel_for_subject
+from tickmesh.contracts.channels import SYMBOL_RE, USER_ID_RE, WATCHLIST_ID_RE, Kind, channel_for_subject
 from tickmesh.contracts.codes import CLOSES, ERRORS, CodeInfo
 from tickmesh.contracts.commands import commands
 from tickmesh.contracts.messages import Field, schema, schema_names
@@ -30,6 +30,7 @@ _PRIMITIVE_TS = {
     "int": "number",
     "user_id": "string",
     "bool": "boolean",
+    "json": "unknown",
 }
 
 
@@ -49,7 +50,7 @@ def _field_type(f: Field) -> str:
         assert f.items is not None
         item = _PRIMITIVE_TS.get(f.items) or _pascal(f.items)
         return f"{item}[]"
-    return _PRIMITIVE_TS[f.type]
+    return _PRIMITIVE_TS.get(f.type) or _pascal(f.type)
 
 
 def _messages() -> str:
@@ -100,10 +101,15 @@ def _commands() -> str:
 
 
 def _channel_schemas() -> dict[str, str]:
-    """Channel kind -> schema name, from each schema's `subject` (derived, never listed by hand)."""
+    """Channel kind -> schema name, from each schema's `channel`, else its `subject` (derived,
+    never listed by hand)."""
     out: dict[str, str] = {}
     for name in schema_names():
-        subject = load("messages.toml")[name].get("subject")
+        raw = load("messages.toml")[name]
+        if raw.get("channel"):
+            out[raw["channel"]] = name
+            continue
+        subject = raw.get("subject")
         if not subject:
             continue
         sample = subject.replace("<symbol-token>", "X").replace("<user-token>", "u")
@@ -119,16 +125,20 @@ def _channels() -> str:
         lines.append(f"  {kind.value}: {_pascal(by_kind[kind.value])};")
     lines.append("}")
     lines.append("export type ChannelKind = keyof ChannelData;")
-    state = [k.value for k in Kind if k.conflates]
-    event = [k.value for k in Kind if not k.conflates]
+    state = [k.value for k in Kind if k.channel_class == "state"]
+    event = [k.value for k in Kind if k.channel_class == "event"]
+    presence = [k.value for k in Kind if k.channel_class == "presence"]
     per_user = [k.value for k in Kind if k.per_user]
     lines.append("/** State channels: the latest value wins (snapshot on subscribe, conflated). */")
     lines.append(f"export const STATE_KINDS: readonly ChannelKind[] = {json.dumps(state)};")
     lines.append("/** Event channels: every message, resumable with `since`. */")
     lines.append(f"export const EVENT_KINDS: readonly ChannelKind[] = {json.dumps(event)};")
+    lines.append("/** Presence channels: a member-list snapshot, then versioned deltas. */")
+    lines.append(f"export const PRESENCE_KINDS: readonly ChannelKind[] = {json.dumps(presence)};")
     lines.append(f"export const PER_USER_KINDS: readonly ChannelKind[] = {json.dumps(per_user)};")
     lines.append(f"export const SYMBOL_PATTERN = /^{SYMBOL_RE.pattern}$/;")
     lines.append(f"export const USER_ID_PATTERN = /^{USER_ID_RE.pattern}$/;")
+    lines.append(f"export const WATCHLIST_ID_PATTERN = /^{WATCHLIST_ID_RE.pattern}$/;")
     return "\n".join(lines)
 
 

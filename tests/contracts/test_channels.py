@@ -76,3 +76,37 @@ def test_any_string_either_parses_to_a_safe_subject_or_is_rejected(name):
 def test_decode_rejects_tokens_the_encoder_never_produces(token):
     with pytest.raises(ValueError):
         decode_token(token)
+
+
+WL = "AbCdEfGhIjKlMnOpQrStU1"
+
+
+@pytest.mark.parametrize("name,subject", [
+    ("presence:symbol.AAPL", "tm.presence.symbol_2EAAPL"),
+    ("presence:symbol.BRK.B", "tm.presence.symbol_2EBRK_2EB"),
+    (f"presence:watchlist.{WL}", f"tm.presence.watchlist_2E{WL}"),
+    ("presence:desk.support", "tm.presence.desk_2Esupport"),
+    (f"watchlist:{WL}", f"tm.wl.{WL}"),
+])
+def test_presence_and_watchlist_channels_map_to_one_subject_and_back(name, subject):
+    ch = parse_channel(name)
+    assert ch.name == name
+    assert subject_for(ch) == subject
+    assert channel_for_subject(subject) == ch
+
+
+@pytest.mark.parametrize("name", [
+    "presence:", "presence", "presence:symbol.", "presence:symbol.aapl", "presence:desk.sales",
+    "presence:desk", "presence:watchlist.short", f"presence:watchlist.{WL}x", "presence:user.bob",
+    "presence:symbol.*", "presence:symbol.AAPL>", "watchlist:", "watchlist", f"watchlist:{WL[:-1]}_",
+    "watchlist:../etc", f"watchlist:{WL}.x",
+])
+def test_malformed_presence_topics_and_watchlist_ids_are_rejected(name):
+    with pytest.raises(ChannelError) as info:
+        parse_channel(name)
+    assert info.value.reason
+
+
+def test_channel_classes():
+    assert Kind.WATCHLIST.channel_class == "state" and Kind.PRESENCE.channel_class == "presence"
+    assert Kind.TRADES.channel_class == "event" and Kind.PRICES.channel_class == "state"

@@ -207,6 +207,154 @@ export interface News {
 /** Data of commands that take none. */
 export type Empty = Record<string, never>;
 
+/** One member of a presence topic: a user, counted once however many tabs or devices they have open. */
+export interface PresenceMember {
+  /** The member's user id. */
+  user: string;
+  /** Display name (the token's `name` claim, else the user id). */
+  name: string;
+  /** How many connections (tabs, devices) of this user have joined the topic, on every edge. */
+  conns: number;
+  /** The small client state the member joined with or last set (e.g. {"viewing":"chart"}); the most recent one when several connections set it. */
+  data?: unknown;
+  /** When the member joined (their earliest connection still present). */
+  since: TimestampUs;
+}
+
+/** The data of `msg` frames on `presence:<topic>`: a snapshot first, then deltas. `seq` is the version of this edge's view of the topic and each delta's `seq` is the previous one plus one; a client that sees a jump (or reconnects) resubscribes and starts again from a snapshot. */
+export interface Presence {
+  /** snapshot: `members` is the whole list shown; delta: apply `leaves`, then `joins` and `updates`. */
+  type: "snapshot" | "delta";
+  /** Members (distinct users) in the topic, listed or not. */
+  count: number;
+  /** Their open connections in the topic. */
+  conns: number;
+  /** At most this many members are listed: the first to join (by `since`, then user id). Larger topics send counts plus these. */
+  limit: number;
+  /** snapshot only: the listed members, in order of `since` then user id. */
+  members?: PresenceMember[];
+  /** delta only: members who joined, or who moved into the listed ones. */
+  joins?: PresenceMember[];
+  /** delta only: listed members whose data or connection count changed (the whole member). */
+  updates?: PresenceMember[];
+  /** delta only: user ids of members who left, or who moved out of the listed ones. */
+  leaves?: string[];
+}
+
+/** One symbol of a watch-list, in list order. */
+export interface WatchlistItem {
+  /** The instrument. */
+  symbol: string;
+  /** A short note an editor attached. */
+  note?: string;
+  /** Version at which the symbol was added or last moved (the server's conflict check). */
+  placed: number;
+  /** Version at which its note last changed. */
+  noted?: number;
+}
+
+/** Who has a watch-list, and as what. */
+export interface WatchlistMember {
+  /** The user. */
+  user: string;
+  /** owner: everything, including sharing and deleting; editor: edits the symbols and notes; viewer: reads. */
+  role: "owner" | "editor" | "viewer";
+}
+
+/** One edit operation of `watchlist.edit`. */
+export interface WatchlistOp {
+  /** add a symbol (no-op if present), remove it (no-op if absent), move it, or set its note. */
+  op: "add" | "remove" | "move" | "note";
+  /** The symbol the operation is about. */
+  symbol: string;
+  /** add and move: place the symbol just before this one; absent (or no longer listed) means at the end. */
+  before?: string;
+  /** note: the new note; absent or empty clears it. */
+  text?: string;
+}
+
+/** One change of a watch-list: who, what, when. The newest is in the list's `change`; `watchlist.history` returns the last ones. */
+export interface WatchlistChange {
+  /** The version the change produced. */
+  version: number;
+  /** Who made it. */
+  user: string;
+  /** When it was made. */
+  ts: TimestampUs;
+  /** What kind of change. */
+  action: "create" | "edit" | "share" | "unshare";
+  /** create and edit: the operations applied, as applied (an op that was already true is left out). */
+  ops?: WatchlistOp[];
+  /** share and unshare: the user whose access changed. */
+  target?: string;
+  /** share: the role given. */
+  role?: "editor" | "viewer";
+  /** edit: true when the edit was made on an older version and merged with the changes since. */
+  merged?: boolean;
+}
+
+/** A shared watch-list, the data of `msg` frames on `watchlist:<id>` (a state channel: the whole list each time, `seq` = `version`). */
+export interface Watchlist {
+  /** The list's id (random, unguessable). */
+  id: string;
+  /** The list's name. */
+  name: string;
+  /** Who created it. */
+  owner: string;
+  /** Increases by one with every change. */
+  version: number;
+  /** The symbols, in order, with their notes. */
+  items: WatchlistItem[];
+  /** The owner, then everyone it is shared with. */
+  members: WatchlistMember[];
+  /** The change that produced this version. */
+  change: WatchlistChange;
+  /** When the list was created. */
+  created_ts: TimestampUs;
+}
+
+/** Data of `watchlist.create`. */
+export interface WatchlistCreate {
+  /** The list's name (1-64 characters). */
+  name: string;
+  /** Symbols to start with, in order. */
+  symbols?: string[];
+}
+
+/** Data of the watch-list commands that name only a list. */
+export interface WatchlistRef {
+  /** The list's id. */
+  id: string;
+}
+
+/** Data of `watchlist.share`. */
+export interface WatchlistShare {
+  /** The list's id. */
+  id: string;
+  /** Who to share it with. */
+  user: string;
+  /** editor: may edit symbols and notes; viewer: reads. */
+  role: "editor" | "viewer";
+}
+
+/** Data of `watchlist.unshare`: the owner takes a member's access away, or a member leaves. */
+export interface WatchlistUnshare {
+  /** The list's id. */
+  id: string;
+  /** The member whose access ends. */
+  user: string;
+}
+
+/** Data of `watchlist.edit`: operations applied together, or not at all. */
+export interface WatchlistEdit {
+  /** The list's id. */
+  id: string;
+  /** The version the operations were made on (the client's current `version`). */
+  base: number;
+  /** 1-50 operations, applied in order. */
+  ops: WatchlistOp[];
+}
+
 
 // --- error codes (codes.toml [err]; the flag says whether retrying may succeed) ---
 export const ErrorCode = {
@@ -228,13 +376,17 @@ export const ErrorCode = {
   NOT_SUBSCRIBED: 203,
   /** The connection holds the maximum number of subscriptions. */
   TOO_MANY_SUBSCRIPTIONS: 204,
+  /** The connection has not joined this presence topic. */
+  NOT_JOINED: 205,
+  /** The connection has joined the maximum number of presence topics. */
+  TOO_MANY_TOPICS: 206,
   /** The connection has not authenticated, or the token is invalid. */
   UNAUTHORIZED: 300,
   /** The user may not use this channel or command. */
   FORBIDDEN: 301,
   /** The user's market-data entitlements do not cover this symbol's market. */
   NOT_ENTITLED: 302,
-  /** Too many commands per second; retry after the time the reason gives. */
+  /** Too many commands, or presence joins and updates, per second; retry after the time the reason gives. */
   RATE_LIMITED: 400,
   /** The server failed to handle the frame; nothing was changed. */
   INTERNAL: 500,
@@ -262,6 +414,10 @@ export const ErrorCode = {
   UNKNOWN_ALERT: 607,
   /** The user holds the maximum number of alert rules. */
   TOO_MANY_ALERTS: 608,
+  /** A watch-list limit was reached (lists per user, symbols per list, members per list); the reason names it. */
+  WATCHLIST_LIMIT: 609,
+  /** The watch-list edit conflicts with a change made since its base version; nothing was applied. The reply's `data` holds the current watch-list: re-apply the edit to it and send again. */
+  EDIT_CONFLICT: 610,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** code -> [name, retry] */
@@ -275,6 +431,8 @@ export const ERROR_INFO: Readonly<Record<number, readonly [string, boolean]>> = 
   202: ["already_subscribed", false],
   203: ["not_subscribed", false],
   204: ["too_many_subscriptions", false],
+  205: ["not_joined", false],
+  206: ["too_many_topics", false],
   300: ["unauthorized", false],
   301: ["forbidden", false],
   302: ["not_entitled", false],
@@ -292,6 +450,8 @@ export const ERROR_INFO: Readonly<Record<number, readonly [string, boolean]>> = 
   606: ["unknown_order", false],
   607: ["unknown_alert", false],
   608: ["too_many_alerts", false],
+  609: ["watchlist_limit", false],
+  610: ["edit_conflict", false],
 };
 
 // --- close codes (codes.toml [close]; the flag says whether to reconnect) ---
@@ -350,9 +510,23 @@ export interface Commands {
   "alert.delete": AlertRef;
   /** Publish (or schedule) a system announcement. Reply data: the stored announcement with its id. Roles: admin. */
   "announcement.publish": Announcement;
+  /** Create a shared watch-list owned by the caller. Reply data: {watchlist}. Roles: admin, support, user. */
+  "watchlist.create": WatchlistCreate;
+  /** The caller's watch-lists, owned and shared. Reply data: {watchlists: [{id, name, owner, role, version, size}]}. Roles: admin, support, user. */
+  "watchlist.list": Empty;
+  /** Edit symbols and notes (owner, editor). Reply data: {watchlist, merged}; 610 with data {watchlist} when refused as a conflict. Roles: admin, support, user. */
+  "watchlist.edit": WatchlistEdit;
+  /** Share with a user as editor or viewer, or change their role (owner). Reply data: {watchlist}. Roles: admin, support, user. */
+  "watchlist.share": WatchlistShare;
+  /** End a member's access at once, on every edge (owner; or a member leaving). Reply data: {watchlist}. Roles: admin, support, user. */
+  "watchlist.unshare": WatchlistUnshare;
+  /** The last changes, newest first (members). Reply data: {changes: [watchlist_change, ...]}. Roles: admin, support, user. */
+  "watchlist.history": WatchlistRef;
+  /** Delete the list (owner); every open subscription ends. Reply data: {id}. Roles: admin, support, user. */
+  "watchlist.delete": WatchlistRef;
 }
 export type CommandName = keyof Commands;
-export const COMMAND_NAMES: readonly CommandName[] = ["order.submit", "order.cancel", "alert.create", "alert.list", "alert.delete", "announcement.publish"];
+export const COMMAND_NAMES: readonly CommandName[] = ["order.submit", "order.cancel", "alert.create", "alert.list", "alert.delete", "announcement.publish", "watchlist.create", "watchlist.list", "watchlist.edit", "watchlist.share", "watchlist.unshare", "watchlist.history", "watchlist.delete"];
 
 // --- channels (channels.py) ---
 /** The message type carried by each channel kind (the part of the name before `:`). */
@@ -364,12 +538,17 @@ export interface ChannelData {
   alerts: Alert;
   announcements: Announcement;
   news: News;
+  presence: Presence;
+  watchlist: Watchlist;
 }
 export type ChannelKind = keyof ChannelData;
 /** State channels: the latest value wins (snapshot on subscribe, conflated). */
-export const STATE_KINDS: readonly ChannelKind[] = ["prices", "portfolio"];
+export const STATE_KINDS: readonly ChannelKind[] = ["prices", "portfolio", "watchlist"];
 /** Event channels: every message, resumable with `since`. */
 export const EVENT_KINDS: readonly ChannelKind[] = ["trades", "notifications", "alerts", "announcements", "news"];
+/** Presence channels: a member-list snapshot, then versioned deltas. */
+export const PRESENCE_KINDS: readonly ChannelKind[] = ["presence"];
 export const PER_USER_KINDS: readonly ChannelKind[] = ["portfolio", "trades", "notifications", "alerts"];
 export const SYMBOL_PATTERN = /^[A-Z0-9^][A-Z0-9./_=^-]{0,31}$/;
 export const USER_ID_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
+export const WATCHLIST_ID_PATTERN = /^[A-Za-z0-9]{22}$/;
