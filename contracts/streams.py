@@ -57,6 +57,12 @@ class Bucket:
     name: str
     ttl: int | float | str | None  # seconds, a retention key, or None (keys never expire)
     doc: str
+    history: int = 1  # revisions kept per key (1 to 64)
+    marker_ttl: float | None = None  # per-key TTLs allowed; expiry leaves a marker this long
+    republish: str | None = None  # every stored revision is republished on this subject pattern
+
+    def republish_src(self) -> str:
+        return f"$KV.{self.name}.>"
 
     def ttl_value(self, retention: Mapping[str, int | float]) -> float:
         """Seconds a key lives (0: forever), with a retention key resolved from ``retention``."""
@@ -153,8 +159,25 @@ def _buckets(raw: Mapping[str, Any], retention: Mapping[str, RetentionSetting]) 
     out = {}
     for key, spec in raw.get("buckets", {}).items():
         ttl = spec.get("ttl")
+        unknown = set(spec) - {"name", "ttl", "doc", "history", "marker_ttl", "republish"}
+        if unknown:
+            raise StreamTableError(f"buckets.{key}: unknown field(s) {sorted(unknown)}")
+        history = spec.get("history", 1)
+        if type(history) is not int or not 1 <= history <= 64:
+            raise StreamTableError(f"buckets.{key}.history: must be an integer from 1 to 64")
+        republish = None
+        if "republish" in spec:
+            try:
+                kind = Kind(spec["republish"])
+            except ValueError as exc:
+                raise StreamTableError(f"buckets.{key}.republish: {exc}") from None
+            pattern = wildcard(kind)
+            if not pattern.endswith(".*"):
+                raise StreamTableError(f"buckets.{key}.republish: {kind.value} has no one-token subject pattern")
+            republish = pattern[:-1] + ">"
+        marker = spec.get("marker_ttl")
         out[key] = Bucket(key, spec["name"], None if ttl is None else _limit(f"buckets.{key}.ttl", ttl, retention),
-                          spec.get("doc", ""))
+                          spec.get("doc", ""), history, None if marker is None else float(marker), republish)
     if len({b.name for b in out.values()}) != len(out):
         raise StreamTableError("two buckets share a name")
     return out

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, KeyValueConfig, RePublish, RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
@@ -96,8 +96,9 @@ def stream_configs(r: Any) -> list[StreamConfig]:
 def kv_configs(r: Any) -> list[KeyValueConfig]:
     values = r.values()
     return [
-        KeyValueConfig(bucket=b.name, description=b.doc or None, history=1, ttl=b.ttl_value(values) or None,
-                       storage=StorageType.FILE, replicas=r.replicas)
+        KeyValueConfig(bucket=b.name, description=b.doc or None, history=b.history, ttl=b.ttl_value(values) or None,
+                       storage=StorageType.FILE, replicas=r.replicas, limit_marker_ttl=b.marker_ttl,
+                       republish=RePublish(src=b.republish_src(), dest=b.republish) if b.republish else None)
         for b in table.buckets().values()
     ]
 

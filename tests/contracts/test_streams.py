@@ -26,7 +26,7 @@ def test_stream_names_the_code_relies_on():
 
 def test_event_feeds_are_exactly_the_event_channel_patterns():
     patterns = [p for p, _ in table.event_feeds()]
-    assert patterns == [wildcard(k) for k in Kind if not k.conflates]
+    assert patterns == [wildcard(k) for k in Kind if k.channel_class == "event"]
 
 
 def test_subject_matching_follows_nats_wildcards():
@@ -66,3 +66,12 @@ RETENTION = {"keep": {"env": "X_KEEP", "type": "float", "default": 5, "doc": ""}
 def test_a_contradictory_table_is_refused_naming_the_entry(raw, message):
     with pytest.raises(table.StreamTableError, match=message.replace("[", r"\[")):
         table.parse(raw)
+
+
+def test_watchlist_bucket_republishes_on_the_watchlist_channel_subjects():
+    from tickmesh.contracts.channels import WATCHLISTS_BUCKET, watchlist_subject
+
+    b = table.bucket("watchlists")
+    assert b.name == WATCHLISTS_BUCKET and b.history == 64
+    assert table.matches(b.republish, watchlist_subject("AbCdEfGhIjKlMnOpQrStU1"))
+    assert table.bucket("presence").marker_ttl

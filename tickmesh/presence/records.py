@@ -17,9 +17,10 @@ from typing import Any
 
 import orjson
 
+from tickmesh.contracts import streams as table
 from tickmesh.contracts.channels import USER_ID_RE, decode_token, encode_token, parse_topic
 
-BUCKET = "tm_presence"
+BUCKET = table.bucket("presence").name
 MAX_NAME = 64
 MAX_DATA_BYTES = 256
 _EDGE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")

@@ -26,8 +26,9 @@ import math
 import time
 from typing import Any, Awaitable, Callable
 
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BadRequestError, KeyNotFoundError, NotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
+
+from tickmesh import streams
 
 from .directory import Delta, Directory
 from .local import LocalPresence
@@ -38,20 +39,18 @@ from .records import (
 
 log = logging.getLogger(__name__)
 
-MARKER_TTL = 60  # seconds a delete marker stays in the bucket (watchers see it at once)
+MARKER_TTL = 60  # seconds the marker of an ended record stays in the bucket (watchers see it at once)
 _KV_DELETED = ("DEL", "PURGE")
 
 
 async def ensure_bucket(js: Any) -> Any:
-    """The presence bucket (created when missing): per-key TTLs allowed, markers on expiry."""
+    """The presence bucket, created with every other stream and bucket when missing
+    (``contracts/streams.toml``: per-key TTLs allowed, a marker when one expires)."""
     try:
         return await js.key_value(BUCKET)
     except NotFoundError:
-        config = KeyValueConfig(bucket=BUCKET, history=1, storage=StorageType.FILE, limit_marker_ttl=MARKER_TTL)
-        try:
-            return await js.create_key_value(config)
-        except BadRequestError:  # a concurrent creator won
-            return await js.key_value(BUCKET)
+        await streams.ensure(js)
+        return await js.key_value(BUCKET)
 
 
 class PresenceStore:
