@@ -9,6 +9,7 @@ import { shouldReconnect, TickmeshError } from "./errors.js";
 import type { ClientFrame, ErrFrame, MsgFrame, OkFrame, RequestId, ServerFrame, WelcomeFrame } from "./frames.js";
 import { CloseCode, ErrorCode, type CommandName, type Commands } from "./generated/contracts.js";
 import { Heartbeat } from "./heartbeat.js";
+import { missingFor, resolvePlatform, type EventSourceConstructor, type FetchLike, type Platform, type WebSocketConstructor } from "./platform.js";
 import { Positions } from "./positions.js";
 import { isLive, StateMachine, type ConnectionState, type StateChange } from "./state.js";
 import { Subscriptions, type ChannelStatus, type Listener, type SubscriptionRecord } from "./subscriptions.js";
@@ -56,7 +57,14 @@ export interface ClientOptions {
   /** Recent messages kept per event channel for late subscribers (default 100). */
   historyLimit?: number;
   environment?: Environment;
-  fetch?: typeof fetch;
+  /**
+   * Host constructors, for hosts whose globals lack or misbehave (Node.js: `WebSocket` from the
+   * `ws` package; React Native: an `EventSource` polyfill). Default: the globals. A transport
+   * whose constructor is missing is skipped (see the `state` event's `reason`).
+   */
+  WebSocket?: WebSocketConstructor;
+  EventSource?: EventSourceConstructor;
+  fetch?: FetchLike;
 }
 
 export interface RecoveryEvent {
@@ -90,10 +98,11 @@ const DEFAULT_TRANSPORTS: Record<TransportName, TransportFactory> = {
 export class TickmeshClient {
   readonly events = new Emitter<ClientEvents>();
   private readonly machine = new StateMachine();
-  private readonly options: Required<Omit<ClientOptions, "url" | "backoff" | "transportFactories" | "fetch" | "environment" | "codec">>;
+  private readonly options: Required<Omit<ClientOptions, "url" | "backoff" | "transportFactories" | "fetch" | "environment" | "codec" | "WebSocket" | "EventSource">>;
   private readonly baseUrl: string;
   private readonly env: Environment;
   private readonly factories: Record<TransportName, TransportFactory>;
+  private readonly platform: Platform;
   private readonly picker: TransportPicker;
   private readonly backoff: Backoff;
   private readonly cache: MessageCache;
@@ -107,7 +116,6 @@ export class TickmeshClient {
   private everConnected = false;
   private generation = 0;
   private transport: Transport | undefined;
-  private transportOpened = false;
   private authId: RequestId | undefined;
   private welcomed = false;
   private tokenReason: TokenRequest["reason"] = "connect";
@@ -126,6 +134,8 @@ export class TickmeshClient {
   lastFrameAt = 0;
   /** Why the client is waiting to reconnect. */
   lastRetryReason: string | undefined;
+  /** Transports left out because this environment lacks what they need, with the reason. */
+  readonly skippedTransports: Partial<Record<TransportName, string>> = {};
 
   constructor(private readonly init: ClientOptions) {
     this.options = {
@@ -144,7 +154,16 @@ export class TickmeshClient {
     this.baseUrl = init.url ?? origin;
     this.env = init.environment ?? browserEnvironment();
     this.factories = { ...DEFAULT_TRANSPORTS, ...init.transportFactories };
-    this.picker = new TransportPicker(this.options.transports, this.env);
+    this.platform = resolvePlatform({ WebSocket: init.WebSocket, EventSource: init.EventSource, fetch: init.fetch });
+    // Skip up front what cannot run here (no EventSource in React Native, no WebSocket in
+    // Node.js 20): trying it would only delay the fallback. A factory the application replaced
+    // brings its own means, so only the built-in ones are checked.
+    const usable = this.options.transports.filter((name) => {
+      const missing = this.factories[name] === DEFAULT_TRANSPORTS[name] ? missingFor(name, this.platform) : undefined;
+      if (missing) this.skippedTransports[name] = missing;
+      return !missing;
+    });
+    this.picker = new TransportPicker(usable, this.env);
     this.backoff = new Backoff(init.backoff);
     this.cache = new MessageCache(this.options.historyLimit);
     this.commands = new CommandQueue(() => this.nextId());
@@ -172,7 +191,14 @@ export class TickmeshClient {
       offline: () => this.onOffline(),
       visible: () => this.onVisible(),
     });
-    this.machine.set("connecting", "connect() called");
+    const skipped = Object.entries(this.skippedTransports).map(([name, why]) => `${name} (${why})`);
+    if (!this.picker.any()) {
+      const err = new TickmeshError(ErrorCode.UNAVAILABLE, `no transport can run here: ${skipped.join(", ") || "none configured"}`);
+      this.events.emit("error", err);
+      this.stop(err.reason, err);
+      return;
+    }
+    this.machine.set("connecting", skipped.length ? `connect() called; skipped ${skipped.join(", ")}` : "connect() called");
     void this.attempt();
   }
 
@@ -257,9 +283,26 @@ export class TickmeshClient {
     }
     if (gen !== this.generation || !this.running) return;
     this.tokenReason = "connect";
-    this.transportOpened = false;
     this.welcomed = false;
-    this.transport = this.factories[name](
+    try {
+      this.transport = this.openTransport(name, gen, token);
+    } catch (err) {
+      // A constructor that throws, a missing global, a `SecurityError` (CSP `connect-src`), a
+      // synchronous TypeError: the transport cannot open here, so move on. Reported after this
+      // turn, like any other failed open, so no caller sees a half-updated state.
+      queueMicrotask(() => gen === this.generation && this.onClosed({ code: 1006, reason: `${name} could not be opened: ${String(err)}`, opened: false }));
+      return;
+    }
+    this.setTimer("connect", this.options.connectTimeoutMs, () => {
+      if (gen !== this.generation || this.welcomed) return;
+      // Opened (or not) but no welcome: a proxy that accepts the upgrade and then passes nothing
+      // looks exactly like this, so it counts as a failed open and the picker may move on.
+      this.onClosed({ code: 4004, reason: "no welcome in time", opened: false });
+    });
+  }
+
+  private openTransport(name: TransportName, gen: number, token: string): Transport {
+    return this.factories[name](
       {
         baseUrl: this.baseUrl,
         codec: this.init.codec ?? jsonCodec,
@@ -268,12 +311,11 @@ export class TickmeshClient {
         // the last message it delivered, not from where this transport last stopped.
         cursor: this.positions.cursor(this.subs.channels()) ?? this.cursors[name],
         onCursor: (c) => (this.cursors[name] = c),
-        fetch: this.init.fetch,
+        ...this.platform,
       },
       {
         onOpen: () => {
           if (gen !== this.generation) return;
-          this.transportOpened = true;
           this.authId = this.nextId();
           this.transport?.send({ op: "auth", id: this.authId, token });
         },
@@ -281,10 +323,6 @@ export class TickmeshClient {
         onClose: (info) => gen === this.generation && this.onClosed(info),
       },
     );
-    this.setTimer("connect", this.options.connectTimeoutMs, () => {
-      if (gen !== this.generation || this.welcomed) return;
-      this.onClosed({ code: 4004, reason: "no welcome in time", opened: this.transportOpened });
-    });
   }
 
   private onWelcome(frame: WelcomeFrame): void {
@@ -539,28 +577,30 @@ export class TickmeshClient {
     if (!this.welcomed || this.picker.atBest()) return;
     const gen = this.generation;
     let done = false;
-    const probe = this.factories[this.picker.best()](
-      { baseUrl: this.baseUrl, codec: this.init.codec ?? jsonCodec, channels: [], fetch: this.init.fetch },
-      {
-        onOpen: () => {
-          if (done) return;
-          done = true;
-          probe.close();
-          if (gen !== this.generation) return;
-          // Resubscribing with `since` on the new transport loses nothing.
-          this.picker.upgrade();
-          this.dropConnection();
-          this.machine.set("reconnecting", `upgrading to ${this.picker.best()}`);
-          void this.attempt();
-        },
-        onFrame: () => {},
-        onClose: () => {
-          done = true;
-          if (gen === this.generation) this.setTimer("upgrade", this.options.upgradeIntervalMs, () => this.probeUpgrade());
-        },
-      },
-    );
+    const retryLater = () => {
+      done = true;
+      if (gen === this.generation) this.setTimer("upgrade", this.options.upgradeIntervalMs, () => this.probeUpgrade());
+    };
+    const options = { baseUrl: this.baseUrl, codec: this.init.codec ?? jsonCodec, channels: [], ...this.platform };
+    let probe: Transport | undefined;
+    const onOpen = () => {
+      if (done) return;
+      done = true;
+      probe?.close();
+      if (gen !== this.generation) return;
+      // Resubscribing with `since` on the new transport loses nothing.
+      this.picker.upgrade();
+      this.dropConnection();
+      this.machine.set("reconnecting", `upgrading to ${this.picker.best()}`);
+      void this.attempt();
+    };
+    try {
+      probe = this.factories[this.picker.best()](options, { onOpen, onFrame: () => {}, onClose: retryLater });
+    } catch {
+      retryLater(); // still blocked (its constructor throws): try again later
+    }
   }
+
 
   private nextId(): number {
     this.seq += 1;

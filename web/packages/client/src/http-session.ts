@@ -19,6 +19,12 @@ export interface StreamDriver {
   healthy(): boolean;
 }
 
+/** The host's `fetch`, bound to the global; throws (a failed open) when there is none. */
+export function defaultFetch(): typeof fetch {
+  if (typeof globalThis.fetch !== "function") throw new Error("no fetch in this environment");
+  return globalThis.fetch.bind(globalThis);
+}
+
 /** HTTP status of a refused ticket or stream -> the close code the client acts on. */
 export function closeCodeForStatus(status: number): number {
   if (status === 401) return 4003; // expired (or invalid) token: get a new one and reconnect
@@ -34,7 +40,7 @@ export function closeCodeForStatus(status: number): number {
  */
 export function httpSessionTransport(name: TransportName, driver: StreamDriver, options: TransportOptions, handlers: TransportHandlers,
   renewTicketMs?: number): Transport {
-  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const doFetch = options.fetch ?? defaultFetch();
   const url = (path: string) => httpUrl(options.baseUrl, path);
   const channels = new Set(options.channels);
   const pendingSubs = new Map<string, RequestId>();
@@ -95,7 +101,7 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
     }
     if (done || mine !== generation) return;
     if (channels.size === 0) return welcome(); // nothing to stream yet: ready for `sub`
-    driver.start(url, t, [...channels], cursor, {
+    const sink: StreamSink = {
       opened: () => {
         if (done || mine !== generation) return;
         opened = true;
@@ -107,7 +113,14 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
         options.onCursor?.(c);
       },
       failed: (code, reason) => mine === generation && fail(code, reason),
-    });
+    };
+    try {
+      driver.start(url, t, [...channels], cursor, sink);
+    } catch (err) {
+      // Whatever throws while opening the stream (a missing or refusing constructor, a
+      // synchronous TypeError) ends this transport: never an unhandled rejection and a hang.
+      return fail(1006, `could not open the stream: ${String(err)}`);
+    }
     if (renewTicketMs) {
       // Polling reuses a ticket only for a while (EDGE_TICKET_RESUME_S): renew well before.
       clearTimeout(renewTimer);

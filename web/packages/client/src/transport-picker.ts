@@ -29,6 +29,11 @@ export class TransportPicker {
     if (i >= 0) this.worked.add(names[i]!);
   }
 
+  /** Whether there is any transport to try at all. */
+  any(): boolean {
+    return this.names.length > 0;
+  }
+
   current(): TransportName {
     return this.names[this.index]!;
   }

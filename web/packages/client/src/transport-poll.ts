@@ -1,19 +1,18 @@
 import { framesOf } from "./frames.js";
-import { closeCodeForStatus, httpSessionTransport, type StreamDriver } from "./http-session.js";
+import { closeCodeForStatus, defaultFetch, httpSessionTransport, type StreamDriver } from "./http-session.js";
 import type { TransportFactory } from "./transport.js";
 
 /** Tickets may resume a polling session for EDGE_TICKET_RESUME_S (300 s): renew well before. */
 const TICKET_RENEW_MS = 240_000;
 
 /** Long polling at `/poll`: works through anything that passes plain HTTP requests. */
-function pollDriver(fetchImpl?: typeof fetch): StreamDriver {
+function pollDriver(doFetch: typeof fetch): StreamDriver {
   let abort: AbortController | undefined;
   let healthy = false;
   return {
     start(url, ticket, channels, cursor, sink) {
       const controller = new AbortController();
       abort = controller;
-      const doFetch = fetchImpl ?? globalThis.fetch.bind(globalThis);
       const loop = async () => {
         let first = true;
         while (!controller.signal.aborted) {
@@ -55,5 +54,7 @@ function pollDriver(fetchImpl?: typeof fetch): StreamDriver {
   };
 }
 
-export const pollingTransport: TransportFactory = (options, handlers) =>
-  httpSessionTransport("polling", pollDriver(options.fetch), options, handlers, TICKET_RENEW_MS);
+export const pollingTransport: TransportFactory = (options, handlers) => {
+  const doFetch = options.fetch ?? defaultFetch();
+  return httpSessionTransport("polling", pollDriver(doFetch), { ...options, fetch: doFetch }, handlers, TICKET_RENEW_MS);
+};

@@ -1,12 +1,21 @@
 import { JSON_SUBPROTOCOL, jsonCodec } from "./codec.js";
 import { framesOf, type ClientFrame } from "./frames.js";
+import type { WebSocketLike } from "./platform.js";
 import type { Transport, TransportFactory } from "./transport.js";
 
-/** WebSocket at `/ws`: the first choice. Offers the codec's subprotocol (JSON by default). */
+/**
+ * WebSocket at `/ws`: the first choice. Offers the codec's subprotocol (JSON by default). Uses
+ * `options.WebSocket` (the browser's, or one injected such as the `ws` package's in Node.js);
+ * without one, or when it throws, the factory throws and the client moves to the next transport.
+ */
 export const webSocketTransport: TransportFactory = (options, handlers) => {
+  const WebSocketImpl = options.WebSocket;
+  if (!WebSocketImpl) throw new Error("no WebSocket in this environment");
   const url = new URL("/ws", options.baseUrl.replace(/^http/, "ws")).toString();
   const protocols = options.codec.subprotocol === JSON_SUBPROTOCOL ? [JSON_SUBPROTOCOL] : [options.codec.subprotocol, JSON_SUBPROTOCOL];
-  let ws: WebSocket;
+  // A constructor that throws (a `SecurityError` for ws: from an https page, a blocked scheme)
+  // throws out of the factory: the client treats it as a failed open.
+  const ws: WebSocketLike = new WebSocketImpl(url, protocols);
   let opened = false;
   let done = false;
   const finish = (code: number, reason: string) => {
@@ -14,14 +23,6 @@ export const webSocketTransport: TransportFactory = (options, handlers) => {
     done = true;
     handlers.onClose({ code, reason, opened });
   };
-  try {
-    ws = new WebSocket(url, protocols);
-  } catch (err) {
-    // A constructor that throws (CSP, blocked scheme) is a blocked transport, reported async
-    // so the caller's state is consistent when it hears about it.
-    queueMicrotask(() => finish(1006, String(err)));
-    return { name: "websocket", send() {}, close() { done = true; } };
-  }
   ws.binaryType = "arraybuffer";
   // The edge answers with the subprotocol it picked; encode for that one.
   const codecNow = () => (ws.protocol === options.codec.subprotocol ? options.codec : jsonCodec);
@@ -29,7 +30,7 @@ export const webSocketTransport: TransportFactory = (options, handlers) => {
     opened = true;
     if (!done) handlers.onOpen();
   };
-  ws.onmessage = (event: MessageEvent) => {
+  ws.onmessage = (event: { data: unknown }) => {
     if (done) return;
     let decoded: unknown;
     try {
@@ -42,7 +43,7 @@ export const webSocketTransport: TransportFactory = (options, handlers) => {
       handlers.onFrame(frame);
     }
   };
-  ws.onclose = (event: CloseEvent) => finish(event.code || 1006, event.reason || "closed");
+  ws.onclose = (event: { code?: number; reason?: string }) => finish(event.code || 1006, event.reason || "closed");
   // `error` is always followed by `close`; nothing to do here.
   ws.onerror = () => {};
   const transport: Transport = {

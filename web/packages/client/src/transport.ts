@@ -1,5 +1,6 @@
 import type { Codec } from "./codec.js";
 import type { ClientFrame, ServerFrame } from "./frames.js";
+import type { EventSourceConstructor, FetchLike, WebSocketConstructor } from "./platform.js";
 
 export type TransportName = "websocket" | "sse" | "polling";
 
@@ -31,7 +32,10 @@ export interface TransportOptions {
   /** Resume point of an HTTP stream (opaque, from the edge). */
   cursor?: string;
   onCursor?(cursor: string): void;
-  fetch?: typeof fetch;
+  /** The host's constructors (injected or global); a transport whose one is missing fails to open. */
+  WebSocket?: WebSocketConstructor;
+  EventSource?: EventSourceConstructor;
+  fetch?: FetchLike;
 }
 
 /**
@@ -45,6 +49,10 @@ export interface Transport {
   close(): void;
 }
 
+/**
+ * Creates a transport and starts opening it. It may throw (a constructor that throws, a missing
+ * global, a `SecurityError`, a malformed URL): the client counts that as a failed open.
+ */
 export type TransportFactory = (options: TransportOptions, handlers: TransportHandlers) => Transport;
 
 export function httpUrl(baseUrl: string, path: string): string {

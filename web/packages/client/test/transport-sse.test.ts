@@ -40,13 +40,12 @@ afterEach(() => vi.unstubAllGlobals());
 
 describe("SSE transport", () => {
   it("opens /sse with a ticket, channels and cursor; msg ids are cursors; close frames end it", async () => {
-    vi.stubGlobal("EventSource", FakeEventSource);
     const fetch = vi.fn(async () => new Response(JSON.stringify({ ticket: "T", expires_in: 60 })));
     const frames: ServerFrame[] = [];
     const closes: CloseInfo[] = [];
     const cursors: string[] = [];
     const t = sseTransport(
-      { baseUrl: "http://edge.test", codec: jsonCodec, channels: ["prices:BRK.B", "trades"], cursor: "C0", onCursor: (c) => cursors.push(c), fetch: fetch as never },
+      { baseUrl: "http://edge.test", codec: jsonCodec, channels: ["prices:BRK.B", "trades"], cursor: "C0", onCursor: (c) => cursors.push(c), fetch: fetch as never, EventSource: FakeEventSource },
       { onOpen: () => t.send({ op: "auth", id: 1, token: "a.b.c" }), onFrame: (f) => frames.push(f), onClose: (c) => closes.push(c) },
     );
     await settle();
@@ -70,11 +69,10 @@ describe("SSE transport", () => {
   });
 
   it("reports a stream that never opened as not opened (blocked: fall back)", async () => {
-    vi.stubGlobal("EventSource", FakeEventSource);
     const fetch = vi.fn(async () => new Response(JSON.stringify({ ticket: "T", expires_in: 60 })));
     const closes: CloseInfo[] = [];
     const t = sseTransport(
-      { baseUrl: "http://edge.test", codec: jsonCodec, channels: ["news"], fetch: fetch as never },
+      { baseUrl: "http://edge.test", codec: jsonCodec, channels: ["news"], fetch: fetch as never, EventSource: FakeEventSource },
       { onOpen: () => t.send({ op: "auth", id: 1, token: "a.b.c" }), onFrame: () => {}, onClose: (c) => closes.push(c) },
     );
     await settle();
