@@ -7,7 +7,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BLOCK_WEBSOCKET, login, openBrowser, waitForChange } from "./support/browser.mjs";
+import { BLOCK_WEBSOCKET, login, UNCONSTRUCTIBLE_TRANSPORTS, openBrowser, waitForChange } from "./support/browser.mjs";
 import { edgeHas, PYTHON, REPO, startStack, t } from "./support/stack.mjs";
 
 // Set to 1 to skip (instead of fail) scenarios whose edge endpoints do not exist yet.
@@ -170,6 +170,33 @@ describe("trading dashboard against the real stack", { timeout: t(240000) }, () 
       await page.evaluate(() => (window.__blockWebSocket = false));
       await page.locator('[data-testid="connection"][data-state="connected"][data-transport="websocket"]').waitFor({ timeout: t(20000) });
       await waitForChange(aapl, (await aapl.textContent()).trim(), t(20000));
+    });
+  });
+
+  it("goes Live over long polling when WebSocket throws on construction and EventSource does not exist", async () => {
+    await withBrowser("no-websocket-no-eventsource", async ({ page, context, screenshot }) => {
+      // As in a page whose CSP refuses ws: (the constructor throws a SecurityError) inside a
+      // WebView without EventSource: the client must skip SSE up front and fall back at once.
+      await context.addInitScript(UNCONSTRUCTIBLE_TRANSPORTS);
+      await login(page, stack.url);
+      const conn = page.getByTestId("connection");
+      assert.equal(await conn.getAttribute("data-transport"), "polling");
+      const client = await page.evaluate(() => ({ skipped: window.tickmesh.skippedTransports, tried: window.__webSocketsTried }));
+      assert.deepEqual(client.skipped, { sse: "no EventSource in this environment" });
+      assert.ok(client.tried >= 1, "the WebSocket was tried (and threw)");
+      const aapl = page.getByTestId("last-AAPL");
+      await aapl.filter({ hasText: /\d/ }).waitFor();
+      await waitForChange(aapl, (await aapl.textContent()).trim(), t(20000));
+
+      await page.evaluate(WATCH_ORDERS);
+      await page.getByTestId("ticket-symbol").fill("AAPL");
+      await page.getByTestId("ticket-qty").fill("1");
+      await page.getByTestId("ticket-submit").click();
+      await page.locator('tr[data-testid^="order-web-"][data-status="filled"]').waitFor({ timeout: t(30000) });
+      const log = await page.evaluate(() => window.__orders);
+      assert.equal(log[0].status, "pending", `first status shown: ${JSON.stringify(log)}`);
+      assert.equal(await conn.getAttribute("data-transport"), "polling");
+      await screenshot("no-websocket-no-eventsource-polling");
     });
   });
 

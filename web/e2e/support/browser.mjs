@@ -80,3 +80,19 @@ export const BLOCK_WEBSOCKET = `
     close() {}
   };
 `;
+
+/**
+ * A host where no streaming transport can even be constructed: `new WebSocket()` throws a
+ * `SecurityError` (a CSP `connect-src` without ws:) and `EventSource` does not exist (React
+ * Native, some embedded WebViews). `window.__webSocketsTried` counts the attempts.
+ */
+export const UNCONSTRUCTIBLE_TRANSPORTS = `
+  window.__webSocketsTried = 0;
+  window.WebSocket = class RefusedWebSocket {
+    constructor(url) {
+      window.__webSocketsTried += 1;
+      throw new DOMException("Refused to connect to '" + url + "' because it violates the Content Security Policy directive: connect-src 'self'", "SecurityError");
+    }
+  };
+  delete window.EventSource;
+`;
