@@ -19,12 +19,18 @@ class CodeInfo:
     code: int
     meaning: str
     retry: bool
+    http: int
+
+
+# The HTTP status of an error code without its own `http` entry, by range (codes.toml's header).
+_HTTP_BY_RANGE = {1: 400, 2: 400, 3: 401, 4: 429, 5: 503, 6: 422}
 
 
 def _table(kind: str, flag: str) -> dict[str, CodeInfo]:
     raw = load("codes.toml")[kind]
     return {
-        name: CodeInfo(name=name, code=int(entry["code"]), meaning=entry["meaning"], retry=bool(entry[flag]))
+        name: CodeInfo(name=name, code=int(entry["code"]), meaning=entry["meaning"], retry=bool(entry[flag]),
+                       http=int(entry.get("http", _HTTP_BY_RANGE.get(int(entry["code"]) // 100, 400))))
         for name, entry in raw.items()
     }
 
@@ -36,6 +42,12 @@ ErrorCode = IntEnum("ErrorCode", {name.upper(): info.code for name, info in ERRO
 CloseCode = IntEnum("CloseCode", {name.upper(): info.code for name, info in CLOSES.items()})
 
 _CLOSE_BY_CODE = {info.code: info for info in CLOSES.values()}
+_HTTP = {info.code: info.http for info in (*ERRORS.values(), *CLOSES.values())}
+
+
+def http_status(code: int) -> int:
+    """The HTTP status for an ``err`` body carrying ``code`` (error or close code)."""
+    return _HTTP.get(code) or _HTTP_BY_RANGE.get(code // 100, 400)
 
 
 def should_reconnect(close_code: int) -> bool:

@@ -23,13 +23,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def code_tables() -> str:
-    rows = ["### Error codes (`err` frames)", "", "| code | name | retry | meaning |", "|---:|---|---|---|"]
-    rows += [f"| {i.code} | `{i.name}` | {'yes' if i.retry else 'no'} | {i.meaning} |" for i in ERRORS.values()]
+    rows = ["### Error codes (`err` frames)", "",
+            "HTTP is the status of an HTTP endpoint's answer whose `err` body carries the code.", "",
+            "| code | name | retry | HTTP | meaning |", "|---:|---|---|---:|---|"]
+    rows += [f"| {i.code} | `{i.name}` | {'yes' if i.retry else 'no'} | {i.http} | {i.meaning} |"
+             for i in ERRORS.values()]
     rows += ["", "### Close codes", "",
              "Codes 4000-4099 mean \"reconnect with backoff\"; codes 4100-4199 mean \"do not reconnect",
-             "automatically\" (the user must act: a new login, a permission).", "",
-             "| code | name | reconnect | meaning |", "|---:|---|---|---|"]
-    rows += [f"| {i.code} | `{i.name}` | {'yes' if i.retry else 'no'} | {i.meaning} |" for i in CLOSES.values()]
+             "automatically\" (the user must act: a new login, a permission). An HTTP endpoint refuses",
+             "a request for the same condition with the HTTP status shown and an `err` body carrying",
+             "the close code itself (for example 403 with `{\"op\":\"err\",\"code\":4102}` for a revoked user).", "",
+             "| code | name | reconnect | HTTP | meaning |", "|---:|---|---|---:|---|"]
+    rows += [f"| {i.code} | `{i.name}` | {'yes' if i.retry else 'no'} | {i.http} | {i.meaning} |"
+             for i in CLOSES.values()]
     return "\n".join(rows)
 
 

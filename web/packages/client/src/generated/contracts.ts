@@ -386,7 +386,7 @@ export const ErrorCode = {
   FORBIDDEN: 301,
   /** The user's market-data entitlements do not cover this symbol's market. */
   NOT_ENTITLED: 302,
-  /** Too many commands, or presence joins and updates, per second; retry after the time the reason gives. */
+  /** Too many commands, HTTP requests, or presence joins and updates, per second; retry after the time the reason gives. */
   RATE_LIMITED: 400,
   /** The server failed to handle the frame; nothing was changed. */
   INTERNAL: 500,
