@@ -21,7 +21,7 @@ from ._data import load
 from .channels import Kind, wildcard
 
 LIMITS = ("max_age", "max_msgs", "max_msgs_per_subject")
-CLASSES = ("state", "event")
+CLASSES = ("state", "event", "control")
 _TYPES = {"int": int, "float": float}
 
 

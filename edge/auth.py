@@ -73,11 +73,11 @@ class Verifier:
     async def verify(self, token: object, now: float) -> Identity | AuthFailure:
         """Verify ``token``; never raises."""
         if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_BYTES:
-            return AuthFailure(int(CloseCode.AUTH_FAILED), "token missing or malformed")
+            return AuthFailure(int(CloseCode.AUTH_FAILED), "token missing or malformed", "missing")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            return AuthFailure(int(CloseCode.AUTH_FAILED), "token is not a JWT")
+            return AuthFailure(int(CloseCode.AUTH_FAILED), "token is not a JWT", "malformed")
         alg = header.get("alg")
         try:
             if alg in self._hmac_algs:
@@ -87,15 +87,16 @@ class Verifier:
                 key = await self._asymmetric_key(token, header)
                 algorithms = self._asym_algs
             else:
-                return AuthFailure(int(CloseCode.AUTH_FAILED), f"algorithm {str(alg)[:10]!r} not accepted")
+                return AuthFailure(int(CloseCode.AUTH_FAILED), f"algorithm {str(alg)[:10]!r} not accepted",
+                                   "malformed")
             claims = jwt.decode(
                 token, key, algorithms=algorithms, audience=self.config.audience, issuer=self.config.issuer,
                 leeway=self.config.leeway, options={"require": ["sub", "exp", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:
-            return AuthFailure(int(CloseCode.TOKEN_EXPIRED), "token expired")
+            return AuthFailure(int(CloseCode.TOKEN_EXPIRED), "token expired", "expired")
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            return AuthFailure(int(CloseCode.AUTH_FAILED), _reason(exc))
+            return AuthFailure(int(CloseCode.AUTH_FAILED), *_reason(exc))
         return _identity(claims)
 
     async def _asymmetric_key(self, token: str, header: dict[str, Any]) -> Any:
@@ -109,20 +110,21 @@ class Verifier:
         raise jwt.InvalidTokenError("token has no kid and no static public key is configured")
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception) -> tuple[str, str]:
+    """The reason for people and the metrics kind of a refused token."""
     if isinstance(exc, jwt.MissingRequiredClaimError):
-        return f"token lacks the {exc.claim!r} claim"
+        return f"token lacks the {exc.claim!r} claim", "missing"
     if isinstance(exc, jwt.InvalidAudienceError):
-        return "token audience not accepted"
+        return "token audience not accepted", "wrong_audience"
     if isinstance(exc, jwt.InvalidIssuerError):
-        return "token issuer not accepted"
+        return "token issuer not accepted", "wrong_issuer"
     if isinstance(exc, jwt.ImmatureSignatureError):
-        return "token not valid yet"
+        return "token not valid yet", "not_yet_valid"
     if isinstance(exc, jwt.InvalidSignatureError):
-        return "token signature invalid"
+        return "token signature invalid", "bad_signature"
     if isinstance(exc, jwt.PyJWKClientError):
-        return "signing key not found"
-    return "token invalid"
+        return "signing key not found", "bad_signature"
+    return "token invalid", "malformed"
 
 
 def _strings(value: Any, default: tuple[str, ...]) -> frozenset[str]:
@@ -136,12 +138,12 @@ def _strings(value: Any, default: tuple[str, ...]) -> frozenset[str]:
 def _identity(claims: dict[str, Any]) -> Identity | AuthFailure:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not USER_ID_RE.fullmatch(sub):
-        return AuthFailure(int(CloseCode.AUTH_FAILED), "token subject is not a valid user id")
+        return AuthFailure(int(CloseCode.AUTH_FAILED), "token subject is not a valid user id", "malformed")
     try:
         roles = _strings(claims.get("roles"), ("user",))
         ents = _strings(claims.get("ent"), ())
     except ValueError as exc:
-        return AuthFailure(int(CloseCode.AUTH_FAILED), str(exc))
+        return AuthFailure(int(CloseCode.AUTH_FAILED), str(exc), "malformed")
     iat = claims.get("iat")
     jti = claims.get("jti")
     return Identity(

@@ -7,12 +7,16 @@ retry finds the reply and returns it, or waits for the marker to turn into one. 
 (``EDGE_COMMAND_DEDUPE_S``) is the documented dedupe window. If the service does not answer in
 time, the marker is removed, the client gets 502 and may retry with the same key; services also
 see the key as ``cmd_id`` and can dedupe on it themselves.
+
+Only a key's first run counts against the user's command rate limit: a retry (what a client
+does after a timeout) gets the stored reply even when the user's bucket is empty.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -26,7 +30,8 @@ from tickmesh.contracts.channels import encode_token
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import decode_reply
 
-from .session import RunCommand
+from .limits import TokenBucket
+from .session import RunCommand, rate_limited_reason
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +51,18 @@ class CommandRunner:
         self.nc = nc
         self.kv = await nc.jetstream().key_value(streams.COMMAND_REPLIES_BUCKET)
 
-    async def run(self, action: RunCommand) -> dict[str, Any]:
-        """The reply frame (without ``id``) for ``action``. Never raises."""
+    async def run(self, action: RunCommand, limiter: TokenBucket) -> dict[str, Any]:
+        """The reply frame (without ``id``) for ``action``. Never raises. ``limiter`` is the
+        user's command bucket, charged here for a keyed command's first run only (the session
+        core charged unkeyed ones already)."""
         if self.nc is None or not self.nc.is_connected:
             return _err(ErrorCode.UNAVAILABLE, "service temporarily unavailable; retry")
         try:
-            if action.key is None or self.kv is None:
+            if action.key is None:
                 return await self._request(action)
-            return await self._once(action)
+            if self.kv is None:
+                return _err(ErrorCode.UNAVAILABLE, "service temporarily unavailable; retry")
+            return await self._once(action, limiter)
         except Exception:
             log.exception("command failed", extra={"event": "command.error", "command": action.name})
             return _err(ErrorCode.INTERNAL, "internal error")
@@ -73,13 +82,25 @@ class CommandRunner:
             return {"op": "ok", "data": reply.data}
         return _err(reply.code, reply.reason)
 
-    async def _once(self, action: RunCommand) -> dict[str, Any]:
+    async def _once(self, action: RunCommand, limiter: TokenBucket) -> dict[str, Any]:
         assert self.kv is not None and action.key is not None
         key = f"{encode_token(action.user)}.{encode_token(action.name)}.{encode_token(action.key)}"
+        wait = limiter.peek(time.time())
+        if wait > 0:
+            # Out of tokens: only a replay of a known key may still be answered.
+            try:
+                await self.kv.get(key)
+            except NotFoundError:  # never run, or deleted after a failed first run
+                return _err(ErrorCode.RATE_LIMITED, rate_limited_reason(wait))
+            return await self._wait_for(key, action.timeout + 2.0)
         try:
             revision = await self.kv.create(key, _PENDING)
         except KeyWrongLastSequenceError:
             return await self._wait_for(key, action.timeout + 2.0)
+        wait = limiter.take(time.time())
+        if wait > 0:  # another connection of the user took the last token meanwhile
+            await self.kv.delete(key, last=revision)
+            return _err(ErrorCode.RATE_LIMITED, rate_limited_reason(wait))
         reply = await self._request(action)
         if reply.get("code") in (ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE):
             await self.kv.delete(key, last=revision)

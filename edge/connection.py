@@ -1,24 +1,25 @@
 """One client connection, whatever its transport: the session core plus its outbox.
 
 A transport adapter (WebSocket, SSE, polling) feeds client frames to :meth:`Connection.feed`
-and drains :attr:`Connection.outbox` when :attr:`Connection.wake` is set; everything else (the
+and drains :attr:`Connection.outbox` when the edge's flusher says so; everything else (the
 core's actions: verifying tokens, subscribing, recovering, running commands, closing) is carried
 out here, once, for all transports.
+
+The session core is the only record of what the connection is subscribed to and whether it is
+closing; this class keeps no second copy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
-import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
 from tickmesh import metrics
 from tickmesh.contracts.codes import CloseCode, ErrorCode
-
-from tickmesh.contracts.channels import is_state_subject
 
 from .frames import Codec
 from .identity import AuthFailure, Identity
@@ -33,28 +34,11 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 _prefix = os.urandom(3).hex()
 
-
-def _is_state(subject: str) -> bool:
-    return is_state_subject(subject)
-
-
 _ERROR_NAMES = {int(c): c.name.lower() for c in ErrorCode}
 
 
 def _error_name(code: Any) -> str:
     return _ERROR_NAMES.get(code, "other") if isinstance(code, int) else "other"
-
-
-def auth_reason(failure: AuthFailure) -> str:
-    """A bounded metrics label for why a token was refused."""
-    if failure.close_code == CloseCode.TOKEN_EXPIRED:
-        return "expired"
-    text = failure.reason
-    for needle, label in (("signature", "bad_signature"), ("audience", "wrong_audience"), ("issuer", "wrong_issuer"),
-                          ("not valid yet", "not_yet_valid"), ("revoked", "revoked"), ("missing", "missing")):
-        if needle in text:
-            return label
-    return "malformed"
 
 
 def new_conn_id() -> str:
@@ -63,6 +47,9 @@ def new_conn_id() -> str:
 
 
 class Connection:
+    __slots__ = ("state", "peer", "transport", "codec", "opened", "wake", "user", "session", "_metrics",
+                 "outbox", "_tasks", "_defer_handle", "_identity_at_connect", "writer", "__weakref__")
+
     def __init__(self, state: EdgeState, *, codec: Codec, peer: str, transport: str,
                  identity: Identity | None = None) -> None:
         self.state = state
@@ -71,24 +58,34 @@ class Connection:
         self.codec = codec
         self.opened = time.monotonic()
         self.wake = asyncio.Event()
-        self.closing: Close | None = None
         self.user: str | None = None
+        # Set by a transport that writes without a task of its own: the flusher calls it with
+        # the connection when frames are due (see flusher.py). None: set ``wake`` instead.
+        self.writer: Any = None
         settings = state.settings
         self.session = Session(conn_id=new_conn_id(), now=time.time(), limits=state.session_limits,
                                codec=codec, channel_exists=state.channel_exists,
                                client_heartbeats=transport == "ws", on_error=self._on_error)
         self._metrics: metrics.Connection | None = None
         self.outbox = Outbox(max_frames=settings.outbox_max_frames, max_bytes=settings.outbox_max_bytes,
-                             on_ready=state.on_ready(self), on_overflow=self._on_overflow, on_defer=self._on_defer,
-                             codec=codec.index, conflate_after=settings.conflate_after)
-        self._subscribed: dict[str, str] = {}  # channel name -> subject, as registered in the hub
-        self._tasks: set[asyncio.Task] = set()
+                             on_ready=state.flusher.on_ready(self), on_overflow=self._on_overflow,
+                             on_defer=self._on_defer, codec=codec.index, conflate_after=settings.conflate_after)
+        self._tasks: set[asyncio.Task] | None = None
         self._defer_handle: asyncio.TimerHandle | None = None
         self._identity_at_connect = identity
 
     @property
     def conn_id(self) -> str:
         return self.session.conn_id
+
+    @property
+    def closing(self) -> Close | None:
+        """How the connection is closing, once the core decided it is."""
+        return self.session.closed
+
+    def wants(self, name: str) -> bool:
+        """Whether subscription ``name`` is still wanted (an attach checks after each await)."""
+        return self.session.closed is None and name in self.session.subscriptions
 
     async def start(self) -> None:
         """Register with the edge; authenticate at once when the transport carried a token."""
@@ -107,50 +104,73 @@ class Connection:
     def tick(self, now: float) -> None:
         """Called by the edge's clock about once a second."""
         self.session.tick(now)
-        outputs = self.session.take()
-        if outputs:
-            self._spawn(self.apply(outputs))
+        self._apply_now(self.session.take())
 
     def close(self, code: int, reason: str) -> None:
-        """Close from the edge's side (revocation, drain, limits)."""
+        """Close from the edge's side (revocation, drain, limits, a slow consumer)."""
         self.session.close(code, reason)
-        self._spawn(self.apply(self.session.take()))
+        self._apply_now(self.session.take())
 
     def push_frame(self, obj: dict[str, Any]) -> None:
         self.outbox.push(self.codec.encode(obj))
 
+    # -- answers to a subscription (the core builds them; see subscribe.py) -----------------
+
+    def subscribed(self, sub: Subscribe, fields: dict[str, Any]) -> None:
+        self.session.subscribed(sub.name, sub.rid, fields)
+        self._push_frames(self.session.take())
+
+    def subscribe_failed(self, sub: Subscribe, code: int, reason: str) -> None:
+        if sub.name in self.session.subscriptions:
+            metrics.subscription_removed("state" if sub.state else "event")
+        self.session.subscribe_failed(sub.name, sub.rid, code, reason)
+        self._push_frames(self.session.take())
+
+    def _push_frames(self, outputs: list) -> None:
+        for out in outputs:
+            if isinstance(out, bytes):
+                self.outbox.push(out)
+
     # -- carrying out the core's actions ---------------------------------------------------
 
     async def apply(self, outputs: list) -> None:
+        """Carry out the core's outputs in order; subscribing and authenticating take awaits."""
         for out in outputs:
-            if isinstance(out, bytes):
-                if not self.outbox.push(out):
-                    return
-            elif isinstance(out, Subscribe):
-                self._subscribed[out.name] = out.subject
+            if isinstance(out, Subscribe):
                 if out.audited_owner is not None:
                     log.info("privileged read of another user's channel", extra={
                         "event": "audit.cross_user_read", "conn_id": self.conn_id, "user": self.user,
                         "owner": out.audited_owner, "channel": out.name})
                 metrics.subscription_added("state" if out.state else "event")
-                await self.state.attach(self, out)
-            elif isinstance(out, Unsubscribe):
-                subject = self._subscribed.pop(out.name, None)
-                if subject is not None:
-                    metrics.subscription_removed("state" if _is_state(subject) else "event")
-                    await self.state.detach(out.subject, out.name, self.outbox)
-                self.outbox.forget(out.name)
-                if out.answer:
-                    self.push_frame({"op": "ok", "id": out.rid})
+                await self.state.subscriptions.attach(self, out)
             elif isinstance(out, Authenticate):
                 await self._authenticate(out)
             elif isinstance(out, RunCommand):
                 self._spawn(self._command(out))
-            elif isinstance(out, Close):
-                if out.code == CloseCode.AUTH_TIMEOUT:
-                    metrics.auth_failed("timeout")
-                self.closing = out
-                self.wake.set()
+            elif not self._apply_one(out):
+                return
+
+    def _apply_now(self, outputs: list) -> None:
+        """Outputs that need no await (frames, releases, a close), carried out at once, so that
+        nothing a close releases can be lost to a cancelled task."""
+        for out in outputs:
+            if not self._apply_one(out):
+                return
+
+    def _apply_one(self, out: Any) -> bool:
+        if isinstance(out, bytes):
+            return self.outbox.push(out)
+        if isinstance(out, Unsubscribe):
+            metrics.subscription_removed("state" if out.state else "event")
+            self.state.subscriptions.detach(out.subject, out.name, self.outbox)
+            self.outbox.forget(out.name)
+            if out.answer:
+                self.push_frame({"op": "ok", "id": out.rid})
+        elif isinstance(out, Close):
+            if out.code == CloseCode.AUTH_TIMEOUT:
+                metrics.auth_failed("timeout")
+            self.state.flusher.closing(self)
+        return True
 
     async def _authenticate(self, action: Authenticate) -> None:
         result = await self.state.verify(action.token)
@@ -159,7 +179,7 @@ class Connection:
             await self.apply(self.session.take())
             return
         if isinstance(result, AuthFailure):
-            metrics.auth_failed(auth_reason(result))
+            metrics.auth_failed(result.kind)
             log.info("authentication failed: %s", result.reason, extra={
                 "event": "auth.failed", "conn_id": self.conn_id, "code": result.close_code})
             self.session.auth_result(result, time.time(), rid=action.rid, refresh=False)
@@ -168,17 +188,17 @@ class Connection:
         await self._authenticated(result, action.rid)
 
     async def _authenticated(self, identity: Identity, rid: Any) -> None:
-        refusal = self.state.admit(self, identity)
+        admission = self.state.admission
+        refusal = admission.open_user(identity)
+        result: Identity | AuthFailure
         if refusal is not None:
-            if refusal.close_code == CloseCode.CONNECTION_LIMIT:
-                metrics.rate_limited("connection")
-            else:
-                metrics.auth_failed("revoked")
-        result: Identity | AuthFailure = refusal or identity
-        if refusal is None:
+            result = AuthFailure(refusal.code, refusal.reason, "revoked")
+        else:
+            result = identity
             self.user = identity.user
+            self.state.user_connected(self)
         self.session.auth_result(result, time.time(), rid=rid, refresh=False,
-                                 rate_limiter=self.state.limiter_for(identity.user))
+                                 rate_limiter=admission.command_limiter(identity.user, time.time()))
         await self.apply(self.session.take())
 
     async def _command(self, action: RunCommand) -> None:
@@ -186,7 +206,7 @@ class Connection:
         reply = await self.state.run_command(action)
         result = "ok" if reply["op"] == "ok" else _error_name(reply.get("code"))
         metrics.command_done(action.name, result, time.monotonic() - started)
-        if self.closing is None:
+        if self.session.closed is None:
             self.outbox.push(self.codec.encode({"op": reply["op"], "id": action.rid, **reply}))
 
     # -- outbox callbacks ------------------------------------------------------------------
@@ -197,11 +217,12 @@ class Connection:
             metrics.rate_limited("command")
 
     def _on_overflow(self) -> None:
+        if self.session.closed is not None:
+            return
         metrics.slow_consumer("event")
         log.warning("slow consumer disconnected", extra={"event": "conn.slow_consumer", "conn_id": self.conn_id,
                                                           "user": self.user})
-        self.closing = Close(int(CloseCode.SLOW_CONSUMER), "slow consumer: resume from your last position")
-        self.wake.set()
+        self.close(int(CloseCode.SLOW_CONSUMER), "slow consumer: resume from your last position")
 
     def _on_defer(self, due: float) -> None:
         if self._defer_handle is None:
@@ -219,23 +240,28 @@ class Connection:
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def release(self) -> None:
-        """Undo everything this connection holds at the edge. Safe to call once, at the end."""
+    def release(self, code: int = 1006) -> None:
+        """Undo everything this connection holds at the edge. Safe to call once, at the end.
+        ``code`` is recorded when the transport ended before the core decided to close."""
         if self._defer_handle is not None:
             self._defer_handle.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        subscribed, self._subscribed = self._subscribed, {}
-        for name, subject in subscribed.items():
-            metrics.subscription_removed("state" if _is_state(subject) else "event")
-            await self.state.detach(subject, name, self.outbox)
+        if self._tasks:
+            for task in list(self._tasks):
+                task.cancel()
+        self.session.close(code, "transport closed")
+        for out in self.session.take():
+            if isinstance(out, Unsubscribe):
+                metrics.subscription_removed("state" if out.state else "event")
+                self.state.subscriptions.detach(out.subject, out.name, self.outbox)
         self.state.unregister(self)
+        closed = self.session.closed
         if self._metrics is not None:
-            self._metrics.closed(self.closing.code if self.closing else 1006)
+            self._metrics.closed(closed.code if closed else code)
         log.info("connection closed", extra={
             "event": "conn.closed", "conn_id": self.conn_id, "user": self.user, "transport": self.transport,
-            "code": self.closing.code if self.closing else None,
-            "duration_s": round(time.monotonic() - self.opened, 3)})
+            "code": closed.code if closed else None, "duration_s": round(time.monotonic() - self.opened, 3)})

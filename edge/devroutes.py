@@ -7,6 +7,8 @@ on; production tokens come from the platform's identity provider.
 
 from __future__ import annotations
 
+import time
+
 from quart import Quart, request
 
 from tickmesh import devtokens
@@ -36,6 +38,11 @@ def register(app: Quart, state: EdgeState) -> None:
         user = body.get("user")
         if not isinstance(user, str) or not USER_ID_RE.fullmatch(user):
             return {"op": "err", "code": 102, "reason": "user must be a valid user id"}, 400
+        now = time.time()
+        refusal = (state.admission.http_address(request.remote_addr or "?", now)
+                   or state.admission.http_user(user, now))
+        if refusal is not None:
+            return refusal.frame(), refusal.http_status
         demo = next((u for u in DEMO_USERS if u["id"] == user), None)
         roles = tuple(demo["roles"]) if demo else ("user",)
         ttl = 3600

@@ -4,6 +4,10 @@ Each runs a :class:`Connection` (the same session core, permissions, limits and 
 WebSocket) and only differs in how frames leave: SSE writes them as ``text/event-stream``
 events, a long poll returns them as one JSON batch. Positions travel in a :mod:`cursor`, so a
 client continues on any edge and the server keeps nothing between requests.
+
+Every endpoint passes the edge's :mod:`admission` like a WebSocket does (revocation, connection
+limits, rate limits), and refuses with the same codes: an ``err`` body carrying the code the
+WebSocket would close or answer with, and the HTTP status the code table gives.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import orjson
 from quart import Quart, Response, request
 
 from tickmesh.contracts.channels import ChannelError, parse_channel
-from tickmesh.contracts.codes import CloseCode, ErrorCode
+from tickmesh.contracts.codes import ErrorCode, http_status
 
 from . import cursor as cursors
+from .admission import Refusal
 from .connection import Connection
 from .frames import JSON
 from .identity import AuthFailure, Identity
@@ -29,19 +34,14 @@ from .ws import bearer_token
 
 MAX_CHANNELS = 64
 
-_HTTP_STATUS = {1: 400, 2: 400, 3: 401, 4: 429, 5: 503, 6: 422}
-
-
-def _status_for(code: int) -> int:
-    if code in (int(ErrorCode.FORBIDDEN), int(ErrorCode.NOT_ENTITLED)):
-        return 403
-    if code == int(ErrorCode.TIMEOUT):
-        return 504
-    return _HTTP_STATUS.get(code // 100, 400)
-
 
 def _error(code: int, reason: str, status: int | None = None) -> tuple[dict, int]:
-    return {"op": "err", "code": int(code), "reason": reason}, status or _status_for(code)
+    """An HTTP refusal: an ``err`` body with ``code`` and the status the code table gives."""
+    return {"op": "err", "code": int(code), "reason": reason}, status or http_status(int(code))
+
+
+def _refused(refusal: Refusal) -> tuple[dict, int]:
+    return refusal.frame(), refusal.http_status
 
 
 class _Stream:
@@ -90,8 +90,8 @@ class _Stream:
         return cursors.encode(self.positions)
 
 
-async def _open(state: EdgeState, transport: str, *, resuming: bool) -> tuple[Connection, _Stream] | tuple[dict, int]:
-    """Redeem the ticket, parse channels and cursor, open and subscribe a connection."""
+async def _open(state: EdgeState, transport: str) -> tuple[Connection, _Stream] | tuple[dict, int]:
+    """Redeem the ticket, parse channels and cursor, admit, open and subscribe a connection."""
     ticket = request.args.get("ticket", "")
     channels = request.args.getlist("ch")
     if not channels or len(channels) > MAX_CHANNELS:
@@ -107,43 +107,66 @@ async def _open(state: EdgeState, transport: str, *, resuming: bool) -> tuple[Co
     except cursors.CursorError as exc:
         return _error(ErrorCode.INVALID_FIELD, str(exc))
     try:
-        identity = await state.tickets.redeem(ticket, resuming=bool(raw_cursor) or resuming)
+        identity = await state.tickets.redeem(ticket, resuming=bool(raw_cursor))
     except TicketError as exc:
         return _error(ErrorCode.UNAUTHORIZED, str(exc), 401)
-    if state.draining:
-        return _error(ErrorCode.UNAVAILABLE, "edge draining; retry", 503)
     peer = request.remote_addr or "?"
-    if not state.admit_peer(peer):
-        return _error(ErrorCode.UNAVAILABLE, "too many connections from this address", 429)
+    refusal = state.admission.open_peer(peer)
+    if refusal is not None:
+        return _refused(refusal)
     conn = Connection(state, codec=JSON, peer=peer, transport=transport, identity=identity)
     await conn.start()
-    if conn.closing is not None:
-        code = conn.closing.code
-        await conn.release()
-        return _error(code, conn.closing.reason, 429 if code == CloseCode.CONNECTION_LIMIT else 403)
+    if conn.closing is not None:  # refused at admission: revoked, or the per-user limit
+        closed = conn.closing
+        conn.release()
+        return _error(closed.code, closed.reason)
     stream = _Stream(list(dict.fromkeys(channels)), known)
     for frame in stream.sub_frames():
         await conn.feed(frame)
     return conn, stream
 
 
+async def _authenticate(state: EdgeState) -> Identity | tuple[dict, int]:
+    """The identity of an HTTP request: a bearer token, or a ticket (``X-Tickmesh-Ticket``)."""
+    token = bearer_token(request.headers)
+    if token is not None:
+        result = await state.verify(token)
+        if isinstance(result, AuthFailure):
+            return _error(result.close_code, result.reason)
+        return result
+    if request.headers.get("X-Tickmesh-Ticket"):
+        try:
+            return await state.tickets.redeem(request.headers["X-Tickmesh-Ticket"], resuming=True)
+        except TicketError as exc:
+            return _error(ErrorCode.UNAUTHORIZED, str(exc), 401)
+    return _error(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <token>", 401)
+
+
 def register(app: Quart, state: EdgeState) -> None:
     settings = state.settings
+    admission = state.admission
 
     @app.post("/ticket")
     async def ticket():
+        peer = request.remote_addr or "?"
+        refusal = admission.http_address(peer, time.time())
+        if refusal is not None:
+            return _refused(refusal)
         token = bearer_token(request.headers)
         if token is None:
             return _error(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <token>", 401)
         result = await state.verify(token)
         if isinstance(result, AuthFailure):
-            return _error(ErrorCode.UNAUTHORIZED, result.reason, 401)
+            return _error(result.close_code, result.reason)
+        refusal = admission.http_user(result.user, time.time()) or admission.revoked_refusal(result)
+        if refusal is not None:
+            return _refused(refusal)
         value, expires_in = state.tickets.issue(result)
         return {"ticket": value, "expires_in": expires_in}
 
     @app.get("/sse")
     async def sse():
-        opened = await _open(state, "sse", resuming=False)
+        opened = await _open(state, "sse")
         if isinstance(opened[0], dict):
             return opened
         conn, stream = opened
@@ -171,7 +194,7 @@ def register(app: Quart, state: EdgeState) -> None:
                         yield b"event: close\ndata: " + body + b"\n\n"
                         return
             finally:
-                await conn.release()
+                conn.release()
 
         response = Response(events(), mimetype="text/event-stream", headers={
             "Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"})
@@ -180,7 +203,7 @@ def register(app: Quart, state: EdgeState) -> None:
 
     @app.get("/poll")
     async def poll():
-        opened = await _open(state, "poll", resuming=False)
+        opened = await _open(state, "poll")
         if isinstance(opened[0], dict):
             return opened
         conn, stream = opened
@@ -204,26 +227,20 @@ def register(app: Quart, state: EdgeState) -> None:
             await asyncio.sleep(0.005)
             frames += [frame for _, frame in stream.take(conn)]
         finally:
-            await conn.release()
+            conn.release()
         if conn.closing is not None:
             frames.append({"op": "close", "code": conn.closing.code, "reason": conn.closing.reason})
         return {"frames": frames, "cursor": stream.cursor}
 
     @app.post("/cmd")
     async def cmd():
-        identity: Identity | AuthFailure
-        token = bearer_token(request.headers)
-        if token is not None:
-            identity = await state.verify(token)
-            if isinstance(identity, AuthFailure):
-                return _error(ErrorCode.UNAUTHORIZED, identity.reason, 401)
-        elif request.headers.get("X-Tickmesh-Ticket"):
-            try:
-                identity = await state.tickets.redeem(request.headers["X-Tickmesh-Ticket"], resuming=True)
-            except TicketError as exc:
-                return _error(ErrorCode.UNAUTHORIZED, str(exc), 401)
-        else:
-            return _error(ErrorCode.UNAUTHORIZED, "send Authorization: Bearer <token>", 401)
+        peer = request.remote_addr or "?"
+        refusal = admission.http_address(peer, time.time())
+        if refusal is not None:
+            return _refused(refusal)
+        identity = await _authenticate(state)
+        if not isinstance(identity, Identity):
+            return identity
         body = await request.get_data()
         if len(body) > settings.max_frame_bytes:
             return _error(ErrorCode.FRAME_TOO_LARGE, f"body exceeds {settings.max_frame_bytes} bytes", 413)
@@ -233,18 +250,38 @@ def register(app: Quart, state: EdgeState) -> None:
             return _error(ErrorCode.MALFORMED_FRAME, "body is not valid JSON")
         if not isinstance(parsed, dict):
             return _error(ErrorCode.MALFORMED_FRAME, "body must be a JSON object")
-        frame = {"op": "cmd", "id": parsed.get("id"), "name": parsed.get("name"), "key": parsed.get("key"),
-                 "data": parsed.get("data")}
-        session = Session(conn_id="http", now=time.time(), limits=state.session_limits, codec=JSON,
-                          identity=identity, rate_limiter=state.limiter_for(identity.user), client_heartbeats=False)
-        session.take()  # the welcome
-        session.receive_frame(orjson.dumps(frame), time.time())
-        for out in session.take():
-            if isinstance(out, RunCommand):
-                reply = await state.run_command(out)
-                reply = {"op": reply["op"], "id": out.rid, **reply}
-                return reply, 200 if reply["op"] == "ok" else _status_for(reply["code"])
-            if isinstance(out, bytes):
-                reply = orjson.loads(out)
-                return reply, _status_for(reply.get("code", 400))
-        return _error(ErrorCode.INTERNAL, "no reply")
+        # An in-flight command counts as one of the user's and the address's connections.
+        refusal = admission.open_peer(peer)
+        if refusal is not None:
+            return _refused(refusal)
+        try:
+            refusal = admission.open_user(identity)
+            if refusal is not None:
+                return _refused(refusal)
+            try:
+                return await _run_command(state, identity, parsed)
+            finally:
+                admission.close_user(identity.user)
+        finally:
+            admission.close_peer(peer)
+
+
+async def _run_command(state: EdgeState, identity: Identity, parsed: dict[str, Any]) -> tuple[dict, int]:
+    """One command through the same session core (roles, schema, key, rate limit) as the
+    WebSocket's ``cmd``."""
+    frame = {"op": "cmd", "id": parsed.get("id"), "name": parsed.get("name"), "key": parsed.get("key"),
+             "data": parsed.get("data")}
+    now = time.time()
+    session = Session(conn_id="http", now=now, limits=state.session_limits, codec=JSON, identity=identity,
+                      rate_limiter=state.admission.command_limiter(identity.user, now), client_heartbeats=False)
+    session.take()  # the welcome
+    session.receive_frame(orjson.dumps(frame), now)
+    for out in session.take():
+        if isinstance(out, RunCommand):
+            reply = await state.run_command(out)
+            reply = {"op": reply["op"], "id": out.rid, **reply}
+            return reply, 200 if reply["op"] == "ok" else http_status(reply["code"])
+        if isinstance(out, bytes):
+            reply = orjson.loads(out)
+            return reply, http_status(reply.get("code", 400))
+    return _error(ErrorCode.INTERNAL, "no reply")

@@ -18,14 +18,12 @@ from tickmesh.contracts.codes import ErrorCode
 
 
 class FrameError(Exception):
-    """A client frame that cannot be processed. Carries the protocol error code and the request
-    id when one could be read, so the reply can be correlated."""
+    """A client frame that cannot be processed, with the protocol error code to answer with."""
 
-    def __init__(self, code: ErrorCode, reason: str, id: Any = None) -> None:
+    def __init__(self, code: ErrorCode, reason: str) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
-        self.id = id
 
 
 class Codec:

@@ -24,7 +24,9 @@ class Identity:
 
 @dataclass(frozen=True, slots=True)
 class AuthFailure:
-    """Why a token was refused. ``close_code`` is the code the connection closes with."""
+    """Why a token was refused. ``close_code`` is the code the connection closes with;
+    ``kind`` is a bounded label for metrics (one of ``tickmesh.metrics.AUTH_REASONS``)."""
 
     close_code: int
     reason: str
+    kind: str = "malformed"

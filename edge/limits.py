@@ -17,11 +17,17 @@ class TokenBucket:
 
     def take(self, now: float, cost: float = 1.0) -> float:
         """Take ``cost`` tokens: returns 0 on success, else the seconds to wait for them."""
+        wait = self.peek(now, cost)
+        if wait == 0.0:
+            self.tokens -= cost
+        return wait
+
+    def peek(self, now: float, cost: float = 1.0) -> float:
+        """Like :meth:`take` without taking: 0 when ``cost`` tokens are there now."""
         elapsed = max(0.0, now - self.updated)
         self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
         self.updated = now
         if self.tokens >= cost:
-            self.tokens -= cost
             return 0.0
         return (cost - self.tokens) / self.rate if self.rate > 0 else float("inf")
 

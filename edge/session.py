@@ -63,11 +63,12 @@ class Subscribe:
 
 @dataclass(frozen=True, slots=True)
 class Unsubscribe:
-    """Stop delivering ``subject`` under ``name``; then answer ``rid`` unless it is ``None``
-    (subscriptions released by a close are not answered)."""
+    """Stop delivering ``subject`` under ``name``; then answer ``rid`` if ``answer`` (the
+    subscriptions a close releases are not answered). ``state`` tells the channel's class."""
 
     name: str
     subject: str
+    state: bool
     rid: Any = None
     answer: bool = False
 
@@ -77,7 +78,10 @@ class RunCommand:
     """Send ``payload`` as a NATS request to ``subject``; answer ``rid`` with the reply.
 
     ``key`` (the client's idempotency key, or ``None``) lets the I/O layer answer a retry with
-    the first reply instead of running the command twice.
+    the first reply instead of running the command twice. A keyed command has not been
+    charged against the user's rate limit yet: a retry of a known key is answered with the
+    stored reply and costs nothing, so the I/O layer charges only a key it runs for the first
+    time (``CommandRunner.run``).
     """
 
     rid: Any
@@ -187,9 +191,6 @@ class Session:
         out, self._out = self._out, []
         return out
 
-    def frame(self, obj: dict[str, Any]) -> bytes:
-        return self.codec.encode(obj)
-
     def _send(self, obj: dict[str, Any]) -> None:
         self._out.append(self.codec.encode(obj))
 
@@ -204,7 +205,7 @@ class Session:
             self.closed = Close(int(code), reason)
             self.state = self.CLOSED
             for name, sub in self.subscriptions.items():
-                self._out.append(Unsubscribe(name, sub.subject))
+                self._out.append(Unsubscribe(name, sub.subject, sub.state))
             self.subscriptions.clear()
             self._out.append(self.closed)
 
@@ -282,6 +283,18 @@ class Session:
             self._send({"op": "ping"})
             self._next_ping = now + self.limits.heartbeat_interval
 
+    def subscribed(self, name: str, rid: Any, fields: dict[str, Any]) -> None:
+        """The I/O layer made subscription ``name`` live: answer its ``sub`` with ``ok`` and
+        ``fields`` (an event channel's recovery result). Call before queueing its messages."""
+        if self.closed is None and name in self.subscriptions:
+            self._send({"op": "ok", "id": rid, **fields})
+
+    def subscribe_failed(self, name: str, rid: Any, code: int, reason: str) -> None:
+        """The I/O layer could not make subscription ``name`` live (for example its history is
+        unavailable): forget it and answer its ``sub`` with ``err``; the client may retry."""
+        if self.closed is None and self.subscriptions.pop(name, None) is not None:
+            self._error(rid, code, reason)
+
     # -- ops -------------------------------------------------------------------------------
 
     def _on_auth(self, frame: dict[str, Any], rid: Any, now: float) -> None:
@@ -339,7 +352,7 @@ class Session:
         sub = self.subscriptions.pop(channel.name, None)
         if sub is None:
             raise FrameError(ErrorCode.NOT_SUBSCRIBED, f"not subscribed to {channel.name}")
-        self._out.append(Unsubscribe(channel.name, sub.subject, rid, answer=True))
+        self._out.append(Unsubscribe(channel.name, sub.subject, sub.state, rid, answer=True))
 
     def _on_cmd(self, frame: dict[str, Any], rid: Any, now: float) -> None:
         assert self.identity is not None
@@ -357,16 +370,20 @@ class Session:
             data = schema(command.request).validate(frame.get("data") or {})
         except ContractError as exc:
             raise FrameError(ErrorCode.INVALID_FIELD, str(exc)) from None
-        if self._limiter is not None:
+        if self._limiter is not None and key is None:
             wait = self._limiter.take(now)
             if wait > 0:
-                raise FrameError(ErrorCode.RATE_LIMITED, f"too many commands: retry in {math.ceil(wait * 1000)} ms")
+                raise FrameError(ErrorCode.RATE_LIMITED, rate_limited_reason(wait))
         self._commands += 1
         cmd_id = f"k:{key}" if key is not None else f"c:{self.conn_id}:{self._commands}"
         payload = encode_request(command.name, user=self.identity.user, roles=sorted(self.identity.roles),
                                  cmd_id=cmd_id, data=data)
         self._out.append(RunCommand(rid, command.name, command_subject(command.name), payload, command.timeout,
                                     key, self.identity.user))
+
+
+def rate_limited_reason(wait: float) -> str:
+    return f"too many commands: retry in {math.ceil(wait * 1000)} ms"
 
 
 def _max_hz(value: Any, state: bool) -> float | None:

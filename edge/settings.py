@@ -26,6 +26,14 @@ class EdgeSettings:
     max_conns_per_ip: int = setting("EDGE_MAX_CONNS_PER_IP", 500, "Open connections per source address on one edge")
     cmd_rate: float = setting("EDGE_CMD_RATE", 10.0, "Commands per second per user (token bucket rate)")
     cmd_burst: float = setting("EDGE_CMD_BURST", 20.0, "Commands a user may send at once (token bucket size)")
+    http_rate: float = setting("EDGE_HTTP_RATE", 5.0,
+                               "Requests per second per user to /ticket and /dev/token (token bucket rate; "
+                               "POST /cmd counts against EDGE_CMD_RATE like a WebSocket command)")
+    http_burst: float = setting("EDGE_HTTP_BURST", 20.0, "Such requests a user may send at once (token bucket size)")
+    http_ip_rate: float = setting("EDGE_HTTP_IP_RATE", 50.0,
+                                  "Requests per second per source address to /ticket, /cmd and /dev/token")
+    http_ip_burst: float = setting("EDGE_HTTP_IP_BURST", 200.0,
+                                   "Such requests one address may send at once (token bucket size)")
     # authentication
     auth_timeout: float = setting("EDGE_AUTH_TIMEOUT_S", 5.0, "Seconds a connection has to authenticate")
     jwt_algorithms: tuple[str, ...] = setting("EDGE_JWT_ALGORITHMS", ("HS256",),
@@ -38,7 +46,6 @@ class EdgeSettings:
     jwt_issuer: str = setting("EDGE_JWT_ISSUER", "tickmesh-dev", "Required iss claim")
     jwt_audience: str = setting("EDGE_JWT_AUDIENCE", "tickmesh", "Required aud claim")
     jwt_leeway: float = setting("EDGE_JWT_LEEWAY_S", 30.0, "Clock leeway for exp and nbf (seconds)")
-    revocation_ttl: float = setting("EDGE_REVOCATION_TTL_S", 86400.0, "Seconds a user revocation is remembered")
     allowed_origins: tuple[str, ...] = setting(
         "EDGE_ALLOWED_ORIGINS", ("http://127.0.0.1:8000", "http://localhost:8000"),
         "Browser origins allowed to open connections, besides the edge's own origin; * allows any")
@@ -74,7 +81,9 @@ class EdgeSettings:
                            ("EDGE_MAX_CONNS_PER_IP", self.max_conns_per_ip),
                            ("EDGE_AUTH_TIMEOUT_S", self.auth_timeout),
                            ("EDGE_HEARTBEAT_S", self.heartbeat),
-                           ("EDGE_CMD_RATE", self.cmd_rate), ("EDGE_CMD_BURST", self.cmd_burst)):
+                           ("EDGE_CMD_RATE", self.cmd_rate), ("EDGE_CMD_BURST", self.cmd_burst),
+                           ("EDGE_HTTP_RATE", self.http_rate), ("EDGE_HTTP_BURST", self.http_burst),
+                           ("EDGE_HTTP_IP_RATE", self.http_ip_rate), ("EDGE_HTTP_IP_BURST", self.http_ip_burst)):
             if value <= 0:
                 raise ConfigError(env, str(value), "must be positive")
         if self.hard_frame_bytes < self.max_frame_bytes:

@@ -50,7 +50,8 @@ class Tickets:
         exp = min(now + self.ttl, identity.expires_at)
         claims = {
             "sub": identity.user, "roles": sorted(identity.roles), "ent": sorted(identity.entitlements),
-            "iat": int(now), "exp": int(exp), "token_exp": int(identity.expires_at), "aud": TICKET_AUDIENCE,
+            "iat": int(now), "exp": int(exp), "token_exp": int(identity.expires_at),
+            "token_iat": int(identity.issued_at), "aud": TICKET_AUDIENCE,
             "jti": secrets.token_urlsafe(12), "iss_at": now,
         }
         return jwt.encode(claims, self.key, algorithm="HS256"), max(0, int(exp - now))
@@ -76,4 +77,4 @@ class Tickets:
                 raise TicketError("ticket already used") from None
         return Identity(user=claims["sub"], roles=frozenset(claims.get("roles", ())),
                         entitlements=frozenset(claims.get("ent", ())), expires_at=float(claims["token_exp"]),
-                        issued_at=float(claims.get("iat", 0)))
+                        issued_at=float(claims.get("token_iat", 0)))

@@ -38,6 +38,7 @@ class Upstream:
         self.flush_timeout = 2.0
         self._local_seq: dict[str, int] = {}
         self._on_status = on_status
+        self._unsubscribing: set[asyncio.Task] = set()
 
     @property
     def connected(self) -> bool:
@@ -81,16 +82,24 @@ class Upstream:
         except Exception as exc:  # disconnected: the library restores the subscription later
             log.debug("flush after subscribe failed: %s", exc)
 
-    async def release(self, subject: str) -> None:
-        """Drop this edge's subscription to ``subject`` (its last local subscriber left)."""
+    def release_soon(self, subject: str) -> None:
+        """Drop this edge's subscription to ``subject`` (its last local subscriber left). The
+        subject is forgotten at once, so a new subscriber subscribes afresh; the UNSUB itself
+        goes out in the background. A message still in flight on the old subscription is
+        harmless: the hub drops state messages it has already delivered."""
         entry = self._subs.pop(subject, None)
         self._local_seq.pop(subject, None)
         metrics.upstream_subjects(len(self._subs))
         if entry is not None:
-            try:
-                await entry[0].unsubscribe()
-            except Exception as exc:  # connection closing: nothing left to undo
-                log.debug("unsubscribe %s failed: %s", subject, exc)
+            task = asyncio.ensure_future(self._unsubscribe(subject, entry[0]))
+            self._unsubscribing.add(task)
+            task.add_done_callback(self._unsubscribing.discard)
+
+    async def _unsubscribe(self, subject: str, sub: Subscription) -> None:
+        try:
+            await sub.unsubscribe()
+        except Exception as exc:  # connection closing: nothing left to undo
+            log.debug("unsubscribe %s failed: %s", subject, exc)
 
     async def _on_msg(self, msg: Msg) -> None:
         payload = msg.data

@@ -1,10 +1,9 @@
 """WebSocket transport: pumps frames between a Quart websocket and a :class:`Connection`.
 
-Two loops per connection: the reader feeds client frames to the connection; the writer drains
-the outbox whenever it becomes non-empty and sends everything pending as one WebSocket message,
-so frames that arrive while a send is in progress are batched naturally. A send waits for the
-socket's write buffer, so a slow client slows only its own writer while its outbox conflates or
-overflows.
+Two loops per connection: the reader feeds client frames to the connection; the writer, woken
+by the edge's flusher, sends everything pending as one WebSocket message, so frames that arrive
+while a send is in progress are batched naturally. A send waits for the socket's write buffer,
+so a slow client slows only its own writer while its outbox conflates or overflows.
 """
 
 from __future__ import annotations
@@ -58,19 +57,17 @@ async def serve(ws: Any, state: EdgeState) -> None:
         return
     await ws.accept(subprotocol=codec.name if offered else None)
     peer = ws.remote_addr or "?"
-    if state.draining:
-        await ws.close(int(CloseCode.SHUTDOWN), "edge shutting down; reconnect")
-        return
-    if not state.admit_peer(peer):
-        metrics.rate_limited("connection")
-        await ws.close(int(CloseCode.CONNECTION_LIMIT), "too many connections from this address")
+    refusal = state.admission.open_peer(peer)
+    if refusal is not None:
+        await ws.close(refusal.code, refusal.reason)
         return
     identity = None
     token = bearer_token(ws.headers)
     if token is not None:
         result = await state.verify(token)
         if isinstance(result, AuthFailure):
-            state.per_ip.release(peer)
+            metrics.auth_failed(result.kind)
+            state.admission.close_peer(peer)
             await ws.close(result.close_code, result.reason)
             return
         identity = result
@@ -86,7 +83,7 @@ async def serve(ws: Any, state: EdgeState) -> None:
             if task is not None:
                 task.cancel()
         await asyncio.gather(*(t for t in (reader, writer) if t is not None), return_exceptions=True)
-        await conn.release()
+        conn.release()
 
 
 async def _read(ws: Any, conn: Connection) -> None:
@@ -96,36 +93,17 @@ async def _read(ws: Any, conn: Connection) -> None:
 
 
 async def _write(ws: Any, conn: Connection) -> None:
-    outbox, wake, codec = conn.outbox, conn.wake, conn.codec
-    stats = conn.state.writer_stats
-    # Shared by the writers of one flush tick, cleared by the tick; without ticks, no sharing.
-    cache = conn.state.batch_cache if conn.state.batching else None
-    conflated = 0
+    flusher = conn.state.flusher
+    wake = conn.wake
     while True:
         await wake.wait()
         wake.clear()
-        sampled = stats.sample()
-        if sampled:
-            metrics.queue_depth(len(outbox), outbox.pending_bytes)
-        ts, state = outbox.oldest_ts, outbox.oldest_state
-        pending = outbox.drain()
         closing = conn.closing
-        if pending and (closing is None or closing.code != CloseCode.SLOW_CONSUMER):
-            key = tuple(pending) if cache is not None else None
-            data = cache.get(key) if cache is not None else None
-            if data is None:
-                data = codec.batch(pending)
-                if codec.text:
-                    data = data.decode()
-                if cache is not None:
-                    cache[key] = data
-            await ws.send(data)
-            stats.sent(state, len(pending), len(data))
-            if outbox.conflated != conflated:
-                stats.conflated += outbox.conflated - conflated
-                conflated = outbox.conflated
-            if sampled and ts is not None:
-                metrics.observe_latency("state" if state else "event", ts)
+        if closing is None or closing.code != CloseCode.SLOW_CONSUMER:
+            batch = flusher.take(conn)
+            if batch is not None:
+                await ws.send(batch.data.decode() if conn.codec.text else batch.data)
+                batch.written()
         if closing is not None:
             await ws.close(closing.code, closing.reason)
             return

@@ -33,6 +33,7 @@ USER_STATE = table.stream("user_state").name
 USER_EVENTS = table.stream("user_events").name
 ANNOUNCEMENTS = table.stream("announcements").name
 NEWS = table.stream("news").name
+REVOCATIONS = table.stream("revocations").name
 
 HOLDINGS_BUCKET = table.bucket("holdings").name
 ALERTS_BUCKET = table.bucket("alerts").name

@@ -178,10 +178,10 @@ def test_unsub_and_close_release_subscriptions():
     send(s, {"op": "sub", "id": 1, "ch": "prices:AAPL"})
     send(s, {"op": "sub", "id": 2, "ch": "trades"})
     [out] = send(s, {"op": "unsub", "id": 3, "ch": "prices:AAPL"})
-    assert out == Unsubscribe("prices:AAPL", "tm.tick.AAPL", 3, answer=True)
+    assert out == Unsubscribe("prices:AAPL", "tm.tick.AAPL", True, 3, answer=True)
     s.close(4000, "bye")
     out = s.take()
-    assert out[0] == Unsubscribe("trades", "tm.user.alice.trades") and out[-1] == Close(4000, "bye")
+    assert out[0] == Unsubscribe("trades", "tm.user.alice.trades", False) and out[-1] == Close(4000, "bye")
 
 
 # -- commands ------------------------------------------------------------------------------

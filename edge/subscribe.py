@@ -1,0 +1,158 @@
+"""Subscribing a connection to a channel: the upstream side, the snapshot or the replay, and
+the seam to live delivery.
+
+* **State channels** (prices, portfolio): the upstream NATS subscription is made live first,
+  then the ``ok``, the snapshot (the edge's cache, or the stream's last message for the
+  subject) and live updates go to the outbox with no await in between the last three, so no
+  update can slip between the snapshot and the first live message.
+* **Event channels** (trades, notifications, alerts, announcements, news): a recorder stands in
+  for the outbox while the stored messages after the client's position are replayed; the seam
+  between replayed and live messages is then cut by stream position, so every message arrives
+  once and in order.
+
+The session core builds the ``ok``/``err`` answers (:meth:`Connection.subscribed`,
+:meth:`Connection.subscribe_failed`); this module decides when they may go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import orjson
+
+from tickmesh import metrics
+from tickmesh.contracts import streams as stream_table
+from tickmesh.contracts.channels import Kind, is_state_subject, public_subject
+from tickmesh.contracts.codes import ErrorCode
+from tickmesh.contracts.messages import SEQ_HEADER
+
+from .events import EventFeeds, unexpired
+from .hub import Hub
+from .outbox import Outbox, Recorder
+from .session import Subscribe
+from .upstream import Upstream
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+log = logging.getLogger(__name__)
+
+ANNOUNCEMENTS = public_subject(Kind.ANNOUNCEMENTS)
+
+
+class Subscriptions:
+    def __init__(self, hub: Hub, upstream: Upstream, events: EventFeeds) -> None:
+        self.hub = hub
+        self.upstream = upstream
+        self.events = events
+        self._pending: dict[str, int] = {}  # subjects with an attach waiting on upstream
+
+    async def attach(self, conn: Connection, sub: Subscribe) -> None:
+        if sub.state:
+            await self._attach_state(conn, sub)
+        else:
+            await self._attach_event(conn, sub)
+
+    def detach(self, subject: str, name: str, outbox: Outbox) -> None:
+        """Stop delivering at once; release the upstream subscription (in the background) when
+        nobody here wants the subject any more."""
+        if self.hub.remove(subject, name, outbox) and is_state_subject(subject) and subject not in self._pending:
+            self.upstream.release_soon(subject)
+
+    async def _attach_state(self, conn: Connection, sub: Subscribe) -> None:
+        subject = sub.subject
+        self._pending[subject] = self._pending.get(subject, 0) + 1
+        try:
+            await self.upstream.ensure(subject)
+            fetched = await self._fetch_snapshot(subject) if self.hub.snapshot(subject) is None else None
+        finally:
+            left = self._pending[subject] - 1
+            if left:
+                self._pending[subject] = left
+            else:
+                del self._pending[subject]
+        if not conn.wants(sub.name):
+            return
+        conn.subscribed(sub, {})
+        outbox = conn.outbox
+        self.hub.add(subject, sub.name, outbox, conflate=True)
+        if fetched is not None:
+            self.hub.seed(subject, *fetched)
+        snap = self.hub.snapshot(subject)
+        if snap is not None:
+            metrics.recovery("snapshot")
+            seq, payload = snap
+            outbox.push_state(sub.name, conn.codec.msg(sub.name, seq, payload, lambda: orjson.loads(payload)),
+                              time.monotonic())
+        if sub.max_hz:
+            outbox.throttle(sub.name, sub.max_hz)
+
+    async def _fetch_snapshot(self, subject: str) -> tuple[int, bytes] | None:
+        nc = self.upstream.nc
+        if nc is None or not nc.is_connected:
+            return None
+        try:
+            stream = stream_table.stream_for_subject(subject).name
+            msg = await nc.jetstream().get_last_msg(stream, subject, direct=True)
+        except Exception:  # none yet, or JetStream unavailable: live updates will follow
+            return None
+        seq = msg.headers.get(SEQ_HEADER) if msg.headers else None
+        if msg.data is None or seq is None or not seq.isdigit():
+            return None
+        return int(seq), msg.data
+
+    async def _attach_event(self, conn: Connection, sub: Subscribe) -> None:
+        recorder = Recorder(conn.codec.index)
+        self.hub.add(sub.subject, sub.name, recorder, conflate=False)
+        live = False
+        try:
+            live = await self._replay(conn, sub, recorder)
+        finally:
+            # Whatever ended the replay (done, refused, the connection gone, a cancellation),
+            # the recorder must not stay in the hub collecting frames for nobody.
+            if live:
+                self.hub.replace(sub.subject, sub.name, recorder, conn.outbox)
+            else:
+                self.hub.remove(sub.subject, sub.name, recorder)
+
+    async def _replay(self, conn: Connection, sub: Subscribe, recorder: Recorder) -> bool:
+        """Replay to the outbox and cut the seam; True when the outbox may take over from the
+        recorder."""
+        try:
+            announcements = sub.since is None and sub.subject == ANNOUNCEMENTS
+            replay_all = announcements or sub.history is not None
+            rec = await self.events.recover(sub.subject, sub.since, replay_all=replay_all)
+        except Exception as exc:
+            log.warning("recovery failed for %s: %s", sub.name, exc, extra={"event": "recovery.failed"})
+            conn.subscribe_failed(sub, int(ErrorCode.UNAVAILABLE), "history unavailable; retry")
+            return False
+        if not conn.wants(sub.name):
+            return False
+        metrics.recovery("replayed" if rec.recovered else "gap", len(rec.messages))
+        messages = rec.messages
+        if announcements:
+            messages = rec.messages = unexpired(messages, int(time.time() * 1_000_000))
+        if sub.history is not None:
+            messages = rec.messages = messages[-sub.history:]
+        outbox = conn.outbox
+        conn.subscribed(sub, rec.reply_fields())
+        last = rec.seq
+        # Replay in chunks, letting the writer drain in between: a long replay is flow-controlled
+        # by the client's reading speed instead of overflowing the outbox. Live messages keep
+        # arriving in the recorder meanwhile.
+        chunk = max(1, outbox.max_frames // 4)
+        for start in range(0, len(messages), chunk):
+            while len(outbox) > outbox.max_frames // 2 and conn.closing is None:
+                await asyncio.sleep(0.005)
+            if not conn.wants(sub.name):
+                return False
+            for seq, payload in messages[start:start + chunk]:
+                outbox.push(conn.codec.msg(sub.name, seq, payload, lambda p=payload: orjson.loads(p)))
+        for seq, frame in recorder.frames:
+            if seq > last:
+                outbox.push(frame)
+                last = seq
+        return True
