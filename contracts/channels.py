@@ -12,6 +12,7 @@ Grammar (also in PROTOCOL.md)::
               / "announcements" / "news"
               / "presence:" topic
               / "watchlist:" watchlist-id
+              / "flags"                            ; the caller's own evaluated feature flags
     user-kind = "portfolio" / "trades" / "notifications" / "alerts"
     topic     = "symbol." symbol / "watchlist." watchlist-id / "desk.support"
     symbol    = 1 char of [A-Z0-9^], then 0..31 of [A-Z0-9 . - / _ = ^]
@@ -56,6 +57,7 @@ class Kind(str, Enum):
     NEWS = "news"
     PRESENCE = "presence"
     WATCHLIST = "watchlist"
+    FLAGS = "flags"
 
     @property
     def per_user(self) -> bool:
@@ -64,7 +66,7 @@ class Kind(str, Enum):
     @property
     def conflates(self) -> bool:
         """State channels (latest value wins) conflate for slow clients; event channels never do."""
-        return self in (Kind.PRICES, Kind.PORTFOLIO, Kind.WATCHLIST)
+        return self in (Kind.PRICES, Kind.PORTFOLIO, Kind.WATCHLIST, Kind.FLAGS)
 
     @property
     def channel_class(self) -> str:
@@ -255,6 +257,21 @@ def user_subject(kind: Kind, user_id: str) -> str:
     return f"{SUBJECT_ROOT}.user.{encode_token(user_id)}.{kind.value}"
 
 
+def flags_subject(user_id: str) -> str:
+    """The edge-local key of ``user_id``'s evaluated flags (channel ``flags``).
+
+    Nothing is published on it: every edge evaluates a user's flags itself from the ``tm_flags``
+    bucket and the verified identity, so a client only ever receives its own values, never a
+    rule. The subject exists so that the channel has one name in the edge's hub like any other.
+    """
+    if not USER_ID_RE.fullmatch(user_id):
+        raise ChannelError("user id must be 1-64 of A-Z a-z 0-9 . _ @ -")
+    return f"{SUBJECT_ROOT}.flags.eval.{encode_token(user_id)}"
+
+
+FLAG_AUDIT_SUBJECT = f"{SUBJECT_ROOT}.flags.audit"  # every change to a flag, with who made it
+
+
 def public_subject(kind: Kind) -> str:
     if kind not in (Kind.ANNOUNCEMENTS, Kind.NEWS):
         raise ValueError(f"{kind.value} is not a public channel")
@@ -323,17 +340,22 @@ def subject_for(channel: Channel, *, user_id: str | None = None) -> str:
         if owner is None:
             raise ValueError("a per-user channel needs a user id")
         return user_subject(channel.kind, owner)
+    if channel.kind is Kind.FLAGS:
+        if user_id is None:
+            raise ValueError("the flags channel needs the authenticated user's id")
+        return flags_subject(user_id)
     return public_subject(channel.kind)
 
 
 def is_state_subject(subject: str) -> bool:
-    """Whether ``subject`` feeds a state channel (prices, portfolio, watch-lists): latest value wins."""
-    return subject.startswith((f"{SUBJECT_ROOT}.tick.", f"{SUBJECT_ROOT}.wl.")) or (
+    """Whether ``subject`` feeds a state channel (prices, portfolio, watch-lists, flags): latest value wins."""
+    return subject.startswith((f"{SUBJECT_ROOT}.tick.", f"{SUBJECT_ROOT}.wl.", f"{SUBJECT_ROOT}.flags.eval.")) or (
         subject.startswith(f"{SUBJECT_ROOT}.user.") and subject.endswith(".portfolio"))
 
 
 def channel_for_subject(subject: str) -> Channel:
-    """Invert :func:`subject_for` (per-user channels come back with their explicit user id)."""
+    """Invert :func:`subject_for` (per-user channels come back with their explicit user id; the
+    flags channel never names its user, so it comes back as plain ``flags``)."""
     parts = subject.split(".")
     if len(parts) < 2 or parts[0] != SUBJECT_ROOT:
         raise ValueError(f"not a tickmesh subject: {subject!r}")
@@ -343,6 +365,9 @@ def channel_for_subject(subject: str) -> Channel:
         kind = _BY_PREFIX.get(parts[3])
         if kind is not None and kind.per_user:
             return Channel(kind, decode_token(parts[2]))
+    if parts[1:3] == ["flags", "eval"] and len(parts) == 4:
+        decode_token(parts[3])
+        return Channel(Kind.FLAGS)
     if len(parts) == 2 and parts[1] in ("announcements", "news"):
         return Channel(_BY_PREFIX[parts[1]])
     if parts[1] == "wl" and len(parts) == 3:

@@ -18,7 +18,8 @@ import orjson
 from ._data import load
 from .channels import SYMBOL_RE, USER_ID_RE
 
-_PRIMITIVES = frozenset({"symbol", "decimal", "ts_us", "string", "int", "user_id", "enum", "bool", "json"})
+_PRIMITIVES = frozenset({"symbol", "decimal", "ts_us", "string", "int", "user_id", "enum", "bool", "number", "json"})
+_MAP_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 
 # NATS header carrying a message's position in its channel: strictly increasing per channel.
 # For state channels (prices, portfolio) it is a version, not dense; for event channels it is
@@ -131,6 +132,27 @@ def _check(message: str, f: Field, value: Any) -> Any:
             except ContractError as exc:
                 raise fail(f"item {i}: {exc.field or ''} {exc.reason}".strip()) from None
         return out
+    if f.type == "number":
+        if type(value) not in (int, float) or value != value or value in (float("inf"), float("-inf")):
+            raise fail("must be a finite number")
+        return value
+    if f.type == "map":
+        # An object whose keys follow the flag-name grammar and whose values follow `items`.
+        if not isinstance(value, Mapping):
+            raise fail("must be an object")
+        if f.max is not None and len(value) > f.max:
+            raise fail(f"must have at most {f.max} entries")
+        assert f.items is not None
+        sub = schema(f.items)
+        out_map: dict[str, Any] = {}
+        for key, v in value.items():
+            if not isinstance(key, str) or not _MAP_KEY_RE.fullmatch(key):
+                raise fail(f"key {str(key)[:40]!r} must be 1-64 of a-z 0-9 _ . - starting with a letter")
+            try:
+                out_map[key] = sub.validate(v)
+            except ContractError as exc:
+                raise fail(f"{key}: {exc.field or ''} {exc.reason}".strip()) from None
+        return out_map
     if f.type == "string":
         if not isinstance(value, str) or (f.max is not None and len(value) > f.max):
             raise fail(f"must be a string of at most {f.max} characters")

@@ -31,6 +31,7 @@ _PRIMITIVE_TS = {
     "user_id": "string",
     "bool": "boolean",
     "json": "unknown",
+    "number": "number",
 }
 
 
@@ -50,6 +51,9 @@ def _field_type(f: Field) -> str:
         assert f.items is not None
         item = _PRIMITIVE_TS.get(f.items) or _pascal(f.items)
         return f"{item}[]"
+    if f.type == "map":
+        assert f.items is not None
+        return f"Record<string, {_pascal(f.items)}>"
     return _PRIMITIVE_TS.get(f.type) or _pascal(f.type)
 
 

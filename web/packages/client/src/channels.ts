@@ -8,7 +8,7 @@ export function kindOf(channel: string): ChannelKind | undefined {
 
 const KINDS: Record<ChannelKind, true> = {
   prices: true, portfolio: true, trades: true, notifications: true, alerts: true, announcements: true, news: true,
-  presence: true, watchlist: true,
+  presence: true, watchlist: true, flags: true,
 };
 
 /** Event channels deliver every message and resume with `since`; state channels conflate. */

@@ -355,6 +355,76 @@ export interface WatchlistEdit {
   ops: WatchlistOp[];
 }
 
+/** The caller's evaluated feature flags (channel `flags`): each flag's value for this user, never the rules that chose it. Every message is the whole set (latest wins). */
+export interface Flags {
+  /** Flag name -> this user's value. */
+  flags: Record<string, FlagValue>;
+  /** Revision of the flag set these values were evaluated from (the tm_flags bucket's last change); the same on every edge. */
+  revision: number;
+  /** When the values were evaluated. */
+  ts: TimestampUs;
+}
+
+/** One flag's value for one user. */
+export interface FlagValue {
+  /** The value: a boolean, string, number or small JSON object/array, per the flag's type. */
+  value: unknown;
+  /** Which outcome chose the value: `on`/`off` for boolean flags, otherwise `default`, `rule` or `rollout`. */
+  variant: string;
+  /** Why: no rule matched (`default`), a rule matched (`targeting_match`), the user is in the percentage rollout (`split`), or the flag is killed (`disabled`). */
+  reason: "default" | "targeting_match" | "split" | "disabled";
+}
+
+/** An admin's change to one feature flag (`flag.update`, and `tickmesh flags`). Which fields apply depends on `action`. */
+export interface FlagChange {
+  /** Flag name: 1-64 of a-z 0-9 _ . -, starting with a letter. */
+  name: string;
+  /** create (type, value = default); set (value = the default); describe (description); rollout (percent, value); add_rule (value and at least one of users, roles, entitlements); remove_rule (index); clear_rules; schedule (starts_at and/or ends_at; neither clears it); kill (everyone gets the default at once); revive; delete. */
+  action: "create" | "set" | "describe" | "rollout" | "add_rule" | "remove_rule" | "clear_rules" | "schedule" | "kill" | "revive" | "delete";
+  /** The flag's value type (create only; never changes afterwards). */
+  type?: "boolean" | "string" | "number" | "json";
+  /** A value of the flag's type (create/set: the default; rollout, add_rule: the value they serve; a boolean flag's rollout defaults to true). */
+  value?: unknown;
+  /** Rollout percentage, 0 to 100, at most two decimals ("10", "0.5"). The same users stay in as it grows. */
+  percent?: DecimalString;
+  /** add_rule: user ids the rule matches. */
+  users?: string[];
+  /** add_rule: the rule matches users holding any of these roles. */
+  roles?: string[];
+  /** add_rule: the rule matches users holding any of these market-data entitlements. */
+  entitlements?: string[];
+  /** remove_rule: the rule's position (0 is evaluated first). */
+  index?: number;
+  /** schedule: rules and rollout apply from this time (before it, everyone gets the default). */
+  starts_at?: TimestampUs;
+  /** schedule: rules and rollout stop applying at this time. */
+  ends_at?: TimestampUs;
+  /** create/describe: what the flag gates, for people. */
+  description?: string;
+  /** Optional: apply only if the flag is still at this revision (else error 642, nothing changed). */
+  revision?: number;
+}
+
+/** One change to a feature flag, as recorded on `tm.flags.audit` (stream TM_FLAG_AUDIT): who made it, through what, and the definition before and after. */
+export interface FlagAudit {
+  /** Flag name. */
+  flag: string;
+  /** The `flag_change` action. */
+  action: string;
+  /** Who: the verified user id for `flag.update`, the operator's name for the CLI. */
+  by: string;
+  /** Through what: the admin command over an edge, `tickmesh flags`, or the Python API. */
+  via: "command" | "cli" | "api";
+  /** The definition before the change (absent when created). */
+  before?: unknown;
+  /** The definition after the change (absent when deleted). */
+  after?: unknown;
+  /** The bucket revision the change was stored at. */
+  revision: number;
+  /** When. */
+  ts: TimestampUs;
+}
+
 
 // --- error codes (codes.toml [err]; the flag says whether retrying may succeed) ---
 export const ErrorCode = {
@@ -418,6 +488,12 @@ export const ErrorCode = {
   WATCHLIST_LIMIT: 609,
   /** The watch-list edit conflicts with a change made since its base version; nothing was applied. The reply's `data` holds the current watch-list: re-apply the edit to it and send again. */
   EDIT_CONFLICT: 610,
+  /** No feature flag of that name. */
+  UNKNOWN_FLAG: 640,
+  /** The flag change is not valid (a value of the wrong type, a bad percentage or rule, a name taken); `reason` says which. */
+  INVALID_FLAG: 641,
+  /** The flag changed since the revision the change was made against; nothing was changed: reload it and retry. */
+  FLAG_CONFLICT: 642,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** code -> [name, retry] */
@@ -452,6 +528,9 @@ export const ERROR_INFO: Readonly<Record<number, readonly [string, boolean]>> = 
   608: ["too_many_alerts", false],
   609: ["watchlist_limit", false],
   610: ["edit_conflict", false],
+  640: ["unknown_flag", false],
+  641: ["invalid_flag", false],
+  642: ["flag_conflict", true],
 };
 
 // --- close codes (codes.toml [close]; the flag says whether to reconnect) ---
@@ -524,9 +603,13 @@ export interface Commands {
   "watchlist.history": WatchlistRef;
   /** Delete the list (owner); every open subscription ends. Reply data: {id}. Roles: admin, support, user. */
   "watchlist.delete": WatchlistRef;
+  /** List every feature flag with its rules, rollout and schedule (definitions, not values). Reply data: {flags: [definition, ...], revision}. Roles: admin. */
+  "flag.list": Empty;
+  /** Change one feature flag (create, set, rollout, rules, schedule, kill switch, delete); recorded with the admin's id on `tm.flags.audit`. Reply data: {flag: definition or null, revision}. Roles: admin. */
+  "flag.update": FlagChange;
 }
 export type CommandName = keyof Commands;
-export const COMMAND_NAMES: readonly CommandName[] = ["order.submit", "order.cancel", "alert.create", "alert.list", "alert.delete", "announcement.publish", "watchlist.create", "watchlist.list", "watchlist.edit", "watchlist.share", "watchlist.unshare", "watchlist.history", "watchlist.delete"];
+export const COMMAND_NAMES: readonly CommandName[] = ["order.submit", "order.cancel", "alert.create", "alert.list", "alert.delete", "announcement.publish", "watchlist.create", "watchlist.list", "watchlist.edit", "watchlist.share", "watchlist.unshare", "watchlist.history", "watchlist.delete", "flag.list", "flag.update"];
 
 // --- channels (channels.py) ---
 /** The message type carried by each channel kind (the part of the name before `:`). */
@@ -540,10 +623,11 @@ export interface ChannelData {
   news: News;
   presence: Presence;
   watchlist: Watchlist;
+  flags: Flags;
 }
 export type ChannelKind = keyof ChannelData;
 /** State channels: the latest value wins (snapshot on subscribe, conflated). */
-export const STATE_KINDS: readonly ChannelKind[] = ["prices", "portfolio", "watchlist"];
+export const STATE_KINDS: readonly ChannelKind[] = ["prices", "portfolio", "watchlist", "flags"];
 /** Event channels: every message, resumable with `since`. */
 export const EVENT_KINDS: readonly ChannelKind[] = ["trades", "notifications", "alerts", "announcements", "news"];
 /** Presence channels: a member-list snapshot, then versioned deltas. */
