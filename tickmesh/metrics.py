@@ -21,6 +21,7 @@ Every process
     ``dropped(reason, n)``                             a message thrown away (bad payload, contract breach, ...).
     ``command_done(name, result, seconds)``            edge: per ``cmd`` round trip; services: in
                                                        ``serve_commands.on_request`` (result "ok" or an error name).
+    ``flag_evaluated(flag, variant, n)``               by ``tickmesh.flags.Flags`` for every evaluation it makes.
 Services
     ``serve(settings)``                                after ``logs.setup``: serves ``/metrics`` on ``METRICS_PORT``
                                                        (0, the default, serves nothing); ``MetricsSettings`` holds it.
@@ -54,6 +55,7 @@ direction: in, out · code: the numbers in contracts/codes.toml plus WebSocket 1
 reason (auth): see ``AUTH_REASONS`` · limit: see ``RATE_LIMITS`` · reason (dropped): see ``DROP_REASONS``
 result (recovery): see ``RECOVERY_RESULTS`` · command: the names in contracts/commands.toml
 result (command): ok or an error name from codes.toml · provider: lower-case names, at most 16 distinct.
+flag: flag names (grammar of tickmesh.flags), at most 256 · variant (flags): see ``FLAG_VARIANTS``.
 
 Cost: a counter increment is a lock and an add, about 0.5 µs on the 2-core development machine
 (``ops/otel/overhead.py`` measures it); the hot-path helpers use label children bound at import,
@@ -171,9 +173,27 @@ _RATE_LIMITED = _counter("tickmesh_edge_rate_limited_total", "Requests refused b
 _RECOVERY = _counter("tickmesh_edge_recovery_requests_total", "Resume requests, by outcome", ("result",))
 _REPLAYED = _counter("tickmesh_edge_recovery_replayed_messages_total", "Messages replayed to resuming clients")
 
+def flag_evaluated(flag: str, variant: str, n: int = 1) -> None:
+    """Count ``n`` evaluations of ``flag`` that gave ``variant`` (bounded: at most 256 flag
+    names, the variants in ``FLAG_VARIANTS``; anything beyond is ``other``)."""
+    child = _flag_children.get((flag, variant))
+    if child is None:
+        if flag not in _flag_names and _FLAG_RE.fullmatch(flag) and len(_flag_names) < _MAX_FLAG_LABELS:
+            _flag_names.add(flag)
+        name = flag if flag in _flag_names else OTHER
+        label = _clamp(variant, FLAG_VARIANTS)
+        child = _FLAG_EVALS.labels(name, label)
+        if name != OTHER and label != OTHER:
+            _flag_children[(flag, variant)] = child
+    child.inc(n)  # type: ignore[attr-defined]
+
+
 # --- market-feed -------------------------------------------------------------------------------
 _PROVIDER_UP = _gauge("tickmesh_provider_connected", "1 while the provider connection is up", ("provider",))
 _PROVIDER_GAPS = _counter("tickmesh_provider_gaps_total", "Sequence gaps detected in provider data", ("provider",))
+_FLAG_EVALS = _counter("tickmesh_flag_evaluations_total",
+                       "Feature-flag evaluations, by flag and variant (on/off, default/rule/rollout, missing)",
+                       ("flag", "variant"))
 _PROVIDER_RECONNECTS = _counter("tickmesh_provider_reconnects_total", "Provider reconnections", ("provider",))
 
 
@@ -194,6 +214,13 @@ def _provider(name: str) -> str:
     if _PROVIDER_RE.fullmatch(name) and len(_providers) < _MAX_PROVIDERS:
         return name
     return OTHER
+
+
+FLAG_VARIANTS = ("on", "off", "default", "rule", "rollout", "missing")
+_FLAG_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_MAX_FLAG_LABELS = 256  # tickmesh.flags.model.MAX_FLAGS: one label per flag that can exist
+_flag_names: set[str] = set()
+_flag_children: dict[tuple[str, str], object] = {}
 
 
 def _code(code: object, allowed: tuple[str, ...]) -> str:
