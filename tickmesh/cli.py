@@ -106,6 +106,12 @@ def cmd_announce(args: argparse.Namespace) -> int:
     return run(args.severity, args.text, args.starts_at, args.ends_at)
 
 
+def cmd_flags(args: argparse.Namespace) -> int:
+    from tickmesh.flags.cli import run
+
+    return run(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickmesh", description="Real-time streaming mesh for an investment platform.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -131,6 +137,11 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--starts-at", help="ISO 8601 start time (default now; no zone means UTC)")
     a.add_argument("--ends-at", help="ISO 8601 expiry (default ANNOUNCER_DEFAULT_TTL_S after the start)")
     a.set_defaults(fn=cmd_announce)
+    fl = sub.add_parser("flags", help="list and change feature flags (rollouts, rules, kill switch)")
+    from tickmesh.flags.cli import add_arguments as flag_arguments
+
+    flag_arguments(fl)
+    fl.set_defaults(fn=cmd_flags)
     st = sub.add_parser("settings", help="list every setting, its environment variable and default")
     st.add_argument("name", nargs="?", choices=["edge", "metrics", "tracing", "streams", *services()])
     st.set_defaults(fn=cmd_settings)
