@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "tickmesh"
 RENDERER = Path(__file__).resolve().parent / "helmrender"
 GOPATH = "/usr/share/gocode"
-SERVICES = ("market-feed", "portfolio-valuer", "broker", "notifier", "announcer")
+SERVICES = ("market-feed", "portfolio-valuer", "broker", "notifier", "announcer", "flags")
 # Variables every container may carry besides its component's own settings.
 SHARED = ({env for env, _, _ in describe(metrics.MetricsSettings)} | {env for env, _, _ in describe(tracing.TracingSettings)}
           | {env for env, _, _ in describe(streams.Retention)}
