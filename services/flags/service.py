@@ -47,7 +47,7 @@ class FlagAdmin:
 
 
 async def serve(settings: FlagServiceSettings, nc, stop) -> None:
-    admin = FlagAdmin(await FlagStore.open(nc, audit_max_age=settings.audit_max_age))
+    admin = FlagAdmin(await FlagStore.open(nc))
     subs = await serve_commands(nc, "flags", {"flag.list": admin.list, "flag.update": admin.update})
     log.info("flags service running", extra={"event": "flags.started"})
     try:

@@ -7,8 +7,8 @@ loser retries against the new definition (or gets 642 when it named the revision
 
 Each stored change is then published on ``tm.flags.audit`` (stream ``TM_FLAG_AUDIT``) with who
 made it and the definition before and after. The definition itself also carries
-``updated_by``/``updated_at`` and the bucket keeps the last :data:`HISTORY` definitions per flag,
-so even a change whose audit publish failed (logged) is attributable.
+``updated_by``/``updated_at`` and the bucket keeps the last 16 definitions per flag
+(contracts/streams.toml), so even a change whose audit publish failed (logged) is attributable.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import time
 from typing import Any, Mapping
 
 import orjson
-from nats.js.api import DiscardPolicy, KeyValueConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError, NotFoundError
 
+from tickmesh import streams
+from tickmesh.contracts import streams as table
 from tickmesh.contracts.channels import FLAG_AUDIT_SUBJECT
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.messages import encode
@@ -32,40 +33,21 @@ from .model import MAX_FLAGS, Flag, FlagError, check_name, invalid
 
 log = logging.getLogger(__name__)
 
-FLAGS_BUCKET = "tm_flags"
-AUDIT_STREAM = "TM_FLAG_AUDIT"
-HISTORY = 16  # definitions kept per flag in the bucket
+FLAGS_BUCKET = table.bucket("flags").name
+AUDIT_STREAM = table.stream("flag_audit").name
 _RETRIES = 16  # compare-and-set attempts when another change wins the race (jittered)
 _WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed expected-last-sequence check
 _AUDIT_SCAN = 10_000  # audit records looked at, at most, to find one flag's last changes
 
 
-DEFAULT_AUDIT_MAX_AGE = 31_536_000.0  # seconds audit records are kept unless the flags service says otherwise
-
-
-async def ensure(js: Any, *, audit_max_age: float | None = None) -> Any:
-    """Create the bucket and the audit stream if missing (safe to race); return the bucket.
-
-    Only the flags service passes ``audit_max_age`` (its ``TM_RETAIN_FLAG_AUDIT_S``) and so
-    brings an existing stream to it; edges, services and the CLI create with the default and
-    otherwise leave the stream as it is.
-    """
-    config = StreamConfig(name=AUDIT_STREAM, subjects=[FLAG_AUDIT_SUBJECT], storage=StorageType.FILE,
-                          retention=RetentionPolicy.LIMITS, discard=DiscardPolicy.OLD,
-                          max_age=audit_max_age or DEFAULT_AUDIT_MAX_AGE, duplicate_window=120.0)
-    try:
-        await js.add_stream(config)
-    except BadRequestError:
-        if audit_max_age is not None:
-            await js.update_stream(config)
+async def ensure(js: Any) -> Any:
+    """The ``tm_flags`` bucket, creating every stream and bucket first (contracts/streams.toml,
+    the audit stream included) when it does not exist yet."""
     try:
         return await js.key_value(FLAGS_BUCKET)
     except NotFoundError:
-        try:
-            return await js.create_key_value(KeyValueConfig(bucket=FLAGS_BUCKET, history=HISTORY,
-                                                            storage=StorageType.FILE))
-        except BadRequestError:  # a concurrent creator won
-            return await js.key_value(FLAGS_BUCKET)
+        await streams.ensure(js)
+        return await js.key_value(FLAGS_BUCKET)
 
 
 def now_us() -> int:
@@ -78,9 +60,10 @@ class FlagStore:
         self.kv = kv
 
     @classmethod
-    async def open(cls, nc: Any, *, audit_max_age: float | None = None) -> "FlagStore":
+    async def open(cls, nc: Any) -> "FlagStore":
         js = nc.jetstream()
-        return cls(js, await ensure(js, audit_max_age=audit_max_age))
+        await streams.ensure(js)  # the audit stream too, at its configured retention
+        return cls(js, await js.key_value(FLAGS_BUCKET))
 
     async def get(self, name: str) -> tuple[Flag | None, int]:
         """The flag's definition and revision (``None, 0`` when absent or deleted)."""
