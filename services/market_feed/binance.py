@@ -35,8 +35,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from tickmesh import metrics
+from tickmesh.backoff import Backoff
 
-from .backoff import Backoff
 from .connection import run_websocket
 from .loglimit import LogLimiter
 from .normalise import Tick, decode_json, from_binance_book, from_binance_trade

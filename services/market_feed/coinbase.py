@@ -26,8 +26,8 @@ import time
 from typing import Any, Callable
 
 from tickmesh import metrics
+from tickmesh.backoff import Backoff
 
-from .backoff import Backoff
 from .connection import run_websocket
 from .loglimit import LogLimiter
 from .normalise import Tick, decode_json, from_coinbase_ticker

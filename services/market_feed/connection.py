@@ -32,8 +32,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from tickmesh import metrics
+from tickmesh.backoff import Backoff
 
-from .backoff import Backoff
 from .normalise import Tick
 from .provider import Emit, ProviderStats
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tickmesh.services.market_feed.backoff import Backoff
+from tickmesh.backoff import Backoff
 from tickmesh.services.market_feed.binance import (BinanceBooks, BinanceProvider, BinanceSession, canonical,
                                                    exchange_symbol, stream_names)
 from tickmesh.services.market_feed.provider import ProviderStats

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from tickmesh.services.market_feed.backoff import Backoff
+from tickmesh.backoff import Backoff
 from tickmesh.services.market_feed.coinbase import CoinbaseProvider, CoinbaseSession
 from tickmesh.services.market_feed.provider import ProviderStats
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tickmesh.services.market_feed.backoff import Backoff
+from tickmesh.backoff import Backoff
 
 
 def test_healthy_reconnects_wait_only_for_the_rate_floor():

@@ -1,4 +1,7 @@
-"""When a provider adapter may connect again: jittered exponential backoff under a rate floor.
+"""When to try again: jittered exponential backoff under an optional rate floor.
+
+The one backoff of tickmesh: provider adapters, NATS (re)connection, ``tickmesh up``'s restarts
+and the publishing SDK's retries all use it, so they spread out the same way.
 
 Two rules combine, and the later of the two wins:
 
@@ -8,6 +11,7 @@ Two rules combine, and the later of the two wins:
 * **Rate floor**: never two connection attempts closer than ``min_interval`` seconds, whatever
   happened, so an adapter cannot exceed its provider's connection-rate limit even when the
   server closes every connection straight away (Binance: 300 attempts per 5 minutes per IP).
+  Zero (the default) turns it off.
 
 Sans-I/O: the caller passes the time and sleeps for the delay it is given.
 """
@@ -19,7 +23,7 @@ from typing import Callable
 
 
 class Backoff:
-    def __init__(self, *, base: float = 0.5, cap: float = 30.0, min_interval: float = 1.0,
+    def __init__(self, *, base: float = 0.5, cap: float = 30.0, min_interval: float = 0.0,
                  rng: Callable[[], float] = random.random) -> None:
         if base <= 0 or cap < base or min_interval < 0:
             raise ValueError("need 0 < base <= cap and min_interval >= 0")
@@ -53,3 +57,11 @@ class Backoff:
 
     def succeeded(self) -> None:
         self.failures = 0
+
+    def next_delay(self, now: float) -> float:
+        """Record a failed attempt at ``now`` and return the seconds to wait before the next one
+        (the usual call in a retry loop)."""
+        self.failed()
+        delay = self.delay(now)
+        self.attempt(now + delay)
+        return delay
