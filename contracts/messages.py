@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import orjson
 
 from ._data import load
-from .channels import SYMBOL_RE, USER_ID_RE
+from .channels import SYMBOL_RE, USER_ID_RE, Kind, channel_for_subject
 
 _PRIMITIVES = frozenset({"symbol", "decimal", "ts_us", "string", "int", "user_id", "enum", "bool", "number", "json"})
 _MAP_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
@@ -58,6 +58,14 @@ class Schema:
     name: str
     doc: str
     fields: tuple[Field, ...]
+    subject: str | None = None  # the subject it is published on, as documented (`tm.tick.<symbol-token>`)
+    id_field: str | None = None  # the field naming an event (event channels)
+
+    def field(self, name: str) -> Field | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
 
     def validate(self, obj: Any) -> dict[str, Any]:
         """Return ``obj`` normalised (``Decimal`` to string) if valid; raise :class:`ContractError`."""
@@ -190,11 +198,28 @@ def schema(name: str) -> Schema:
         )
         for fname, spec in raw.get("fields", {}).items()
     )
-    return Schema(name=name, doc=raw.get("doc", ""), fields=fields)
+    return Schema(name=name, doc=raw.get("doc", ""), fields=fields, subject=raw.get("subject"),
+                  id_field=raw.get("id_field"))
 
 
 def schema_names() -> list[str]:
     return list(load("messages.toml"))
+
+
+@cache
+def channel_schemas() -> dict[Kind, str]:
+    """Channel kind -> the schema of what it carries: each schema's ``channel``, else derived
+    from its ``subject`` (never listed by hand)."""
+    out: dict[Kind, str] = {}
+    for name in schema_names():
+        channel = load("messages.toml")[name].get("channel")
+        subject = schema(name).subject
+        if channel:
+            out[Kind(channel)] = name
+        elif subject:
+            sample = subject.replace("<symbol-token>", "X").replace("<user-token>", "u")
+            out[channel_for_subject(sample).kind] = name
+    return out
 
 
 def encode(name: str, obj: Mapping[str, Any]) -> bytes:

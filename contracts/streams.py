@@ -210,6 +210,15 @@ def stream_for_subject(subject: str) -> Stream:
     raise KeyError(subject)
 
 
+@cache
+def stream_for_kind(kind: Kind) -> Stream:
+    """The stream that stores the channels of ``kind``; ``KeyError`` if none does."""
+    for st in streams().values():
+        if kind in st.channels:
+            return st
+    raise KeyError(kind)
+
+
 def event_feeds() -> tuple[tuple[str, str], ...]:
     """``(subject pattern, stream name)`` of every event stream: what an edge reads live."""
     return tuple((p, st.name) for st in streams().values() if st.cls == "event" for p in st.subjects)

@@ -29,6 +29,12 @@ def test_event_feeds_are_exactly_the_event_channel_patterns():
     assert patterns == [wildcard(k) for k in Kind if k.channel_class == "event"]
 
 
+def test_every_wildcard_matches_what_subject_for_builds():
+    for kind, arg in [(Kind.PRICES, "BRK.B"), (Kind.TRADES, "a.b@c"), (Kind.PORTFOLIO, "x"), (Kind.NEWS, None)]:
+        assert table.matches(wildcard(kind), subject_for(Channel(kind, arg)))
+    assert not table.matches(wildcard(Kind.TRADES), subject_for(Channel(Kind.ALERTS, "a")))
+
+
 def test_subject_matching_follows_nats_wildcards():
     assert table.matches("tm.user.*.trades", "tm.user.bob.trades")
     assert not table.matches("tm.user.*.trades", "tm.user.bob.trades.x")
@@ -75,3 +81,18 @@ def test_watchlist_bucket_republishes_on_the_watchlist_channel_subjects():
     assert b.name == WATCHLISTS_BUCKET and b.history == 64
     assert table.matches(b.republish, watchlist_subject("AbCdEfGhIjKlMnOpQrStU1"))
     assert table.bucket("presence").marker_ttl
+
+
+def test_event_channels_have_an_id_field_and_a_stream_state_channels_only_a_state_stream():
+    from tickmesh.contracts.messages import channel_schemas, schema
+
+    for kind, name in channel_schemas().items():
+        s = schema(name)
+        if kind.channel_class == "state":
+            try:
+                assert table.stream_for_kind(kind).cls == "state"
+            except KeyError:
+                pass  # a state channel may live without storage (no snapshot then)
+        elif kind.channel_class == "event":
+            assert s.id_field is not None and s.field(s.id_field) is not None, name
+            assert table.stream_for_kind(kind).cls == "event", kind

@@ -128,8 +128,8 @@ export interface Notification {
   id: string;
   /** Recipient. */
   user: string;
-  /** What caused it. */
-  kind: "trade" | "alert" | "news" | "system";
+  /** What caused it (risk: a risk system, e.g. a margin call). */
+  kind: "trade" | "alert" | "news" | "system" | "risk";
   /** How prominently to show it. */
   severity: "info" | "warning" | "critical";
   /** One line, e.g. "Bought 10 AAPL at 187.20". */
