@@ -22,7 +22,7 @@ from tickmesh.contracts import commands as cmds
 from tickmesh.contracts.codes import ERRORS, ErrorCode
 from tickmesh.contracts.messages import ContractError
 from tickmesh.natsconn import connect
-from tickmesh.services.common.publishing import traced
+from tickmesh.publish import traced
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ async def serve_commands(nc: Client, service: str, handlers: dict[str, Handler])
 
     Each command is counted (``tickmesh_commands_total``, by result, and its handler's duration)
     and handled inside a span named ``"<service> <command>"``. What the handler publishes with
-    ``common.publishing`` carries that span's trace context: an order's execution continues the
+    ``tickmesh.publish`` carries that span's trace context: an order's execution continues the
     order's trace (``trace_headers()`` gives the headers for a plain ``nc.publish``).
     """
     missing = {c.name for c in cmds.commands().values() if c.service == service} - set(handlers)

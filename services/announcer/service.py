@@ -16,10 +16,10 @@ from collections import OrderedDict
 from typing import Any
 
 from tickmesh import streams
-from tickmesh.contracts.channels import Kind, public_subject
+from tickmesh.contracts.channels import Channel, Kind
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import CommandRequest
-from tickmesh.services.common.publishing import now_us, publish_event, stable_id
+from tickmesh.publish import Publisher, now_us, stable_id
 from tickmesh.services.runner import CommandError, run_service, serve_commands, wait_wake_or_stop
 
 from .schedule import AnnouncementError, Schedule, due_now, prepare
@@ -31,8 +31,8 @@ RECENT_REPLIES = 1000  # retries of older commands are still stored once (Nats-M
 
 
 class Announcer:
-    def __init__(self, js: Any, *, default_ttl_s: float) -> None:
-        self.js = js
+    def __init__(self, publisher: Publisher, *, default_ttl_s: float) -> None:
+        self.publisher = publisher
         self.default_ttl_us = int(default_ttl_s * 1_000_000)
         self.schedule = Schedule()
         self.wake = asyncio.Event()
@@ -65,7 +65,7 @@ class Announcer:
 
     async def _publish(self, ann: dict[str, Any]) -> dict[str, Any]:
         out = {**ann, "ts": now_us()}
-        await publish_event(self.js, public_subject(Kind.ANNOUNCEMENTS), "announcement", out, ann["id"])
+        await self.publisher.publish(Channel(Kind.ANNOUNCEMENTS), out)
         log.info("announcement %s published", ann["id"], extra={"event": "announcer.published", "announcement_id": ann["id"]})
         return out
 
@@ -93,7 +93,7 @@ class Announcer:
 async def serve(settings: AnnouncerSettings, nc, stop: asyncio.Event) -> None:
     js = nc.jetstream()
     await streams.ensure(js)
-    announcer = Announcer(js, default_ttl_s=settings.default_ttl)
+    announcer = Announcer(Publisher(nc), default_ttl_s=settings.default_ttl)
     subs = await serve_commands(nc, "announcer", {"announcement.publish": announcer.publish_command})
     log.info("announcer running", extra={"event": "announcer.started"})
     try:

@@ -7,7 +7,7 @@ Guarantees:
   record and gets the original reply back.
 * **Holdings are exact.** A fill is applied to the account with a compare-and-set on the key's
   revision, and remembered by execution id in the account, so a repeat never counts twice.
-* **Events once.** Each execution is published with ``Nats-Msg-Id`` = ``exec_id``.
+* **Events once.** Each execution is published (``tickmesh.publish``) with ``Nats-Msg-Id`` = ``exec_id``.
 * **Interrupted work finishes.** The record says ``filling`` (with its price) before holdings
   change; whoever next sees it (a retried submit, a restarted broker) completes the same fill.
 """
@@ -22,14 +22,14 @@ from typing import Any
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-from tickmesh.contracts.channels import Kind, user_subject
+from tickmesh.contracts.channels import Channel, Kind
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import CommandRequest
 from tickmesh.contracts.instruments import instruments
 from tickmesh.services.common.holdings import (Account, HoldingsError, account_key, apply_fill,
                                                          decode_account, update_account)
+from tickmesh.publish import Publisher, now_us
 from tickmesh.services.common.prices import PriceBook
-from tickmesh.services.common.publishing import now_us, publish_event
 from tickmesh.services.runner import CommandError
 
 from . import orders as o
@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 
 class Broker:
-    def __init__(self, *, js: Any, orders_kv: Any, holdings_kv: Any, prices: PriceBook) -> None:
-        self.js = js
+    def __init__(self, *, publisher: Publisher, orders_kv: Any, holdings_kv: Any, prices: PriceBook) -> None:
+        self.publisher = publisher
         self.orders_kv = orders_kv
         self.holdings_kv = holdings_kv
         self.prices = prices
@@ -186,8 +186,8 @@ class Broker:
         return replace(filled, reply=order.reply or o.reply_data(filled))
 
     async def _publish(self, order: o.Order) -> None:
-        await publish_event(self.js, user_subject(Kind.TRADES, order.user), "execution",
-                            o.execution(order, now_us()), o.exec_id(order, order.status))
+        await self.publisher.publish(Channel(Kind.TRADES, order.user), o.execution(order, now_us()),
+                                     id=o.exec_id(order, order.status))
 
     # --- storage ---------------------------------------------------------------------------
 

@@ -25,8 +25,8 @@ from tickmesh.contracts.channels import encode_token
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.instruments import Instrument
 
+from tickmesh.publish import stable_id
 from tickmesh.services.common.holdings import Account
-from tickmesh.services.common.publishing import stable_id
 
 QTY_QUANTUM = Decimal("0.00000001")  # quantities carry at most 8 decimal places (the "lot")
 

@@ -13,11 +13,12 @@ import logging
 from typing import Any
 
 from tickmesh import streams
+from tickmesh.publish import Publisher
+from tickmesh.services.common.buckets import follow
 from tickmesh.services.common.prices import PriceBook, follow_prices
 from tickmesh.services.runner import run_service, serve_commands
 
 from .engine import Broker
-from tickmesh.services.common.buckets import follow
 
 from .orders import decode_order
 from .settings import BrokerSettings
@@ -42,7 +43,7 @@ async def serve(settings: BrokerSettings, nc, stop: asyncio.Event) -> None:
     js = nc.jetstream()
     await streams.ensure(js)
     prices = PriceBook()
-    broker = Broker(js=js, orders_kv=await js.key_value(streams.ORDERS_BUCKET),
+    broker = Broker(publisher=Publisher(nc), orders_kv=await js.key_value(streams.ORDERS_BUCKET),
                     holdings_kv=await js.key_value(streams.HOLDINGS_BUCKET), prices=prices)
     ready = asyncio.Event()
     orders_task = asyncio.ensure_future(follow_orders(broker.orders_kv, broker, ready))

@@ -4,6 +4,6 @@ does not start it).
 * ``holdings``: the account model and the ``HOLDINGS_BUCKET`` it lives in (the broker writes it,
   the valuer and the notifier watch it);
 * ``prices``: the latest price of every instrument, kept from the tick stream;
-* ``publishing``: how a service puts a message on NATS (state and event rules, ids, and the
-  trace context that travels in the headers).
+
+Services publish through :mod:`tickmesh.publish`, the same SDK other services use.
 """

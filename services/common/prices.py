@@ -22,9 +22,9 @@ from tickmesh import metrics, tracing
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import TICK_WILDCARD, tick_subject
 from tickmesh.contracts.instruments import instruments
+from tickmesh.publish import traced
 from tickmesh.streams import TICKS
 
-from .publishing import traced
 
 log = logging.getLogger(__name__)
 

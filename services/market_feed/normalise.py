@@ -36,7 +36,7 @@ class Tick:
     stale: bool = False
 
     def to_message(self) -> dict[str, Any]:
-        """The contract-shaped dict :class:`TickPublisher` validates and publishes."""
+        """The contract-shaped dict :meth:`tickmesh.publish.Publisher.publish_tick` validates and publishes."""
         out: dict[str, Any] = {"symbol": self.symbol, "last": self.last}
         for name in ("bid", "ask", "size"):
             value = getattr(self, name)

@@ -6,9 +6,11 @@ arrives, and :meth:`Pump.run_timer` calls ``poll`` at the pipeline's next deadli
 when a new tick creates an earlier one), which is what sends held-back trailing ticks and stale
 marks. Both run on one event loop, so the synchronous pipeline needs no lock.
 
-A tick NATS cannot take (its outbound buffer is full during an outage) is dropped and counted
-(``tickmesh_dropped_messages_total{reason="overflow"}``), never raised into the provider: prices
-are state, and the next tick supersedes the lost one.
+Ticks go out through :class:`tickmesh.publish.Publisher` (``publish_tick``: validated, versioned,
+traced). A tick NATS cannot take (its outbound buffer is full during an outage) is dropped and
+counted (``tickmesh_dropped_messages_total{reason="overflow"}``), never raised into the provider:
+prices are state, and the next tick supersedes the lost one. A tick that breaks the contract (a
+provider bug) is dropped, counted (``reason="invalid"``) and logged: it never reaches browsers.
 
 Tracing: :meth:`Pump.emit` is the head where a tick enters tickmesh. One random draw
 (``tracing.should_sample``) decides; an unsampled tick takes the plain path, which creates no
@@ -29,10 +31,10 @@ from typing import Callable
 from nats.errors import Error as NatsError
 
 from tickmesh import metrics, tracing
+from tickmesh.publish import InvalidMessage, Publisher, PublishError
 
 from .normalise import Tick
 from .pipeline import Pipeline
-from .publisher import TickPublisher
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,14 @@ IDLE_POLL_S = 1.0
 
 
 class Pump:
-    def __init__(self, pipeline: Pipeline, publisher: TickPublisher,
+    def __init__(self, pipeline: Pipeline, publisher: Publisher,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.pipeline = pipeline
         self.publisher = publisher
         self.clock = clock
         self._wake = asyncio.Event()
         self.dropped = 0
+        self.rejected = 0
         self._failing = False
 
     async def emit(self, tick: Tick) -> None:
@@ -93,12 +96,17 @@ class Pump:
             try:
                 if tr.sampled:
                     attributes = {"messaging.system": "nats",
-                                  "messaging.destination.name": self.publisher.subject(tick.symbol)}
+                                  "messaging.destination.name": self.publisher.tick_subject(tick.symbol)}
                     with tr.step("feed.publish", kind=tracing.PRODUCER, attributes=attributes):
-                        await self.publisher.publish(tick.to_message(), tr)
+                        await self.publisher.publish_tick(tick.to_message(), tr)
                 else:
-                    await self.publisher.publish(tick.to_message())
-            except NatsError as exc:
+                    await self.publisher.publish_tick(tick.to_message())
+            except InvalidMessage as exc:
+                self.rejected += 1
+                metrics.dropped("invalid")
+                log.warning("dropped a tick that breaks the contract: %s", exc, extra={"event": "feed.invalid_tick"})
+                continue
+            except (PublishError, NatsError) as exc:
                 self.dropped += 1
                 metrics.dropped("overflow")
                 if not self._failing:

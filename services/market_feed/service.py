@@ -6,8 +6,8 @@ drains NATS, so every tick accepted before the signal is flushed.
 
 Observability (besides what ``services/runner.py`` gives every service): provider health
 (``tickmesh_provider_*``: connected, last message age, gaps, reconnects) from the adapters,
-drops by reason from the pipeline (``on_drop``), the publisher and the pump, publish counts and
-provider-to-NATS latency from the publisher, and a trace per sampled tick from the pump's head.
+drops by reason from the pipeline (``on_drop``) and the pump, publish counts and
+provider-to-NATS latency from the publisher (``tickmesh.publish``), and a trace per sampled tick from the pump's head.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import asyncio
 import logging
 
 from tickmesh import metrics, streams
+from tickmesh.publish import Publisher
 from tickmesh.services.runner import run_service
 
 from . import provider as providers
 from .pipeline import Pipeline
-from .publisher import TickPublisher
 from .pump import Pump
 from .settings import FeedSettings
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 async def serve(settings: FeedSettings, nc, stop: asyncio.Event) -> None:
     await streams.ensure(nc.jetstream())
     symbols = settings.universe()
-    publisher = TickPublisher(nc)
+    publisher = Publisher(nc)
     pipeline = Pipeline(symbols=symbols, stale_after=settings.stale_after, max_hz=settings.max_hz_per_symbol,
                         on_drop=metrics.dropped)
     pump = Pump(pipeline, publisher)

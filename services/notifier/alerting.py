@@ -14,11 +14,11 @@ from typing import Any, Callable
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-from tickmesh.contracts.channels import Kind, encode_token, user_subject
+from tickmesh.contracts.channels import Channel, Kind, encode_token
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import CommandRequest
+from tickmesh.publish import Publisher, now_us, stable_id
 from tickmesh.services.common.prices import PriceBook
-from tickmesh.services.common.publishing import now_us, publish_event, stable_id
 from tickmesh.services.runner import CommandError
 
 from . import rules as r
@@ -30,8 +30,8 @@ Rules = list[dict[str, Any]]
 
 
 class Alerts:
-    def __init__(self, *, js: Any, kv: Any, prices: PriceBook, max_rules: int) -> None:
-        self.js = js
+    def __init__(self, *, publisher: Publisher, kv: Any, prices: PriceBook, max_rules: int) -> None:
+        self.publisher = publisher
         self.kv = kv
         self.prices = prices
         self.max_rules = max_rules
@@ -89,10 +89,10 @@ class Alerts:
             if not any(x["id"] == rule["id"] for x in current):
                 return
             now = now_us()
-            await publish_event(self.js, user_subject(Kind.NOTIFICATIONS, user), "notification",
-                                alert_notification(user, rule, format(price, "f"), now), stable_id("n", rule["id"]))
-            await publish_event(self.js, user_subject(Kind.ALERTS, user), "alert",
-                                r.fired_event(rule, price, now), stable_id("af", rule["id"]))
+            await self.publisher.publish(Channel(Kind.NOTIFICATIONS, user),
+                                         alert_notification(user, rule, format(price, "f"), now))
+            await self.publisher.publish(Channel(Kind.ALERTS, user), r.fired_event(rule, price, now),
+                                         id=stable_id("af", rule["id"]))
             await self._change(user, lambda rules: [x for x in rules if x["id"] != rule["id"]])
             log.info("alert %s fired", rule["id"], extra={"event": "notifier.alert_fired", "alert_id": rule["id"]})
         except Exception:

@@ -17,7 +17,7 @@ import orjson
 from tickmesh.contracts import messages
 from tickmesh.contracts.instruments import instruments
 from tickmesh.services.common.holdings import Account
-from tickmesh.services.common.publishing import new_id
+from tickmesh.publish import new_id
 
 
 class NewsProvider(Protocol):

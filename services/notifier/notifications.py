@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tickmesh.services.common.publishing import stable_id
+from tickmesh.publish import stable_id
 
 _VERB = {"buy": "Bought", "sell": "Sold"}
 

@@ -19,11 +19,11 @@ import logging
 from typing import Any
 
 from tickmesh import streams, tracing
-from tickmesh.contracts.channels import Kind, decode_token, public_subject, user_subject
+from tickmesh.contracts.channels import Channel, Kind, decode_token
+from tickmesh.publish import Publisher, now_us, traced
 from tickmesh.services.common.buckets import follow
 from tickmesh.services.common.holdings import watch_accounts
 from tickmesh.services.common.prices import PriceBook, follow_prices
-from tickmesh.services.common.publishing import now_us, publish_event, traced
 from tickmesh.services.runner import run_service, serve_commands
 
 from . import trades
@@ -44,17 +44,17 @@ def make_provider(settings: NotifierSettings) -> NewsProvider | None:
     return None
 
 
-async def publish_story(js: Any, story: dict[str, Any], holders: HolderIndex | None) -> None:
+async def publish_story(publisher: Publisher, story: dict[str, Any], holders: HolderIndex | None) -> None:
     """Publish ``story`` on ``news`` and, when ``holders`` is given, notify each holder once."""
-    await publish_event(js, public_subject(Kind.NEWS), "news", story, story["id"])
+    await publisher.publish(Channel(Kind.NEWS), story)
     if holders is None:
         return
     for user, symbol in holders.holders_of(story.get("symbols", [])).items():
         note = news_notification(user, story, symbol, now_us())
-        await publish_event(js, user_subject(Kind.NOTIFICATIONS, user), "notification", note, note["id"])
+        await publisher.publish(Channel(Kind.NOTIFICATIONS, user), note)
 
 
-async def run_news(provider: NewsProvider, js: Any, holders: HolderIndex | None, stop: asyncio.Event) -> None:
+async def run_news(provider: NewsProvider, publisher: Publisher, holders: HolderIndex | None, stop: asyncio.Event) -> None:
     """Pace ``provider``'s stories until it has no more or ``stop`` is set."""
     while not stop.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
@@ -69,7 +69,7 @@ async def run_news(provider: NewsProvider, js: Any, holders: HolderIndex | None,
             # A story enters tickmesh here: sampled at the head ratio, like a tick.
             with traced(tracing.begin("notifier.news", kind=tracing.PRODUCER,
                                       attributes={"tickmesh.story_id": story["id"]})):
-                await publish_story(js, story, holders)
+                await publish_story(publisher, story, holders)
         except Exception:
             log.exception("publishing a story failed", extra={"event": "notifier.news_failed"})
 
@@ -86,7 +86,8 @@ async def serve(settings: NotifierSettings, nc, stop: asyncio.Event) -> None:
     js = nc.jetstream()
     await streams.ensure(js)
     prices = PriceBook()
-    alerts = Alerts(js=js, kv=await js.key_value(streams.ALERTS_BUCKET), prices=prices, max_rules=settings.max_alerts)
+    publisher = Publisher(nc)
+    alerts = Alerts(publisher=publisher, kv=await js.key_value(streams.ALERTS_BUCKET), prices=prices, max_rules=settings.max_alerts)
     holders = HolderIndex() if settings.notify_holders else None
     background = [asyncio.ensure_future(follow_rules(alerts.kv, alerts))]
     if holders is not None:
@@ -98,11 +99,11 @@ async def serve(settings: NotifierSettings, nc, stop: asyncio.Event) -> None:
         await asyncio.wait([asyncio.ensure_future(loaded.wait()), watch], return_when=asyncio.FIRST_COMPLETED)
     ticks = await follow_prices(nc, js, prices, alerts.on_price)
     trade_sub = await trades.subscribe(js)
-    background.append(asyncio.ensure_future(trades.run(js, trade_sub, stop)))
+    background.append(asyncio.ensure_future(trades.run(publisher, trade_sub, stop)))
     essential = list(background)  # the news task may end (a replay that ran out); these may not
     provider = make_provider(settings)
     if provider is not None:
-        background.append(asyncio.ensure_future(run_news(provider, js, holders, stop)))
+        background.append(asyncio.ensure_future(run_news(provider, publisher, holders, stop)))
     subs = await serve_commands(nc, "notifier", {"alert.create": alerts.create, "alert.list": alerts.list,
                                                  "alert.delete": alerts.delete})
     log.info("notifier running: news=%s", settings.news_provider, extra={"event": "notifier.started"})

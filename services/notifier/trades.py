@@ -21,8 +21,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from tickmesh import metrics, streams, tracing
 from tickmesh.contracts import messages
-from tickmesh.contracts.channels import Kind, user_subject
-from tickmesh.services.common.publishing import now_us, publish_event, traced, user_wildcard
+from tickmesh.contracts.channels import Channel, Kind, wildcard
+from tickmesh.publish import Publisher, now_us, traced
 
 from .notifications import trade_notification
 
@@ -36,19 +36,19 @@ async def subscribe(js: Any) -> Any:
     trades on a fresh deployment), then resumed where the last instance stopped."""
     config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.EXPLICIT, ack_wait=30,
                             max_deliver=20)
-    return await js.pull_subscribe(user_wildcard(Kind.TRADES), durable=DURABLE, stream=streams.USER_EVENTS,
+    return await js.pull_subscribe(wildcard(Kind.TRADES), durable=DURABLE, stream=streams.USER_EVENTS,
                                    config=config)
 
 
-async def handle(js: Any, msg: Any) -> None:
+async def handle(publisher: Publisher, msg: Any) -> None:
     if tracing.carries_trace(msg.headers):
         with traced(tracing.receive("notifier.trade", msg.headers, attributes={"messaging.destination.name": msg.subject})):
-            await _notify(js, msg)
+            await _notify(publisher, msg)
     else:
-        await _notify(js, msg)
+        await _notify(publisher, msg)
 
 
-async def _notify(js: Any, msg: Any) -> None:
+async def _notify(publisher: Publisher, msg: Any) -> None:
     try:
         ex = messages.decode("execution", msg.data)
     except messages.ContractError as exc:
@@ -57,11 +57,11 @@ async def _notify(js: Any, msg: Any) -> None:
         return
     note = trade_notification(ex, now_us())
     if note is not None:
-        await publish_event(js, user_subject(Kind.NOTIFICATIONS, ex["user"]), "notification", note, note["id"])
+        await publisher.publish(Channel(Kind.NOTIFICATIONS, ex["user"]), note)
     await msg.ack()
 
 
-async def run(js: Any, sub: Any, stop: asyncio.Event) -> None:
+async def run(publisher: Publisher, sub: Any, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             batch = await sub.fetch(64, timeout=1)
@@ -74,7 +74,7 @@ async def run(js: Any, sub: Any, stop: asyncio.Event) -> None:
         metrics.messages_in("event", len(batch), sum(len(m.data) for m in batch))
         for msg in batch:
             try:
-                await handle(js, msg)
+                await handle(publisher, msg)
             except Exception:
                 log.exception("trade notification failed", extra={"event": "notifier.trade_failed"})
                 await msg.nak(delay=1)

@@ -22,11 +22,11 @@ import logging
 from typing import Any
 
 from tickmesh import streams, tracing
-from tickmesh.contracts.channels import Kind, user_subject
+from tickmesh.contracts.channels import Channel, Kind
 from tickmesh.contracts.instruments import instruments
+from tickmesh.publish import Publisher, current_trace, now_us, traced
 from tickmesh.services.common.holdings import Account, watch_accounts
 from tickmesh.services.common.prices import PriceBook, follow_prices
-from tickmesh.services.common.publishing import Versions, current_trace, now_us, publish_state, traced
 from tickmesh.services.runner import run_service, wait_wake_or_stop
 
 from .settings import ValuerSettings
@@ -48,11 +48,10 @@ def shard_of(user: str, shards: int) -> int:
 class PortfolioPublisher:
     """Publishes due portfolios, skipping any equal to the last one sent (``ts`` aside)."""
 
-    def __init__(self, nc: Any, valuer: Valuer, throttle: Throttle) -> None:
-        self.nc = nc
+    def __init__(self, publisher: Publisher, valuer: Valuer, throttle: Throttle) -> None:
+        self.publisher = publisher
         self.valuer = valuer
         self.throttle = throttle
-        self.versions = Versions()
         self._last: dict[str, dict[str, Any]] = {}
         self.wake = asyncio.Event()
         self.published = 0
@@ -89,8 +88,7 @@ class PortfolioPublisher:
         body = {k: v for k, v in msg.items() if k != "ts"}
         if self._last.get(user) == body:
             return
-        await publish_state(self.nc, user_subject(Kind.PORTFOLIO, user), "portfolio", msg,
-                            self.versions.next(user, ts))
+        await self.publisher.publish(Channel(Kind.PORTFOLIO, user), msg)
         self._last[user] = body
         self.published += 1
 
@@ -108,7 +106,7 @@ async def serve(settings: ValuerSettings, nc, stop: asyncio.Event) -> None:
     js = nc.jetstream()
     await streams.ensure(js)
     valuer = Valuer(reference_prices={s: i.reference_price for s, i in instruments().items()}, start_ts=now_us())
-    publisher = PortfolioPublisher(nc, valuer, Throttle(max_hz=settings.max_hz))
+    publisher = PortfolioPublisher(Publisher(nc), valuer, Throttle(max_hz=settings.max_hz))
 
     def on_account(user: str, account: Account | None) -> None:
         if shard_of(user, settings.shards) != settings.shard:

@@ -25,7 +25,7 @@ from tickmesh.contracts.channels import Kind, tick_subject, user_subject
 from tickmesh.contracts.codes import ERRORS, ErrorCode
 from tickmesh.contracts.messages import SEQ_HEADER
 from tickmesh.services.broker import service as broker_service
-from tickmesh.services.common.publishing import now_us
+from tickmesh.publish import now_us
 from tickmesh.services.notifier import service as notifier_service
 from tickmesh.services.portfolio_valuer import service as valuer_service
 

@@ -21,7 +21,7 @@ from tickmesh.contracts.channels import tick_subject
 from tickmesh.contracts.messages import SEQ_HEADER
 from tickmesh.services.common.holdings import Account, Position
 from tickmesh.services.portfolio_valuer.demo import seed_accounts
-from tickmesh.services.common.publishing import now_us
+from tickmesh.publish import now_us
 
 _ids = itertools.count(1)
 

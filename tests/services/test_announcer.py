@@ -12,7 +12,7 @@ from tickmesh.contracts.channels import Kind, public_subject
 from tickmesh.services.announcer import service as announcer_service
 from tickmesh.services.announcer.cli import parse_time
 from tickmesh.services.announcer.schedule import AnnouncementError, Schedule, prepare
-from tickmesh.services.common.publishing import now_us
+from tickmesh.publish import now_us
 
 NOW = 1_795_000_000_000_000
 S = 1_000_000

@@ -13,7 +13,7 @@ from tickmesh.services.notifier.news import HolderIndex, ReplayNews, SyntheticNe
 from tickmesh.services.notifier.notifications import trade_notification
 from tickmesh.services.notifier.rules import RuleError, RuleIndex, make_rule, triggered
 from tickmesh.services.notifier.settings import SAMPLE_NEWS
-from tickmesh.services.common.publishing import MSG_ID_HEADER
+from tickmesh.publish import MSG_ID_HEADER
 
 D = Decimal
 NOW = 1_795_000_000_000_000

@@ -15,7 +15,6 @@ from tickmesh.services.portfolio_valuer import service as valuer_service
 from tickmesh.services.portfolio_valuer.demo import DEMO_ACCOUNTS, seed_demo_accounts
 from tickmesh.services.common.holdings import (Account, HoldingsError, Position, apply_fill,
                                                          decode_account, encode_account)
-from tickmesh.services.common.publishing import Versions, user_wildcard
 from tickmesh.services.portfolio_valuer.service import shard_of
 from tickmesh.services.portfolio_valuer.throttle import Throttle
 from tickmesh.services.portfolio_valuer.valuation import DAY_US, Valuer
@@ -146,18 +145,6 @@ def test_shards_split_users_stably():
     assert shards == [shard_of(u, 4) for u in users]
     assert all(150 < shards.count(k) < 350 for k in range(4))
     assert {shard_of(u, 1) for u in users} == {0}
-
-
-def test_versions_increase_strictly_even_when_the_clock_stalls():
-    v = Versions()
-    assert [v.next("a", 100), v.next("a", 100), v.next("a", 50), v.next("b", 7)] == [100, 101, 102, 7]
-
-
-def test_user_wildcard_matches_the_subjects_channels_builds():
-    wildcard = user_wildcard(Kind.TRADES).split(".")
-    subject = user_subject(Kind.TRADES, "a.b@c").split(".")
-    assert len(wildcard) == len(subject)
-    assert all(w == "*" or w == s for w, s in zip(wildcard, subject))
 
 
 # --- the service against a real NATS --------------------------------------------------------

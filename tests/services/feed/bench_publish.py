@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tickmesh.services.market_feed.normalise import Tick
 from tickmesh.services.market_feed.pipeline import Pipeline
-from tickmesh.services.market_feed.publisher import TickPublisher
+from tickmesh.publish import Publisher
 from tickmesh.services.market_feed.pump import Pump
 
 T0 = 1_772_460_000_000_000
@@ -46,7 +46,7 @@ def make_ticks(n: int, offset: int) -> list[Tick]:
 
 async def one_round(nc, n: int, offset: int) -> tuple[float, float]:
     """``(ticks per wall-clock second, ticks per CPU second of this process)``."""
-    pump = Pump(Pipeline(stale_after=30.0), TickPublisher(nc))
+    pump = Pump(Pipeline(stale_after=30.0), Publisher(nc))
     ticks = make_ticks(n, offset)
     started, cpu = time.perf_counter(), time.process_time()
     for tick in ticks:

@@ -18,10 +18,10 @@ from tests.support.procs import Proc, base_env, free_port, wait_http
 from tests.support.timing import t
 from tickmesh import metrics, tracing
 from tickmesh.contracts.channels import Kind, tick_subject, user_subject
-from tickmesh.services.common.publishing import now_us
+from tickmesh.publish import now_us
 from tickmesh.services.market_feed.normalise import Tick
 from tickmesh.services.market_feed.pipeline import Pipeline
-from tickmesh.services.market_feed.publisher import TickPublisher
+from tickmesh.publish import Publisher
 from tickmesh.services.market_feed.pump import Pump
 from tickmesh.services.portfolio_valuer import service as valuer_service
 
@@ -47,7 +47,7 @@ async def test_a_sampled_tick_is_one_trace_from_the_feed_through_the_valuer_to_t
     await publish_tick(nc, "AAPL", "190.00")
     portfolio = await Inbox.on(nc, user_subject(Kind.PORTFOLIO, "vera"))
     ticks = await Inbox.on(nc, tick_subject("AAPL"))
-    pump = Pump(Pipeline(), TickPublisher(nc))
+    pump = Pump(Pipeline(), Publisher(nc))
     out0, latency0 = _state_out(), metrics.value("tickmesh_publish_latency_seconds_count", **{"class": "state"})
     async with service(valuer_service, nats_server.url, VALUER_MAX_HZ="50"):
         await portfolio.wait_for(_priced("190.00"))
@@ -84,7 +84,7 @@ async def test_a_sampled_tick_is_one_trace_from_the_feed_through_the_valuer_to_t
 async def test_an_unsampled_tick_carries_no_trace_and_is_still_counted(nc, spans):
     exporter = spans(0.0)  # tracing on, nothing sampled at the head
     ticks = await Inbox.on(nc, tick_subject("MSFT"))
-    pump = Pump(Pipeline(), TickPublisher(nc))
+    pump = Pump(Pipeline(), Publisher(nc))
     out0 = _state_out()
     for last in ("415.30", "415.31"):
         await pump.emit(_tick("MSFT", last))

@@ -11,7 +11,7 @@ from tickmesh.contracts import messages
 from tickmesh.contracts.channels import tick_subject
 from tickmesh.services.market_feed.normalise import Tick
 from tickmesh.services.market_feed.pipeline import Pipeline
-from tickmesh.services.market_feed.publisher import TickPublisher
+from tickmesh.publish import Publisher
 from tickmesh.services.market_feed.pump import Pump
 
 from .util import until
@@ -31,7 +31,7 @@ async def test_a_rate_limited_burst_still_publishes_its_last_value_then_goes_sta
         got.append(messages.decode("tick", msg.data))
 
     await nc.subscribe(tick_subject("SOL-USDT"), cb=collect)
-    pump = Pump(Pipeline(max_hz=5.0, stale_after=0.5), TickPublisher(nc))
+    pump = Pump(Pipeline(max_hz=5.0, stale_after=0.5), Publisher(nc))
     timer = asyncio.create_task(pump.run_timer())
     try:
         for n, last in enumerate(("148.30", "148.31", "148.32", "148.33"), 1):
