@@ -91,7 +91,8 @@ async def test_a_message_that_breaks_its_schema_is_refused_naming_the_field(pub,
     assert info_.state.messages == 0, "nothing was sent"
 
 
-@pytest.mark.parametrize("channel", ["trades", "bogus:x", "prices:aapl", "tm.user.alice.trades"])
+@pytest.mark.parametrize("channel", ["trades", "bogus:x", "prices:aapl", "tm.user.alice.trades", "presence:desk",
+                                     "watchlist:AbCdEfGhIjKlMnOpQrStU1"])
 async def test_a_channel_a_publisher_cannot_name_is_refused(pub, channel):
     with pytest.raises(UnknownChannel):
         await pub.publish(channel, {})

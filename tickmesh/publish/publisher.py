@@ -130,7 +130,7 @@ class Publisher:
             msg.setdefault("ingest_ts", now_us())
             await self.publish_tick(msg)
             return None
-        if ch.kind.conflates:
+        if ch.kind.channel_class == "state":
             await self._publish_state(subject_for(ch), self._encode(schema, msg), now_us(), None)
             return None
         if schema.id_field is not None and msg.get(schema.id_field) is None:
@@ -270,6 +270,11 @@ class Publisher:
             raise UnknownChannel(f"a publisher names the user of a per-user channel: {ch.kind.value}:<user>")
         if ch.kind not in messages.channel_schemas():
             raise UnknownChannel(f"channel {ch.name!r} has no message schema in messages.toml")
+        try:  # publishers write to the channels a stream stores; presence and watch-lists have owners
+            stream_table.stream_for_kind(ch.kind)
+        except KeyError:
+            raise UnknownChannel(f"{ch.kind.value} channels are not published directly "
+                                 "(their service or the edges own them)") from None
         return ch
 
     @staticmethod
