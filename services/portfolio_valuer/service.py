@@ -107,9 +107,10 @@ async def serve(settings: ValuerSettings, nc, stop: asyncio.Event) -> None:
     await streams.ensure(js)
     valuer = Valuer(reference_prices={s: i.reference_price for s, i in instruments().items()}, start_ts=now_us())
     publisher = PortfolioPublisher(Publisher(nc), valuer, Throttle(max_hz=settings.max_hz))
+    home = settings.home_shard
 
     def on_account(user: str, account: Account | None) -> None:
-        if shard_of(user, settings.shards) != settings.shard:
+        if shard_of(user, settings.shards) != home:
             return
         if account is None:
             valuer.remove_account(user)

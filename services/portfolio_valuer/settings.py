@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import socket
 from dataclasses import dataclass
 
 from tickmesh.config import ConfigError, setting
+
+_ORDINAL = re.compile(r"-(\d+)$")
+
+
+def ordinal_of(hostname: str) -> int | None:
+    """The ordinal at the end of a StatefulSet pod's name (``tm-tickmesh-portfolio-valuer-2`` is
+    2), or None."""
+    m = _ORDINAL.search(hostname)
+    return int(m.group(1)) if m else None
 
 
 @dataclass(frozen=True)
@@ -14,12 +25,28 @@ class ValuerSettings:
                             "Most portfolio updates per second per user (the last change always goes out)")
 
     shards: int = setting("VALUER_SHARDS", 1, "Valuer instances sharing the users (each values a stable 1/N of them)")
-    shard: int = setting("VALUER_SHARD", 0, "This instance's shard, 0 .. VALUER_SHARDS-1")
+    shard: str = setting("VALUER_SHARD", "0",
+                         "This instance's shard, 0 .. VALUER_SHARDS-1, or `ordinal`: the number ending the host "
+                         "name (a StatefulSet pod's ordinal)")
+
+    @property
+    def home_shard(self) -> int:
+        """The shard this instance values (``VALUER_SHARD`` resolved)."""
+        if self.shard.strip() == "ordinal":
+            host = socket.gethostname()
+            ordinal = ordinal_of(host)
+            if ordinal is None:
+                raise ConfigError("VALUER_SHARD", self.shard, f"the host name {host!r} does not end in -N")
+            return ordinal
+        try:
+            return int(self.shard)
+        except ValueError:
+            raise ConfigError("VALUER_SHARD", self.shard, "must be a whole number or `ordinal`") from None
 
     def validate(self) -> None:
         if not 0 < self.max_hz <= 1000:
             raise ConfigError("VALUER_MAX_HZ", str(self.max_hz), "must be in (0, 1000] updates/s")
         if self.shards < 1:
             raise ConfigError("VALUER_SHARDS", str(self.shards), "must be at least 1")
-        if not 0 <= self.shard < self.shards:
-            raise ConfigError("VALUER_SHARD", str(self.shard), f"must be in 0..{self.shards - 1}")
+        if not 0 <= self.home_shard < self.shards:
+            raise ConfigError("VALUER_SHARD", self.shard, f"must be in 0..{self.shards - 1}")

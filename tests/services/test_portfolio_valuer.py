@@ -4,6 +4,7 @@ import sys
 from decimal import Decimal
 
 import orjson
+import pytest
 
 from tests.services.conftest import Inbox, account, publish_tick, seed, service
 from tests.support.procs import Proc, base_env
@@ -191,3 +192,19 @@ async def test_service_stops_cleanly_on_sigterm(nats_server, tmp_path):
         await asyncio.sleep(0.05)
     assert proc.stop(signal.SIGTERM) == 0, proc.output()
     assert "valuer.stopped" in proc.output()
+
+
+def test_the_shard_can_come_from_the_statefulset_ordinal(monkeypatch):
+    from tickmesh.config import ConfigError, load
+    from tickmesh.services.portfolio_valuer.settings import ValuerSettings, ordinal_of
+
+    assert ordinal_of("tm-tickmesh-portfolio-valuer-12") == 12 and ordinal_of("laptop") is None
+    monkeypatch.setattr("socket.gethostname", lambda: "tm-tickmesh-portfolio-valuer-1")
+    assert load(ValuerSettings, {"VALUER_SHARDS": "2", "VALUER_SHARD": "ordinal"}).home_shard == 1
+    with pytest.raises(ConfigError, match="VALUER_SHARD"):
+        load(ValuerSettings, {"VALUER_SHARDS": "1", "VALUER_SHARD": "ordinal"})
+    monkeypatch.setattr("socket.gethostname", lambda: "laptop")
+    with pytest.raises(ConfigError, match="does not end in -N"):
+        load(ValuerSettings, {"VALUER_SHARDS": "2", "VALUER_SHARD": "ordinal"})
+    with pytest.raises(ConfigError, match="whole number"):
+        load(ValuerSettings, {"VALUER_SHARDS": "2", "VALUER_SHARD": "one"})
