@@ -1,19 +1,26 @@
-"""The Helm chart: values map one to one onto real settings, and the chart renders correctly.
+"""The Helm chart: values map one to one onto real settings, and real Helm renders, lints and
+installs (client dry run) it, every manifest valid for the oldest and newest Kubernetes.
 
-The helm binary is not packaged in Debian 12, so rendering uses tests/observability/helmrender
-(Go's text/template with sprig and Helm's own functions: the engine helm uses), built with the
-Debian packages golang-go, golang-github-masterminds-sprig-dev and golang-gopkg-yaml.v3-dev; those
-tests are skipped when the packages are absent. The checks above them need only PyYAML.
+Helm is the Helm v4 SDK from the PyPI package helm-python-sdk (no helm binary, no cluster);
+manifests are checked against the Kubernetes OpenAPI schemas of kubernetes-validate, strictly (no
+field the API does not know).
+
+The chart depends on the official NATS chart (alias ``natscluster``), whose archive cannot be
+downloaded here. When ``helm dependency build`` has put it in helm/tickmesh/charts/, the tests
+use it. Otherwise they use a copy of the chart with a stand-in for it (see ``_stand_in``), so that
+Helm accepts the declared dependency and the chart's own side of cluster mode is tested; and
+``Chart.render`` of the chart as committed checks what works without the archive.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
+import helm_python as helm
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -23,8 +30,6 @@ from tickmesh.config import describe
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "tickmesh"
-RENDERER = Path(__file__).resolve().parent / "helmrender"
-GOPATH = "/usr/share/gocode"
 SERVICES = ("market-feed", "portfolio-valuer", "broker", "notifier", "announcer", "flags")
 # Variables every container may carry besides its component's own settings.
 SHARED = ({env for env, _, _ in describe(metrics.MetricsSettings)} | {env for env, _, _ in describe(tracing.TracingSettings)}
@@ -64,7 +69,8 @@ def test_every_mapped_variable_is_a_real_setting_of_its_component():
 
 
 # Settings the chart sets itself or takes from a Secret, so they have no first-class key.
-CHART_CONTROLLED = {"NATS_URL", "EDGE_HOST", "TICKMESH_JWT_SECRET", "EDGE_TICKET_SECRET"}
+CHART_CONTROLLED = {"NATS_URL", "EDGE_HOST", "TICKMESH_JWT_SECRET", "EDGE_TICKET_SECRET",
+                    "VALUER_SHARDS", "VALUER_SHARD"}
 
 
 def test_every_setting_of_every_component_has_a_first_class_key_or_is_set_by_the_chart():
@@ -130,46 +136,105 @@ def test_template_blocks_balance_and_includes_exist():
             assert used in defined, f"{name}: include of undefined template {used!r}"
 
 
-# --- rendering ------------------------------------------------------------------------------------
-def _renderer_available() -> bool:
-    return shutil.which("go") is not None and Path(GOPATH, "src/github.com/Masterminds/sprig").is_dir()
+# --- rendering with real Helm ---------------------------------------------------------------------
+# Kubernetes versions the manifests must be valid for: the chart's oldest (kubeVersion in
+# Chart.yaml) and the newest kubernetes-validate knows.
+KUBE_OLDEST = "1.25.0"
+KUBE_NEWEST = kubernetes_validate.utils.latest_version() + ".0"
+CRD_GROUPS = ("monitoring.coreos.com/",)  # custom resources: no schema in Kubernetes itself
+STAGING = {"natscluster": {"enabled": False}, "nats": {"embedded": True}}
 
 
-needs_renderer = pytest.mark.skipif(
-    not _renderer_available(),
-    reason="apt-get install -y golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev")
+def chart_metadata() -> dict:
+    return yaml.safe_load((CHART / "Chart.yaml").read_text())
+
+
+def _stand_in(charts: Path) -> None:
+    """A stand-in for the official NATS chart in ``charts/``: its archive cannot be downloaded
+    here (no network), and Helm refuses to lint or install a chart whose declared dependency is
+    missing. It has the official chart's name and pinned version and the defaults this chart
+    reads from it (its client port); it renders nothing. With the real archive in charts/ the
+    tests use that instead."""
+    dep = chart_metadata()["dependencies"][0]
+    stand_in = charts / dep["name"]
+    (stand_in / "templates").mkdir(parents=True)
+    (stand_in / "Chart.yaml").write_text(yaml.safe_dump(
+        {"apiVersion": "v2", "name": dep["name"], "version": dep["version"], "appVersion": dep["version"]}))
+    (stand_in / "values.yaml").write_text(yaml.safe_dump({"config": {"nats": {"port": 4222}}}))
 
 
 @pytest.fixture(scope="module")
-def render(tmp_path_factory):
-    work = tmp_path_factory.mktemp("helmrender")
-    binary = work / "helmrender"
-    env = {**os.environ, "GO111MODULE": "off", "GOPATH": GOPATH, "GOCACHE": str(work / "cache"), "GOFLAGS": ""}
-    subprocess.run(["go", "build", "-o", str(binary), "."], cwd=RENDERER, env=env, check=True, timeout=600,
-                   capture_output=True)
+def chart_dir(tmp_path_factory) -> Path:
+    """The chart with its NATS dependency resolvable: as is when `helm dependency build` fetched
+    the real one, else a copy with the stand-in."""
+    if list((CHART / "charts").glob("nats-*.tgz")):
+        return CHART
+    copy = tmp_path_factory.mktemp("chart") / "tickmesh"
+    shutil.copytree(CHART, copy)
+    _stand_in(copy / "charts")
+    return copy
 
-    def run(overrides: dict | None = None, *, expect_error: bool = False):
-        args = [str(binary), str(CHART)]
-        if overrides:
-            extra = work / f"values-{len(list(work.glob('values-*')))}.yaml"
-            extra.write_text(yaml.safe_dump(overrides))
-            args += ["-f", str(extra)]
-        result = subprocess.run(args, capture_output=True, text=True, timeout=60)
-        if expect_error:
-            assert result.returncode != 0, "rendering should have failed"
-            return result.stderr
-        assert result.returncode == 0, result.stderr
-        docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-        for d in docs:
-            assert {"apiVersion", "kind", "metadata"} <= set(d), d
-            assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", d["metadata"]["name"]), d["metadata"]["name"]
-        return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+_VALID: set[str] = set()  # manifests already validated (many renders repeat most of them)
+
+
+def _validate(docs: list[dict]) -> None:
+    for d in docs:
+        assert {"apiVersion", "kind", "metadata"} <= set(d), d
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", d["metadata"]["name"]), d["metadata"]["name"]
+        key = json.dumps(d, sort_keys=True)
+        if d["apiVersion"].startswith(CRD_GROUPS) or key in _VALID:
+            continue
+        _VALID.add(key)
+        for version in (KUBE_OLDEST, KUBE_NEWEST):
+            try:
+                kubernetes_validate.validate(d, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{d['kind']} {d['metadata']['name']} is invalid for Kubernetes {version}: "
+                            f"{'.'.join(map(str, exc.path))}: {exc.message}")
+
+
+def _manifests(rendered: dict[str, str]) -> list[dict]:
+    return [d for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")
+            for d in yaml.safe_load_all(text) if d]
+
+
+@pytest.fixture(scope="module")
+def render(chart_dir):
+    """``render(overrides)`` renders with Helm's engine (``Chart.render``, release ``tm``), checks
+    every manifest against the schemas, and returns them by (kind, name). Values are the chart's
+    defaults (the NATS cluster) with ``overrides`` on top; ``staging=True`` lays them over the
+    embedded single-node NATS instead. Each render loads the chart afresh: rendering drops the
+    subcharts whose condition is false from the loaded chart."""
+    def run(overrides: dict | None = None, *, staging: bool = False, expect_error: bool = False):
+        values = _deep_merge(STAGING if staging else {}, overrides or {})
+        with helm.Chart.load(chart_dir) as chart:
+            if expect_error:
+                with pytest.raises(helm.HelmRenderError) as err:
+                    chart.render(values, name="tm", namespace="default", is_install=True)
+                return str(err.value)
+            docs = _manifests(chart.render(values, name="tm", namespace="default", is_install=True))
+        _validate(docs)
+        out = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+        assert len(out) == len(docs), "two manifests with one kind and name"
+        return out
 
     return run
 
 
+def _pod(doc: dict) -> dict:
+    return doc["spec"]["template"]["spec"]
+
+
 def _container(doc: dict) -> dict:
-    return doc["spec"]["template"]["spec"]["containers"][0]
+    return _pod(doc)["containers"][0]
 
 
 def _env(doc: dict) -> dict[str, str]:
@@ -179,7 +244,86 @@ def _env(doc: dict) -> dict[str, str]:
     return {e["name"]: e.get("value") for e in entries}
 
 
-@needs_renderer
+def _workloads(out: dict) -> dict:
+    return {k: d for k, d in out.items() if k[0] in ("Deployment", "StatefulSet") and "tickmesh" in k[1]}
+
+
+# --- the NATS dependency -----------------------------------------------------------------------------
+def test_the_official_nats_chart_is_a_pinned_aliased_conditional_dependency():
+    deps = chart_metadata()["dependencies"]
+    assert len(deps) == 1
+    dep = deps[0]
+    assert dep["name"] == "nats" and dep["repository"] == "https://nats-io.github.io/k8s/helm/charts/"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", dep["version"]), "pinned to one version, not a range"
+    assert dep["alias"] == dep["alias"].lower() and dep["alias"] != "nats", \
+        "aliased, so its values do not collide with this chart's own `nats` block"
+    assert dep["condition"] == f"{dep['alias']}.enabled"
+    sub = values()[dep["alias"]]
+    assert sub["enabled"] is True, "the cluster is the default"
+    assert sub["config"]["cluster"] == {"enabled": True, "replicas": 3}
+    assert sub["config"]["jetstream"]["enabled"] and sub["config"]["jetstream"]["fileStore"]["enabled"]
+    assert sub["natsBox"]["enabled"] is False
+
+
+def test_the_committed_chart_renders_without_the_archive_only_with_the_cluster_off():
+    """helm template refuses a declared dependency missing from charts/ even when its condition
+    is false; Helm's engine (Chart.render) renders, and the chart itself says what is missing
+    when the cluster is asked for."""
+    with helm.Chart.load(CHART) as chart:
+        if list((CHART / "charts").glob("nats-*.tgz")):
+            pytest.skip("the NATS chart archive is present")
+        docs = _manifests(chart.render(STAGING, name="tm"))
+        _validate(docs)
+        assert any(d["kind"] == "StatefulSet" and d["metadata"]["name"] == "tm-tickmesh-nats" for d in docs)
+        with pytest.raises(helm.HelmRenderError, match="helm dependency build"):
+            chart.render({}, name="tm")
+
+
+def test_helm_lint_is_clean_for_the_oldest_and_newest_kubernetes(chart_dir):
+    for overrides in ({}, STAGING, {"natscluster": {"enabled": False}, "nats": {"url": "nats://a:4222"}}):
+        for version in (KUBE_OLDEST, KUBE_NEWEST):
+            report = helm.lint(chart_dir, overrides, strict=True, kube_version=f"v{version}")
+            problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+            assert not problems, f"helm lint {overrides} (Kubernetes {version}): {problems}"
+
+
+def test_a_client_dry_run_install_gives_the_same_manifests_as_the_engine(chart_dir, render):
+    """`helm install --dry-run=client` (what `helm template` runs): hooks, ordering and NOTES the
+    way helm applies them."""
+    with helm.Config(storage_driver="memory", namespace="default") as config:
+        release = config.install(str(chart_dir), "tm", {"secrets": {"jwtSecret": "dev-only"}}, dry_run="client",
+                                 namespace="default")
+    docs = [d for d in yaml.safe_load_all(release["manifest"]) if d]
+    _validate(docs)
+    assert {(d["kind"], d["metadata"]["name"]) for d in docs} == set(render({"secrets": {"jwtSecret": "dev-only"}}))
+    assert "nats://tm-natscluster:4222" in release["notes"] and "3 replicas" in release["notes"]
+
+
+def test_cluster_mode_points_at_the_subchart_and_replicates_streams(render):
+    out = render()
+    assert ("StatefulSet", "tm-tickmesh-nats") not in out, "the embedded single node is for staging only"
+    for (kind, name), doc in _workloads(out).items():
+        env = _env(doc)
+        assert env["NATS_URL"] == "nats://tm-natscluster:4222", name
+        assert env["TICKMESH_STREAM_REPLICAS"] == "3", name
+    staging = render(staging=True)
+    assert _env(staging[("Deployment", "tm-tickmesh-edge")])["TICKMESH_STREAM_REPLICAS"] == "1"
+    external = render({"natscluster": {"enabled": False}, "nats": {"url": "nats://a:4222", "streamReplicas": 3}})
+    assert _env(external[("Deployment", "tm-tickmesh-broker")])["TICKMESH_STREAM_REPLICAS"] == "3"
+    five = render({"natscluster": {"config": {"cluster": {"replicas": 7}}}})
+    assert _env(five[("Deployment", "tm-tickmesh-edge")])["TICKMESH_STREAM_REPLICAS"] == "5", "JetStream's maximum"
+
+
+def test_one_nats_only_and_the_cluster_needs_jetstream(render):
+    assert "choose one NATS" in render({"nats": {"embedded": True}}, expect_error=True)
+    assert "choose one NATS" in render({"nats": {"url": "nats://a:4222"}}, expect_error=True)
+    assert "set natscluster.enabled, nats.embedded or nats.url" in render(
+        {"natscluster": {"enabled": False}}, expect_error=True)
+    assert "config.jetstream.enabled" in render(
+        {"natscluster": {"config": {"jetstream": {"enabled": False}}}}, expect_error=True)
+
+
+# --- what the chart renders --------------------------------------------------------------------------
 def test_default_render_has_every_component_and_maps_values_to_settings(render):
     out = render()
     edge = out[("Deployment", "tm-tickmesh-edge")]
@@ -189,51 +333,117 @@ def test_default_render_has_every_component_and_maps_values_to_settings(render):
     assert env["TICKMESH_TRACE_SAMPLE_RATIO"] == "0.01"
     assert env["EDGE_JWT_ALGORITHMS"] == "HS256"
     assert "EDGE_ALLOWED_ORIGINS" not in env, "[] keeps the code's default"
-    assert env["NATS_URL"] == "nats://tm-tickmesh-nats:4222"
-    for name, doc in out.items():
-        if name[0] != "Deployment":
-            continue
-        component = doc["metadata"]["labels"]["app.kubernetes.io/component"]
-        unknown = set(_env(doc)) - settings_of(component) - SHARED
-        assert not unknown, f"{component}: {unknown} are not settings of {component}"
+    for name, doc in _workloads(out).items():
+        service = _container(doc)["args"][-1]
+        unknown = set(_env(doc)) - settings_of(service) - SHARED
+        assert not unknown, f"{name}: {unknown} are not settings of {service}"
     for service in SERVICES:
-        doc = out[("Deployment", f"tm-tickmesh-{service}")]
+        kind = "StatefulSet" if service == "portfolio-valuer" else "Deployment"
+        doc = out[(kind, f"tm-tickmesh-{service}")]
         assert _container(doc)["args"] == ["service", service]
         annotations = doc["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == "9464"
         assert _env(doc)["METRICS_PORT"] == "9464"
-    assert out[("Deployment", "tm-tickmesh-market-feed")]["spec"]["strategy"]["type"] == "Recreate"
-    assert ("StatefulSet", "tm-tickmesh-nats") in out and ("Service", "tm-tickmesh-nats") in out
+        assert _container(doc)["image"] == "tickmesh:0.1.0"
     assert ("PodDisruptionBudget", "tm-tickmesh-edge") in out
-    assert ("HorizontalPodAutoscaler", "tm-tickmesh-edge") not in out
+    assert ("HorizontalPodAutoscaler", "tm-tickmesh-edge") in out
+    assert "replicas" not in edge["spec"], "the HPA owns the edge's replica count"
 
 
-@needs_renderer
 def test_edge_probes_and_shutdown_follow_the_drain_deadline(render):
     edge = render()[("Deployment", "tm-tickmesh-edge")]
     c = _container(edge)
-    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness fails while draining"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
-    assert edge["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 5 + 10 + 5 + 5
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sh", "-c", "sleep 5; kill -TERM 1; sleep 15"], \
+        "preStop waits for endpoints to forget the pod, then starts the drain"
+    grace = _pod(edge)["terminationGracePeriodSeconds"]
+    assert grace == 5 + 10 + 5 + 5 and grace > 10, "longer than the drain deadline"
     longer = render({"edge": {"settings": {"drainDeadlineSeconds": 42.5}, "preStopSeconds": 8}})
-    spec = longer[("Deployment", "tm-tickmesh-edge")]["spec"]["template"]["spec"]
-    assert spec["terminationGracePeriodSeconds"] == 8 + 43 + 5 + 5
-    assert _env(longer[("Deployment", "tm-tickmesh-edge")])["EDGE_DRAIN_DEADLINE_S"] == "42.5"
+    edge = longer[("Deployment", "tm-tickmesh-edge")]
+    assert _pod(edge)["terminationGracePeriodSeconds"] == 8 + 43 + 5 + 5
+    assert _container(edge)["lifecycle"]["preStop"]["exec"]["command"][-1] == "sleep 8; kill -TERM 1; sleep 48"
+    assert _env(edge)["EDGE_DRAIN_DEADLINE_S"] == "42.5"
+    assert "must exceed" in render({"edge": {"terminationGracePeriodSeconds": 12}}, expect_error=True)
 
 
-@needs_renderer
+def test_edges_scale_without_affinity_and_spread_over_nodes_and_zones(render):
+    out = render({"edge": {"hpa": {"connectionsPerPod": 5000}}})
+    service = out[("Service", "tm-tickmesh-edge")]
+    assert service["spec"]["sessionAffinity"] == "None"
+    hpa = out[("HorizontalPodAutoscaler", "tm-tickmesh-edge")]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == "tm-tickmesh-edge"
+    metrics_ = {m["type"]: m for m in hpa["metrics"]}
+    assert metrics_["Resource"]["resource"]["name"] == "cpu"
+    assert metrics_["Pods"]["pods"]["metric"]["name"] == "tickmesh_edge_connections"
+    assert metrics_["Pods"]["pods"]["target"] == {"type": "AverageValue", "averageValue": "5000"}
+    assert hpa["behavior"]["scaleDown"]["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 120}]
+    assert "Pods" not in {m["type"] for m in render()[("HorizontalPodAutoscaler", "tm-tickmesh-edge")]["spec"]["metrics"]}
+    spread = _pod(out[("Deployment", "tm-tickmesh-edge")])["topologySpreadConstraints"]
+    assert {c["topologyKey"] for c in spread} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    assert out[("PodDisruptionBudget", "tm-tickmesh-edge")]["spec"]["maxUnavailable"] == 1
+    fixed = render({"edge": {"hpa": {"enabled": False}, "replicas": 3}})
+    assert fixed[("Deployment", "tm-tickmesh-edge")]["spec"]["replicas"] == 3
+    assert ("HorizontalPodAutoscaler", "tm-tickmesh-edge") not in fixed
+
+
+def test_services_get_the_replica_semantics_they_can_honour(render):
+    out = render()
+    feed = out[("Deployment", "tm-tickmesh-market-feed")]["spec"]
+    assert (feed["replicas"], feed["strategy"]["type"]) == (1, "Recreate"), "one active publisher"
+    broker = out[("Deployment", "tm-tickmesh-broker")]["spec"]
+    assert broker["replicas"] == 2 and ("PodDisruptionBudget", "tm-tickmesh-broker") in out
+    notifier = out[("Deployment", "tm-tickmesh-notifier")]["spec"]
+    assert (notifier["replicas"], notifier["strategy"]["type"]) == (1, "Recreate"), "one news source at a time"
+    assert out[("Deployment", "tm-tickmesh-announcer")]["spec"]["replicas"] == 2
+
+    valuer = out[("StatefulSet", "tm-tickmesh-portfolio-valuer")]
+    assert valuer["spec"]["replicas"] == 2 and valuer["spec"]["podManagementPolicy"] == "Parallel"
+    assert valuer["spec"]["serviceName"] == "tm-tickmesh-portfolio-valuer"
+    assert out[("Service", "tm-tickmesh-portfolio-valuer")]["spec"]["clusterIP"] == "None"
+    env = _env(valuer)
+    assert (env["VALUER_SHARDS"], env["VALUER_SHARD"]) == ("2", "ordinal")
+    four = render({"services": {"portfolio-valuer": {"replicas": 4}}})
+    assert _env(four[("StatefulSet", "tm-tickmesh-portfolio-valuer")])["VALUER_SHARDS"] == "4"
+
+    assert "one active publisher" in render({"services": {"market-feed": {"replicas": 2}}}, expect_error=True)
+    assert "newsProvider=off" in render({"services": {"notifier": {"replicas": 2}}}, expect_error=True)
+    scaled = render({"services": {"notifier": {"replicas": 3, "settings": {"newsProvider": "off"}}}})
+    notifier = scaled[("Deployment", "tm-tickmesh-notifier")]
+    assert (notifier["spec"]["replicas"], notifier["spec"]["strategy"]["type"]) == (3, "RollingUpdate")
+    assert _env(notifier)["NOTIFIER_NEWS_PROVIDER"] == "off"
+
+
+def test_more_market_feed_providers_each_get_one_active_publisher(render):
+    out = render({"services": {"market-feed": {
+        "settings": {"provider": "coinbase", "symbols": ["BTC-USD"]},
+        "instances": {"binance": {"settings": {"provider": "binance", "symbols": ["BTC-USDT"]},
+                                  "env": {"FEED_BINANCE_IDLE_TIMEOUT_S": 90}}}}}})
+    main = out[("Deployment", "tm-tickmesh-market-feed")]
+    extra = out[("Deployment", "tm-tickmesh-market-feed-binance")]
+    assert _env(main)["FEED_PROVIDER"] == "coinbase" and _env(main)["FEED_SYMBOLS"] == "BTC-USD"
+    env = _env(extra)
+    assert (env["FEED_PROVIDER"], env["FEED_SYMBOLS"], env["FEED_BINANCE_IDLE_TIMEOUT_S"]) == ("binance", "BTC-USDT", "90")
+    assert env["FEED_RATE"] == "100", "the instance keeps the settings it does not override"
+    assert env["OTEL_SERVICE_NAME"] == "tickmesh-market-feed-binance"
+    assert _container(extra)["args"] == ["service", "market-feed"]
+    assert (extra["spec"]["replicas"], extra["spec"]["strategy"]["type"]) == (1, "Recreate")
+    selectors = {d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] for d in (main, extra)}
+    assert len(selectors) == 2, "each Deployment selects only its own pods"
+
+
 def test_external_nats_hpa_secrets_and_env_overrides(render):
     out = render({
-        "nats": {"embedded": False, "url": "nats://a:4222,nats://b:4222"},
-        "edge": {"hpa": {"enabled": True}, "env": {"EDGE_POLL_WAIT_S": 20},
+        "natscluster": {"enabled": False},
+        "nats": {"url": "nats://a:4222,nats://b:4222"},
+        "edge": {"env": {"EDGE_POLL_WAIT_S": 20},
                  "settings": {"allowedOrigins": ["https://app.example", "https://m.example"]}},
         "secrets": {"jwtExistingSecret": "jwt"},
         "tracing": {"otlpEndpoint": "http://otel-collector:4318"},
         "metrics": {"podMonitor": {"enabled": True}},
         "services": {"broker": {"enabled": False}},
     })
-    assert not any(kind == "StatefulSet" for kind, _ in out)
+    assert not any(name.endswith("-nats") for _, name in out)
     edge = out[("Deployment", "tm-tickmesh-edge")]
     env = _env(edge)
     assert env["NATS_URL"] == "nats://a:4222,nats://b:4222"
@@ -242,19 +452,16 @@ def test_external_nats_hpa_secrets_and_env_overrides(render):
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
     secret = next(e for e in _container(edge)["env"] if e["name"] == "TICKMESH_JWT_SECRET")
     assert secret["valueFrom"]["secretKeyRef"] == {"name": "jwt", "key": "jwt-secret"}
-    assert "replicas" not in edge["spec"], "the HPA owns the replica count"
-    assert ("HorizontalPodAutoscaler", "tm-tickmesh-edge") in out
     assert ("PodMonitor", "tm-tickmesh") in out
     assert ("Deployment", "tm-tickmesh-broker") not in out
 
 
-@needs_renderer
 def test_mistakes_fail_the_render(render):
     assert "not a first-class setting" in render({"edge": {"settings": {"maxSubscriptons": 3}}}, expect_error=True)
-    assert "nats.url is required" in render({"nats": {"embedded": False}}, expect_error=True)
+    assert "not a first-class setting" in render({"services": {"portfolio-valuer": {"settings": {"shards": 3}}}},
+                                                  expect_error=True), "the chart sets the shard count"
 
 
-@needs_renderer
 def test_market_feed_settings_render_and_dev_mode_stays_off(render):
     out = render()
     assert _env(out[("Deployment", "tm-tickmesh-edge")])["EDGE_DEV_MODE"] == "false"
@@ -277,7 +484,6 @@ def test_market_feed_settings_render_and_dev_mode_stays_off(render):
     assert (edge["EDGE_POLL_WAIT_S"], edge["EDGE_TICKET_TTL_S"], edge["EDGE_JWKS_REFETCH_COOLDOWN_S"]) == ("20", "30", "15")
 
 
-@needs_renderer
 def test_the_ticket_secret_comes_from_a_secret_and_never_from_env(render):
     out = render({"secrets": {"ticketExistingSecret": "tickets"}})
     edge = out[("Deployment", "tm-tickmesh-edge")]

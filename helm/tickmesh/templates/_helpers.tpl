@@ -39,12 +39,53 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
 
-{{/* NATS_URL: the embedded server's Service, or the external URL (required then). */}}
+{{/* The official NATS chart's fullname as it computes it for this release (the subchart is
+     aliased `natscluster`, so that is its chart name): its client Service has this name. */}}
+{{- define "tickmesh.natsclusterName" -}}
+{{- $v := .Values.natscluster -}}
+{{- if $v.fullnameOverride -}}
+{{- $v.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default "natscluster" $v.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* NATS_URL: the subchart's Service, the embedded server's, or the external URL. Exactly one of
+     the three must be chosen; the subchart must have been fetched (helm dependency build). */}}
 {{- define "tickmesh.natsUrl" -}}
-{{- if .Values.nats.embedded -}}
+{{- $cluster := .Values.natscluster.enabled -}}
+{{- if gt (len (without (list $cluster .Values.nats.embedded (ne .Values.nats.url "")) false)) 1 -}}
+{{- fail "choose one NATS: natscluster.enabled (the official chart), nats.embedded (a single node) or nats.url (an existing one)" -}}
+{{- end -}}
+{{- if $cluster -}}
+{{- if not (hasKey .Subcharts "natscluster") -}}
+{{- fail "natscluster.enabled but the NATS chart is not in charts/: run `helm dependency build helm/tickmesh` (or set natscluster.enabled=false with nats.embedded or nats.url)" -}}
+{{- end -}}
+{{- if not (and .Values.natscluster.config.cluster.enabled .Values.natscluster.config.jetstream.enabled) -}}
+{{- fail "natscluster needs config.cluster.enabled and config.jetstream.enabled: tickmesh keeps its streams and buckets in JetStream" -}}
+{{- end -}}
+{{- printf "nats://%s:%d" (include "tickmesh.natsclusterName" .) (int (dig "config" "nats" "port" 4222 .Values.natscluster)) -}}
+{{- else if .Values.nats.embedded -}}
 {{- printf "nats://%s:4222" (include "tickmesh.componentName" (dict "root" . "component" "nats")) -}}
 {{- else -}}
-{{- required "nats.url is required when nats.embedded is false" .Values.nats.url -}}
+{{- required "NATS: set natscluster.enabled, nats.embedded or nats.url" (.Values.nats.url | default "") -}}
+{{- end -}}
+{{- end -}}
+
+{{/* TICKMESH_STREAM_REPLICAS: nats.streamReplicas, else the subchart's cluster size (JetStream
+     allows at most 5), else 1. */}}
+{{- define "tickmesh.streamReplicas" -}}
+{{- if not (kindIs "invalid" .Values.nats.streamReplicas) -}}
+{{- .Values.nats.streamReplicas | int -}}
+{{- else if .Values.natscluster.enabled -}}
+{{- min 5 (.Values.natscluster.config.cluster.replicas | int) -}}
+{{- else -}}
+1
 {{- end -}}
 {{- end -}}
 
@@ -69,7 +110,9 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- end -}}
 
 {{/*
-The env list of one component: (dict "root" $ "component" NAME "values" VALUES "fixed" DICT).
+The env list of one component: (dict "root" $ "component" NAME "values" VALUES "fixed" DICT), and
+"service" NAME when the component is an instance of a service under another name (its settings
+keys are the service's).
 Order of precedence, lowest first: shared values (logging, metrics, tracing, NATS), the
 component's `settings` (through settings-map.yaml), the top-level `env`, the component's `env`,
 then `fixed` (what the chart must control, e.g. EDGE_HOST). Each variable appears once.
@@ -78,9 +121,10 @@ then `fixed` (what the chart must control, e.g. EDGE_HOST). Each variable appear
 {{- $root := .root -}}
 {{- $component := .component -}}
 {{- $maps := $root.Files.Get "settings-map.yaml" | fromYaml -}}
-{{- $map := index $maps $component | default dict -}}
+{{- $map := index $maps (.service | default $component) | default dict -}}
 {{- $env := dict -}}
 {{- $_ := set $env "NATS_URL" (include "tickmesh.natsUrl" $root) -}}
+{{- $_ := set $env "TICKMESH_STREAM_REPLICAS" (include "tickmesh.streamReplicas" $root) -}}
 {{- $_ := set $env "TICKMESH_LOG_FORMAT" (toString $root.Values.logging.format) -}}
 {{- $_ := set $env "TICKMESH_LOG_LEVEL" (toString $root.Values.logging.level) -}}
 {{- $_ := set $env "TICKMESH_TRACE_SAMPLE_RATIO" (include "tickmesh.envValue" $root.Values.tracing.sampleRatio) -}}
@@ -159,12 +203,89 @@ prometheus.io/path: /metrics
 {{- include "tickmesh.envValue" (.Values.edge.settings.port | default 8000) -}}
 {{- end -}}
 
-{{/* preStop + drain deadline + Hypercorn's 5 s graceful timeout + margin, rounded up. */}}
+{{/* Seconds the edge may take from SIGTERM to exit: the drain deadline, rounded up, plus
+     Hypercorn's 5 s graceful close. */}}
+{{- define "tickmesh.edgeDrainSeconds" -}}
+{{- add (.Values.edge.settings.drainDeadlineSeconds | default 10 | float64 | ceil | int) 5 -}}
+{{- end -}}
+
+{{/* preStop wait + drain + margin: longer than the drain deadline, so Kubernetes never kills an
+     edge mid-drain. */}}
 {{- define "tickmesh.edgeGrace" -}}
 {{- if .Values.edge.terminationGracePeriodSeconds -}}
-{{- .Values.edge.terminationGracePeriodSeconds | int -}}
-{{- else -}}
-{{- $drain := .Values.edge.settings.drainDeadlineSeconds | default 10 | float64 | ceil | int -}}
-{{- add (.Values.edge.preStopSeconds | int) $drain 5 (.Values.edge.graceMarginSeconds | int) -}}
+{{- $grace := .Values.edge.terminationGracePeriodSeconds | int -}}
+{{- if le $grace (add (.Values.edge.preStopSeconds | int) (include "tickmesh.edgeDrainSeconds" . | int)) -}}
+{{- fail (printf "edge.terminationGracePeriodSeconds (%d) must exceed preStopSeconds + drainDeadlineSeconds + 5 (%d): Kubernetes would kill edges mid-drain" $grace (add (.Values.edge.preStopSeconds | int) (include "tickmesh.edgeDrainSeconds" . | int))) -}}
 {{- end -}}
+{{- $grace -}}
+{{- else -}}
+{{- add (.Values.edge.preStopSeconds | int) (include "tickmesh.edgeDrainSeconds" . | int) (.Values.edge.graceMarginSeconds | int) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The pod template of a service: (dict "root" $ "service" NAME "component" COMPONENT "values" VALUES
+"fixed" DICT). `component` names the pods (a market-feed instance is its own component).
+*/}}
+{{- define "tickmesh.servicePodTemplate" -}}
+{{- $root := .root -}}
+{{- $ctx := dict "root" $root "component" .component -}}
+metadata:
+  labels:
+    {{- include "tickmesh.labels" $ctx | nindent 4 }}
+  annotations:
+    kubectl.kubernetes.io/default-container: {{ .service }}
+    {{- include "tickmesh.scrapeAnnotations" (dict "root" $root "port" $root.Values.metrics.port) | nindent 4 }}
+    {{- with $root.Values.serviceDefaults.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  terminationGracePeriodSeconds: {{ $root.Values.serviceDefaults.terminationGracePeriodSeconds }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  containers:
+    - name: {{ .service }}
+      image: {{ include "tickmesh.image" $root }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      command: ["tickmesh"]
+      args: ["service", {{ .service | quote }}]
+      {{- if $root.Values.metrics.enabled }}
+      ports:
+        - name: metrics
+          containerPort: {{ $root.Values.metrics.port }}
+          protocol: TCP
+      {{- end }}
+      env:
+        {{- $fixed := deepCopy (.fixed | default dict) }}
+        {{- if $root.Values.metrics.enabled }}
+        {{- $_ := set $fixed "METRICS_PORT" (toString $root.Values.metrics.port) }}
+        {{- $_ := set $fixed "METRICS_HOST" "0.0.0.0" }}
+        {{- end }}
+        {{- include "tickmesh.env" (dict "root" $root "component" .component "service" .service "values" .values "fixed" $fixed) | nindent 8 }}
+      securityContext:
+        {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
+      resources:
+        {{- toYaml .values.resources | nindent 8 }}
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+  volumes:
+    - name: tmp
+      emptyDir: {}
+  {{- with $root.Values.serviceDefaults.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $root.Values.serviceDefaults.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $root.Values.serviceDefaults.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end -}}
