@@ -350,6 +350,16 @@ def test_default_render_has_every_component_and_maps_values_to_settings(render):
     assert "replicas" not in edge["spec"], "the HPA owns the edge's replica count"
 
 
+def test_the_image_is_the_one_the_containerfile_builds(render):
+    containerfile = (ROOT / "Containerfile").read_text()
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert chart_metadata()["appVersion"] == version, "the image is tagged with the package version"
+    assert values()["image"]["repository"] == "tickmesh" and not values()["image"]["tag"]
+    assert 'org.opencontainers.image.version="${VERSION}"' in containerfile
+    assert re.search(rf"^ARG VERSION={re.escape(version)}$", containerfile, re.M)
+    assert _container(render()[("Deployment", "tm-tickmesh-edge")])["image"] == f"tickmesh:{version}"
+
+
 def test_edge_probes_and_shutdown_follow_the_drain_deadline(render):
     edge = render()[("Deployment", "tm-tickmesh-edge")]
     c = _container(edge)
