@@ -66,12 +66,14 @@ def run_service(name: str, settings_cls: type, serve: Serve) -> None:
 
 
 class CommandError(Exception):
-    """Raised by a command handler: becomes an ``err`` reply with a stable code."""
+    """Raised by a command handler: becomes an ``err`` reply with a stable code, and ``data``
+    when the client needs more than the code to act (610 carries the current watch-list)."""
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: int, reason: str, data: dict[str, Any] | None = None) -> None:
         super().__init__(reason)
         self.code = int(code)
         self.reason = reason
+        self.data = data
 
 
 Handler = Callable[[cmds.CommandRequest], Awaitable[dict[str, Any] | None]]
@@ -109,7 +111,7 @@ async def _answer(handler: Handler, req: cmds.CommandRequest, tr: Any) -> tuple[
         data = await handler(req)
     except CommandError as exc:
         tr.set("tickmesh.error_code", exc.code)
-        return _ERROR_NAMES.get(exc.code, metrics.OTHER), cmds.reply_err(exc.code, exc.reason)
+        return _ERROR_NAMES.get(exc.code, metrics.OTHER), cmds.reply_err(exc.code, exc.reason, exc.data)
     return "ok", cmds.reply_ok(data)
 
 

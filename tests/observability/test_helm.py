@@ -30,7 +30,7 @@ from tickmesh.config import describe
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "tickmesh"
-SERVICES = ("market-feed", "portfolio-valuer", "broker", "notifier", "announcer", "flags")
+SERVICES = ("market-feed", "portfolio-valuer", "broker", "notifier", "announcer", "flags", "watchlists")
 # Variables every container may carry besides its component's own settings.
 SHARED = ({env for env, _, _ in describe(metrics.MetricsSettings)} | {env for env, _, _ in describe(tracing.TracingSettings)}
           | {env for env, _, _ in describe(streams.Retention)}

@@ -1,0 +1,1 @@
+"""Shared watch-lists: created, shared and edited together, stored in JetStream KV."""
