@@ -65,7 +65,8 @@ class Connection:
         settings = state.settings
         self.session = Session(conn_id=new_conn_id(), now=time.time(), limits=state.session_limits,
                                codec=codec, channel_exists=state.channel_exists,
-                               client_heartbeats=transport == "ws", on_error=self._on_error)
+                               client_heartbeats=transport == "ws", on_error=self._on_error,
+                               feature_enabled=state.feature_enabled)
         self._metrics: metrics.Connection | None = None
         self.outbox = Outbox(max_frames=settings.outbox_max_frames, max_bytes=settings.outbox_max_bytes,
                              on_ready=state.flusher.on_ready(self), on_overflow=self._on_overflow,
@@ -109,6 +110,11 @@ class Connection:
     def close(self, code: int, reason: str) -> None:
         """Close from the edge's side (revocation, drain, limits, a slow consumer)."""
         self.session.close(code, reason)
+        self._apply_now(self.session.take())
+
+    def features_changed(self) -> None:
+        """Feature flags changed: the core ends what is no longer enabled for this user."""
+        self.session.features_changed()
         self._apply_now(self.session.take())
 
     def push_frame(self, obj: dict[str, Any]) -> None:

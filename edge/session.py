@@ -22,12 +22,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-from tickmesh.contracts.channels import Channel, ChannelError, parse_channel, subject_for
+from tickmesh.contracts.channels import Channel, ChannelError, Kind, parse_channel, subject_for
 from tickmesh.contracts.codes import CloseCode, ErrorCode
 from tickmesh.contracts.commands import command_subject, commands, encode_request
 from tickmesh.contracts.messages import ContractError, schema
 
 from .frames import JSON, Codec, FrameError
+from .gates import feature_of_channel, feature_of_command, feature_of_op, refusal
 from .identity import AuthFailure, Identity
 from .limits import TokenBucket
 from .permissions import Denial, check_channel, check_command
@@ -163,6 +164,7 @@ class Session:
         rate_limiter: TokenBucket | None = None,
         client_heartbeats: bool = True,
         on_error: Callable[[int], None] | None = None,
+        feature_enabled: Callable[[str, Identity], bool] | None = None,
     ) -> None:
         self.conn_id = conn_id
         self.opened_at = now
@@ -181,6 +183,7 @@ class Session:
         # SSE and polling clients cannot answer heartbeats; their transports notice dead peers.
         self.client_heartbeats = client_heartbeats
         self._on_error = on_error  # observes every error code sent (metrics); must not raise
+        self._feature_enabled = feature_enabled  # gates.py: is this feature's flag on for the user?
         if identity is not None:
             self.auth_result(identity, now, rid=None, refresh=False, rate_limiter=rate_limiter)
 
@@ -229,6 +232,7 @@ class Session:
                 raise FrameError(ErrorCode.UNKNOWN_OP, "unknown op" if op is not None else "frame has no op")
             if self.state != self.OPEN and op not in _BEFORE_AUTH:
                 raise FrameError(ErrorCode.UNAUTHORIZED, "authenticate first: send {\"op\":\"auth\",\"token\":...}")
+            self._check_feature(feature_of_op(op))
             handler(self, frame, rid, now)
         except FrameError as exc:
             self._error(rid, exc.code, exc.reason)
@@ -295,6 +299,33 @@ class Session:
         if self.closed is None and self.subscriptions.pop(name, None) is not None:
             self._error(rid, code, reason)
 
+    def end_subscription(self, name: str, code: int, reason: str) -> None:
+        """End subscription ``name`` from the server's side: release it and tell the client with
+        a server ``unsub`` (PROTOCOL.md); no ``msg`` of it follows."""
+        sub = self.subscriptions.pop(name, None) if self.closed is None else None
+        if sub is None:
+            return
+        self._out.append(Unsubscribe(name, sub.subject, sub.state))
+        self._send({"op": "unsub", "ch": name, "code": int(code), "reason": reason})
+
+    def features_changed(self) -> None:
+        """Feature flags changed: end every subscription whose feature is now off for this user."""
+        if self.closed is not None or self.identity is None or self._feature_enabled is None:
+            return
+        for name in list(self.subscriptions):
+            try:
+                feature = feature_of_channel(parse_channel(name).kind)
+            except ChannelError:
+                continue
+            if feature is not None and not self._feature_enabled(feature, self.identity):
+                self.end_subscription(name, ErrorCode.FORBIDDEN, refusal(feature))
+
+    def _check_feature(self, feature: str | None) -> None:
+        if feature is None or self._feature_enabled is None or self.identity is None:
+            return
+        if not self._feature_enabled(feature, self.identity):
+            raise FrameError(ErrorCode.FORBIDDEN, refusal(feature))
+
     # -- ops -------------------------------------------------------------------------------
 
     def _on_auth(self, frame: dict[str, Any], rid: Any, now: float) -> None:
@@ -330,6 +361,7 @@ class Session:
         name = channel.name
         if name in self.subscriptions:
             raise FrameError(ErrorCode.ALREADY_SUBSCRIBED, f"already subscribed to {name}")
+        self._check_feature(feature_of_channel(channel.kind))
         grant = check_channel(self.identity, channel)
         if isinstance(grant, Denial):
             raise FrameError(grant.code, grant.reason)
@@ -341,7 +373,8 @@ class Session:
         state = channel.kind.conflates
         max_hz = _max_hz(frame.get("max_hz"), state)
         since = _since(frame.get("since"), state)
-        history = _history(frame.get("history"), state, since)
+        # Prices keep their recent ticks (TM_TICKS), so a chart may ask for them too.
+        history = _history(frame.get("history"), state and channel.kind is not Kind.PRICES, since)
         subject = subject_for(channel, user_id=grant.owner)
         self.subscriptions[name] = _Sub(subject, state)
         self._out.append(Subscribe(rid, name, subject, state, since, max_hz,
@@ -360,6 +393,7 @@ class Session:
         command = commands().get(name) if isinstance(name, str) else None
         if command is None:
             raise FrameError(ErrorCode.UNKNOWN_COMMAND, "unknown command")
+        self._check_feature(feature_of_command(command.name))
         denial = check_command(self.identity, command)
         if denial is not None:
             raise FrameError(denial.code, denial.reason)
@@ -416,7 +450,7 @@ def _history(value: Any, state: bool, since: tuple[str, int] | None) -> int | No
     if value is None:
         return None
     if state:
-        raise FrameError(ErrorCode.INVALID_FIELD, "history applies only to event channels; state channels send a snapshot")
+        raise FrameError(ErrorCode.INVALID_FIELD, "history applies only to event channels and prices; state channels send a snapshot")
     if since is not None:
         raise FrameError(ErrorCode.INVALID_FIELD, "give since or history, not both")
     if type(value) is not int or not 1 <= value <= MAX_HISTORY:

@@ -27,7 +27,9 @@ from .admission import Admission
 from .auth import AuthConfig, Verifier
 from .commands import CommandRunner
 from .events import EventFeeds
+from .flagfeed import FlagFeed
 from .flusher import Flusher
+from .gates import FEATURES, GATE_FLAGS
 from .hub import Hub
 from .identity import AuthFailure, Identity
 from .revocations import RevocationFeed
@@ -50,7 +52,9 @@ class EdgeState:
         self.hub = Hub()
         self.upstream = Upstream(self.hub, url=settings.nats_url, on_status=self._on_nats_status)
         self.events = EventFeeds(self.hub)
-        self.subscriptions = Subscriptions(self.hub, self.upstream, self.events)
+        self.flagfeed = FlagFeed()
+        self.flagfeed.on_change(self._flags_changed)
+        self.subscriptions = Subscriptions(self.hub, self.upstream, self.events, self.flagfeed)
         self.commands = CommandRunner()
         self.flusher = Flusher(settings.flush_ms)
         self.admission = Admission(
@@ -94,6 +98,7 @@ class EdgeState:
         js = nc.jetstream()
         await streams.ensure(js, self.retention)
         await self.revocations.start(js)
+        await self.flagfeed.start(nc)
         await self.events.start(js)
         await self.commands.start(nc)
         self.tickets.kv = await js.key_value(streams.TICKETS_BUCKET)
@@ -104,6 +109,7 @@ class EdgeState:
         if self._clock is not None:
             self._clock.cancel()
         self.flusher.stop()
+        await self.flagfeed.stop()
         await self.upstream.close()
 
     async def _tick_forever(self) -> None:
@@ -137,6 +143,15 @@ class EdgeState:
                 peers.discard(conn)
                 if not peers:
                     del self.by_user[conn.user]
+
+    def feature_enabled(self, feature: str, identity: Identity) -> bool:
+        """Whether ``feature``'s flag (gates.py) is on for ``identity``; on when no such flag."""
+        return self.flagfeed.enabled(FEATURES[feature], identity, default=True)
+
+    def _flags_changed(self, names: frozenset[str]) -> None:
+        if names & GATE_FLAGS:
+            for conn in list(self.connections):
+                conn.features_changed()
 
     async def verify(self, token: Any) -> Identity | AuthFailure:
         return await self.verifier.verify(token, time.time())

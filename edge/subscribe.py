@@ -25,11 +25,13 @@ import orjson
 
 from tickmesh import metrics
 from tickmesh.contracts import streams as stream_table
-from tickmesh.contracts.channels import Kind, is_state_subject, public_subject
+from tickmesh.contracts.channels import Kind, flags_subject, is_state_subject, public_subject
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.messages import SEQ_HEADER
 
 from .events import EventFeeds, unexpired
+from .flagfeed import FlagFeed
+from .pricehistory import recent_ticks
 from .hub import Hub
 from .outbox import Outbox, Recorder
 from .session import Subscribe
@@ -41,17 +43,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ANNOUNCEMENTS = public_subject(Kind.ANNOUNCEMENTS)
+FLAGS_PREFIX = flags_subject("x")[:-1]  # tm.flags.eval.
 
 
 class Subscriptions:
-    def __init__(self, hub: Hub, upstream: Upstream, events: EventFeeds) -> None:
+    def __init__(self, hub: Hub, upstream: Upstream, events: EventFeeds, flags: FlagFeed) -> None:
         self.hub = hub
+        self.flags = flags
         self.upstream = upstream
         self.events = events
         self._pending: dict[str, int] = {}  # subjects with an attach waiting on upstream
 
     async def attach(self, conn: Connection, sub: Subscribe) -> None:
-        if sub.state:
+        if sub.subject.startswith(FLAGS_PREFIX):
+            self.flags.attach(conn, sub)  # evaluated here, per identity: nothing upstream
+        elif sub.state:
             await self._attach_state(conn, sub)
         else:
             await self._attach_event(conn, sub)
@@ -59,15 +65,21 @@ class Subscriptions:
     def detach(self, subject: str, name: str, outbox: Outbox) -> None:
         """Stop delivering at once; release the upstream subscription (in the background) when
         nobody here wants the subject any more."""
+        if subject.startswith(FLAGS_PREFIX):
+            self.flags.detach(outbox)
+            return
         if self.hub.remove(subject, name, outbox) and is_state_subject(subject) and subject not in self._pending:
             self.upstream.release_soon(subject)
 
     async def _attach_state(self, conn: Connection, sub: Subscribe) -> None:
         subject = sub.subject
         self._pending[subject] = self._pending.get(subject, 0) + 1
+        history: list[tuple[int, bytes]] = []
         try:
             await self.upstream.ensure(subject)
             fetched = await self._fetch_snapshot(subject) if self.hub.snapshot(subject) is None else None
+            if sub.history is not None:
+                history = await self._recent(conn, sub)
         finally:
             left = self._pending[subject] - 1
             if left:
@@ -76,12 +88,19 @@ class Subscriptions:
                 del self._pending[subject]
         if not conn.wants(sub.name):
             return
-        conn.subscribed(sub, {})
         outbox = conn.outbox
+        if sub.history is not None:
+            await self._send_history(conn, sub, history)
+            if not conn.wants(sub.name):
+                return
+        else:
+            conn.subscribed(sub, {})
         self.hub.add(subject, sub.name, outbox, conflate=True)
         if fetched is not None:
             self.hub.seed(subject, *fetched)
         snap = self.hub.snapshot(subject)
+        if snap is not None and history and snap[0] <= history[-1][0]:
+            snap = None  # the last historic tick was the current value: it is not sent twice
         if snap is not None:
             metrics.recovery("snapshot")
             seq, payload = snap
@@ -89,6 +108,33 @@ class Subscriptions:
                               time.monotonic())
         if sub.max_hz:
             outbox.throttle(sub.name, sub.max_hz)
+
+    async def _recent(self, conn: Connection, sub: Subscribe) -> list[tuple[int, bytes]]:
+        """The last ``sub.history`` ticks of the subject, oldest first (none when unavailable:
+        the subscription then starts like any other, from the snapshot)."""
+        nc = self.upstream.nc
+        if nc is None or not nc.is_connected:
+            return []
+        try:
+            return await recent_ticks(nc.jetstream(), sub.subject, sub.history or 0)
+        except Exception as exc:
+            log.warning("price history unavailable for %s: %s", sub.name, exc, extra={"event": "history.failed"})
+            return []
+
+    async def _send_history(self, conn: Connection, sub: Subscribe, history: list[tuple[int, bytes]]) -> None:
+        """``ok`` with ``replayed``, then the ticks oldest first, in chunks the writer drains in
+        between (a thousand ticks never overflow the outbox). Not conflated: a chart wants them
+        all. Live ticks meanwhile reach the edge's snapshot, sent right after."""
+        conn.subscribed(sub, {"replayed": len(history)})
+        outbox = conn.outbox
+        chunk = max(1, outbox.max_frames // 4)
+        for start in range(0, len(history), chunk):
+            while len(outbox) > outbox.max_frames // 2 and conn.closing is None:
+                await asyncio.sleep(0.005)
+            if not conn.wants(sub.name):
+                return
+            for seq, payload in history[start:start + chunk]:
+                outbox.push(conn.codec.msg(sub.name, seq, payload, lambda p=payload: orjson.loads(p)))
 
     async def _fetch_snapshot(self, subject: str) -> tuple[int, bytes] | None:
         nc = self.upstream.nc

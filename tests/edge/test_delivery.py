@@ -310,7 +310,7 @@ async def test_a_fresh_page_can_ask_for_the_last_events_then_live(edge, nats_mon
     assert [m["seq"] for m in await c.messages(5)] == sent[-5:]
     live = await publish_events(js, 2, start=12)
     assert [m["seq"] for m in await c.messages(2)] == live
-    bad, _ = await c.request("sub", ch="prices:AAPL", history=5)
+    bad, _ = await c.request("sub", ch="portfolio", history=5)  # prices take history too (charts)
     assert bad["code"] == ErrorCode.INVALID_FIELD
     await c.close()
     await nc.close()

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from tickmesh import metrics
 
@@ -102,9 +102,10 @@ class Flags:
         result = self.evaluate(name, subject)
         return default if result is None else result.value
 
-    def evaluate_all(self, subject: Subject) -> dict[str, Evaluation]:
-        """Every flag's value for ``subject`` (what the ``flags`` channel carries)."""
-        results = self.set.evaluate_all(subject, self.clock())
+    def evaluate_all(self, subject: Subject, names: Iterable[str] | None = None) -> dict[str, Evaluation]:
+        """Every flag's value for ``subject`` (what the ``flags`` channel carries), or only
+        those of ``names`` that exist."""
+        results = self.set.evaluate_all(subject, self.clock(), names)
         counts = Counter((name, r.variant) for name, r in results.items())
         for (name, variant), n in counts.items():
             metrics.flag_evaluated(name, variant, n)
