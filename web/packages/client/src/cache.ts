@@ -5,6 +5,9 @@ export interface CachedMessage<T = unknown> {
   data: T;
   /** Client clock, ms since the epoch, when it arrived. */
   receivedAt: number;
+  /** True for messages a first subscription replayed as `history` (a page filling its lists):
+   * the past, not news. Absent for live messages and for those a resume (`since`) caught up. */
+  history?: boolean;
 }
 
 /**
@@ -18,13 +21,15 @@ export class MessageCache {
 
   constructor(private readonly historyLimit = 100) {}
 
-  put(message: CachedMessage, keepHistory: boolean): void {
+  /** Keep `message` as its channel's last value and, when `keepHistory`, in its recent list
+   * (at most `limit` messages; default the cache's own limit). */
+  put(message: CachedMessage, keepHistory: boolean, limit = this.historyLimit): void {
     this.last.set(message.ch, message);
-    if (!keepHistory || this.historyLimit <= 0) return;
+    if (!keepHistory || limit <= 0) return;
     let list = this.recent.get(message.ch);
     if (!list) this.recent.set(message.ch, (list = []));
     list.push(message);
-    if (list.length > this.historyLimit) list.splice(0, list.length - this.historyLimit);
+    if (list.length > limit) list.splice(0, list.length - limit);
   }
 
   get<T>(ch: string): CachedMessage<T> | undefined {

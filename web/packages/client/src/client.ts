@@ -56,6 +56,12 @@ export interface ClientOptions {
   commandTimeoutMs?: number;
   /** Recent messages kept per event channel for late subscribers (default 100). */
   historyLimit?: number;
+  /**
+   * Ticks each price channel starts with and keeps (default 0: only the latest value). With N,
+   * every `prices:` subscription asks the edge for the symbol's last N retained ticks (`history`)
+   * and `history(ch)` holds the last N ticks, oldest first: what charts and sparklines draw.
+   */
+  priceHistory?: number;
   environment?: Environment;
   /**
    * Host constructors, for hosts whose globals lack or misbehave (Node.js: `WebSocket` from the
@@ -99,6 +105,9 @@ export class TickmeshClient {
   readonly events = new Emitter<ClientEvents>();
   private readonly machine = new StateMachine();
   private readonly options: Required<Omit<ClientOptions, "url" | "backoff" | "transportFactories" | "fetch" | "environment" | "codec" | "WebSocket" | "EventSource">>;
+  private codecInUse: Codec;
+  /** Messages still to come of each channel's `history` replay (flagged `history: true`). */
+  private readonly historyLeft = new Map<string, number>();
   private readonly baseUrl: string;
   private readonly env: Environment;
   private readonly factories: Record<TransportName, TransportFactory>;
@@ -149,9 +158,11 @@ export class TickmeshClient {
       upgradeIntervalMs: init.upgradeIntervalMs ?? 30_000,
       commandTimeoutMs: init.commandTimeoutMs ?? 15_000,
       historyLimit: init.historyLimit ?? 100,
+      priceHistory: Math.max(0, Math.min(1000, Math.floor(init.priceHistory ?? 0))),
     };
     const origin = typeof location === "undefined" ? "http://127.0.0.1:8000" : location.origin;
     this.baseUrl = init.url ?? origin;
+    this.codecInUse = init.codec ?? jsonCodec;
     this.env = init.environment ?? browserEnvironment();
     this.factories = { ...DEFAULT_TRANSPORTS, ...init.transportFactories };
     this.platform = resolvePlatform({ WebSocket: init.WebSocket, EventSource: init.EventSource, fetch: init.fetch });
@@ -174,6 +185,26 @@ export class TickmeshClient {
 
   get state(): ConnectionState {
     return this.machine.state;
+  }
+
+  /** The WebSocket codec new connections use (see {@link setCodec}). */
+  get codec(): Codec {
+    return this.codecInUse;
+  }
+
+  /**
+   * Use `codec` for WebSocket connections from now on (a feature flag can roll MessagePack
+   * out). The same codec changes nothing. A connected WebSocket reconnects once at once, resuming
+   * every channel from its position (nothing missed or repeated); SSE and polling are not
+   * affected (they carry JSON) and pick it up on their next WebSocket.
+   */
+  setCodec(codec: Codec): void {
+    if (codec.subprotocol === this.codecInUse.subprotocol) return;
+    this.codecInUse = codec;
+    if (!this.welcomed || this.transport?.name !== "websocket") return;
+    this.dropConnection();
+    this.machine.set("reconnecting", `switching to ${codec.subprotocol}`);
+    void this.attempt();
   }
 
   /** The transport in use while connected. */
@@ -239,7 +270,8 @@ export class TickmeshClient {
     return this.cache.get<DataOf<C>>(ch);
   }
 
-  /** Recent messages of an event channel, oldest first. */
+  /** Recent messages of an event channel, or the recent ticks of a price channel when
+   * `priceHistory` is set; oldest first. */
   history<C extends string>(ch: C): readonly CachedMessage<DataOf<C>>[] {
     return this.cache.history<DataOf<C>>(ch);
   }
@@ -305,7 +337,7 @@ export class TickmeshClient {
     return this.factories[name](
       {
         baseUrl: this.baseUrl,
-        codec: this.init.codec ?? jsonCodec,
+        codec: this.codecInUse,
         channels: this.subs.channels(),
         // Positions are the truth across transports: a switch from the WebSocket resumes from
         // the last message it delivered, not from where this transport last stopped.
@@ -479,10 +511,17 @@ export class TickmeshClient {
   private onMessage(frame: MsgFrame): void {
     const record = this.subs.get(frame.ch);
     if (!record) return;
+    const left = this.historyLeft.get(frame.ch);
+    if (left !== undefined) {
+      if (left <= 1) this.historyLeft.delete(frame.ch);
+      else this.historyLeft.set(frame.ch, left - 1);
+    }
     // Once only: a replay that overlaps live delivery, or a transport switch, can repeat one.
     if (typeof frame.seq === "number" && !this.positions.accept(frame.ch, frame.seq)) return;
     const message: CachedMessage = { ch: frame.ch, seq: frame.seq, data: frame.data, receivedAt: Date.now() };
-    this.cache.put(message, isEventChannel(frame.ch));
+    if (left !== undefined) message.history = true;
+    if (isEventChannel(frame.ch)) this.cache.put(message, true);
+    else this.cache.put(message, this.isPriceWithHistory(frame.ch), this.options.priceHistory);
     for (const listener of [...record.listeners]) listener(message);
     this.events.emit("message", message);
   }
@@ -498,12 +537,22 @@ export class TickmeshClient {
     // A first subscription has no position: start from the channel's recent past, so a freshly
     // loaded page shows its latest trades and notifications rather than an empty list.
     else if (event) frame.history = HISTORY_ON_FIRST_SUBSCRIBE;
+    // Prices: the recent ticks every time (ticks already seen are dropped by position), so a
+    // chart also fills in what a disconnection made it miss.
+    else if (this.isPriceWithHistory(record.ch)) frame.history = this.options.priceHistory;
+    this.historyLeft.delete(record.ch);
     this.setChannelStatus(record, "subscribing");
-    this.request(frame, (reply) => this.onSubReply(record, reply));
+    this.request(frame, (reply) => this.onSubReply(record, reply, frame.history !== undefined));
   }
 
-  private onSubReply(record: SubscriptionRecord, reply: OkFrame | ErrFrame): void {
+  private isPriceWithHistory(ch: string): boolean {
+    return this.options.priceHistory > 0 && ch.startsWith("prices:");
+  }
+
+  private onSubReply(record: SubscriptionRecord, reply: OkFrame | ErrFrame, askedHistory = false): void {
     if (this.subs.get(record.ch) !== record) return;
+    // The messages a `history` request replays (they follow the `ok`) are the past, not news.
+    if (askedHistory && reply.op === "ok" && reply.replayed) this.historyLeft.set(record.ch, reply.replayed);
     if (reply.op === "err") {
       const error = new TickmeshError(reply.code, reply.reason);
       this.setChannelStatus(record, "error", error);
@@ -581,7 +630,7 @@ export class TickmeshClient {
       done = true;
       if (gen === this.generation) this.setTimer("upgrade", this.options.upgradeIntervalMs, () => this.probeUpgrade());
     };
-    const options = { baseUrl: this.baseUrl, codec: this.init.codec ?? jsonCodec, channels: [], ...this.platform };
+    const options = { baseUrl: this.baseUrl, codec: this.codecInUse, channels: [], ...this.platform };
     let probe: Transport | undefined;
     const onOpen = () => {
       if (done) return;
