@@ -18,6 +18,12 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The official AsyncAPI parser that validates contracts/asyncapi.yaml (tests/ops/test_asyncapi.py).
+ASYNCAPI_STAMP := ops/asyncapi/node_modules/.installed
+$(ASYNCAPI_STAMP): ops/asyncapi/package.json ops/asyncapi/package-lock.json
+	cd ops/asyncapi && npm ci --no-audit --no-fund
+	touch $(ASYNCAPI_STAMP)
+
 # The web workspace (TypeScript client, React hooks, dashboard), from the committed lock file.
 $(WEB_STAMP): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
@@ -35,11 +41,11 @@ up: install web
 ## Install what the tests need and run every test (Python, then the web client and the browser)
 test: test-python test-web
 
-test-python: install
+test-python: install $(ASYNCAPI_STAMP)
 	$(BIN)/python -m pytest
 
 test-web: install web
 	cd web && npm run check && npm test && npm run e2e
 
 clean:
-	rm -rf $(VENV) .tickmesh build *.egg-info web/node_modules web/apps/dashboard/dist
+	rm -rf $(VENV) .tickmesh build *.egg-info web/node_modules web/apps/dashboard/dist ops/asyncapi/node_modules

@@ -18,7 +18,7 @@ import orjson
 from ._data import load
 from .channels import SYMBOL_RE, USER_ID_RE, Kind, channel_for_subject
 
-_PRIMITIVES = frozenset({"symbol", "decimal", "ts_us", "string", "int", "user_id", "enum", "bool", "number", "json"})
+_PRIMITIVES = frozenset({"symbol", "decimal", "ts_us", "string", "int", "user_id", "enum", "bool", "number", "json", "request_id"})
 _MAP_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 
 # NATS header carrying a message's position in its channel: strictly increasing per channel.
@@ -51,6 +51,8 @@ class Field:
     max: int | None = None
     values: tuple[str, ...] = ()
     items: str | None = None
+    schema_of: str | None = None  # frames: the value follows the channel's / command's schema
+    codes: str | None = None  # frames: the value is a code of this codes.toml table
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,10 @@ def _check(message: str, f: Field, value: Any) -> Any:
         if not isinstance(value, str) or (f.max is not None and len(value) > f.max):
             raise fail(f"must be a string of at most {f.max} characters")
         return value
+    if f.type == "request_id":
+        if (type(value) is int and -(2**53) < value < 2**53) or (isinstance(value, str) and len(value) <= 64):
+            return value
+        raise fail("must be an integer (|n| < 2^53) or a string of at most 64 characters")
     if f.type == "json":
         # Free-form client state (presence data): any JSON value, bounded by its encoded size.
         try:
@@ -184,7 +190,12 @@ def _check(message: str, f: Field, value: Any) -> Any:
 
 @cache
 def schema(name: str) -> Schema:
-    raw = load("messages.toml")[name]
+    return build_schema(name, load("messages.toml")[name])
+
+
+def build_schema(name: str, raw: Mapping[str, Any]) -> Schema:
+    """The :class:`Schema` of one parsed table in the format of ``messages.toml`` (also used for
+    the frames of ``frames.toml``)."""
     fields = tuple(
         Field(
             name=fname,
@@ -195,6 +206,8 @@ def schema(name: str) -> Schema:
             max=spec.get("max"),
             values=tuple(spec.get("values", ())),
             items=spec.get("items"),
+            schema_of=spec.get("schema_of"),
+            codes=spec.get("codes"),
         )
         for fname, spec in raw.get("fields", {}).items()
     )
@@ -218,7 +231,10 @@ def channel_schemas() -> dict[Kind, str]:
             out[Kind(channel)] = name
         elif subject:
             sample = subject.replace("<symbol-token>", "X").replace("<user-token>", "u")
-            out[channel_for_subject(sample).kind] = name
+            try:
+                out[channel_for_subject(sample).kind] = name
+            except ValueError:
+                continue  # a control subject (tm.ctl.revoke), not a channel's
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 from tickmesh.contracts.codes import CLOSES, ERRORS
 from tickmesh.contracts.commands import commands
 
-from . import gen_ts
+from . import asyncapi, gen_ts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +53,7 @@ TARGETS: dict[str, dict[str, Callable[[], str]]] = {
 # Whole files generated from the contracts: path -> renderer.
 WHOLE_FILES: dict[str, Callable[[], str]] = {}
 WHOLE_FILES["web/packages/client/src/generated/contracts.ts"] = gen_ts.render
+WHOLE_FILES["contracts/asyncapi.yaml"] = asyncapi.render
 
 
 def _render(text: str, regions: dict[str, Callable[[], str]]) -> str:

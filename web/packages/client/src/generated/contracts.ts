@@ -425,6 +425,32 @@ export interface FlagAudit {
   ts: TimestampUs;
 }
 
+/** Revokes a user: every edge closes the user's connections (4102) and refuses their tokens issued before it. Kept in TM_REVOCATIONS; only the admin NATS identity may publish it. */
+export interface Revocation {
+  /** The user to revoke. */
+  user: string;
+}
+
+/** A position in an event channel (the `since` of `sub`, from a previous `ok` or `msg`). */
+export interface StreamPosition {
+  /** The stream's epoch. */
+  epoch: string;
+  /** The last sequence the client has. */
+  seq: number;
+}
+
+/** The limits that apply to one connection (in `welcome`). */
+export interface ConnectionLimits {
+  /** Subscriptions at most. */
+  max_subscriptions: number;
+  /** Largest client frame, in bytes. */
+  max_frame_bytes: number;
+  /** Sustained command rate. */
+  commands_per_second: number;
+  /** Commands allowed in a burst. */
+  commands_burst: number;
+}
+
 
 // --- error codes (codes.toml [err]; the flag says whether retrying may succeed) ---
 export const ErrorCode = {
