@@ -1,4 +1,4 @@
-import { Backoff, type BackoffOptions } from "./backoff.js";
+import { Backoff } from "./backoff.js";
 import { MessageCache, type CachedMessage } from "./cache.js";
 import { isEventChannel, type DataOf } from "./channels.js";
 import { jsonCodec, type Codec } from "./codec.js";
@@ -6,12 +6,16 @@ import { CommandQueue, randomKey } from "./commands.js";
 import { Emitter } from "./emitter.js";
 import { browserEnvironment, type Environment } from "./environment.js";
 import { shouldReconnect, TickmeshError } from "./errors.js";
-import type { ClientFrame, ErrFrame, MsgFrame, OkFrame, RequestId, ServerFrame, WelcomeFrame } from "./frames.js";
+import type { ClientFrame, ErrFrame, MsgFrame, OkFrame, Position, RequestId, ServerFrame, WelcomeFrame } from "./frames.js";
 import { CloseCode, ErrorCode, type CommandName, type Commands } from "./generated/contracts.js";
 import { Heartbeat } from "./heartbeat.js";
-import { missingFor, resolvePlatform, type EventSourceConstructor, type FetchLike, type Platform, type WebSocketConstructor } from "./platform.js";
+import { tokenSubject } from "./jwt.js";
+import { missingFor, resolvePlatform, type Platform } from "./platform.js";
 import { Positions } from "./positions.js";
-import { isLive, StateMachine, type ConnectionState, type StateChange } from "./state.js";
+import { isLive, StateMachine, type ConnectionState } from "./state.js";
+import { HISTORY_ON_FIRST_SUBSCRIBE, type ClientEvents, type ClientOptions, type TokenRequest } from "./options.js";
+import { HANDOVER, SharedLink, shareMode, type HubTransport, type ShareOptions } from "./shared-link.js";
+import { engineSettingsOf, shareKey, type HubMessage, type Upstream } from "./shared-protocol.js";
 import { Subscriptions, type ChannelStatus, type Listener, type SubscriptionRecord } from "./subscriptions.js";
 import type { CloseInfo, Transport, TransportFactory, TransportName } from "./transport.js";
 import { TransportPicker } from "./transport-picker.js";
@@ -19,76 +23,7 @@ import { pollingTransport } from "./transport-poll.js";
 import { sseTransport } from "./transport-sse.js";
 import { webSocketTransport } from "./transport-ws.js";
 
-/** Messages an event channel starts with when the client has no position for it yet. */
-export const HISTORY_ON_FIRST_SUBSCRIBE = 50;
-
-export interface TokenRequest {
-  /** `connect`: a new connection; `refresh`: before expiry; `expired`: the edge said 4003. */
-  reason: "connect" | "refresh" | "expired";
-}
-
-export interface ClientOptions {
-  /** The edge's base URL, e.g. `https://stream.example.com` (default: the page's origin). */
-  url?: string;
-  /** Returns a valid access token (JWT). Called for every connection and before expiry. */
-  getToken: (request: TokenRequest) => string | Promise<string>;
-  /** Transports in order of preference (default websocket, sse, polling). */
-  transports?: TransportName[];
-  /** Replace a transport's implementation (tests, custom environments). */
-  transportFactories?: Partial<Record<TransportName, TransportFactory>>;
-  /** WebSocket codec: JSON (default) or `msgpackCodec` from `@tickmesh/client/msgpack`. */
-  codec?: Codec;
-  /** Reconnect backoff: full jitter, 0.5 s doubling to at most 20 s by default. */
-  backoff?: BackoffOptions;
-  /** App-level ping interval, ms (default 15000; never longer than the edge's heartbeat). */
-  pingIntervalMs?: number;
-  /** No frame for this long after a ping means the server is dead, ms (default 5000). */
-  pongTimeoutMs?: number;
-  /** Give up on a connection attempt that has not reached `welcome` after this, ms (default 10000). */
-  connectTimeoutMs?: number;
-  /** Refresh the token this long before it expires, ms (default 60000). */
-  refreshLeadMs?: number;
-  /** Data older than this is stale: a tab becoming visible then retries at once, ms (default 30000). */
-  staleAfterMs?: number;
-  /** While on a fallback transport, try the best one again this often, ms (default 30000). */
-  upgradeIntervalMs?: number;
-  /** A command without a reply after this fails with `timeout` (502), ms (default 15000). */
-  commandTimeoutMs?: number;
-  /** Recent messages kept per event channel for late subscribers (default 100). */
-  historyLimit?: number;
-  /**
-   * Ticks each price channel starts with and keeps (default 0: only the latest value). With N,
-   * every `prices:` subscription asks the edge for the symbol's last N retained ticks (`history`)
-   * and `history(ch)` holds the last N ticks, oldest first: what charts and sparklines draw.
-   */
-  priceHistory?: number;
-  environment?: Environment;
-  /**
-   * Host constructors, for hosts whose globals lack or misbehave (Node.js: `WebSocket` from the
-   * `ws` package; React Native: an `EventSource` polyfill). Default: the globals. A transport
-   * whose constructor is missing is skipped (see the `state` event's `reason`).
-   */
-  WebSocket?: WebSocketConstructor;
-  EventSource?: EventSourceConstructor;
-  fetch?: FetchLike;
-}
-
-export interface RecoveryEvent {
-  ch: string;
-  /** `epoch_changed`: restart derived state; `position_expired`: messages before `firstSeq` are gone. */
-  reason: string;
-  replayed: number;
-  firstSeq?: number;
-}
-
-export interface ClientEvents {
-  state: StateChange & { transport?: TransportName };
-  message: CachedMessage;
-  subscription: { ch: string; status: ChannelStatus; error?: TickmeshError };
-  recovery: RecoveryEvent;
-  error: TickmeshError;
-  welcome: WelcomeFrame;
-}
+export { HISTORY_ON_FIRST_SUBSCRIBE, type ClientEvents, type ClientOptions, type RecoveryEvent, type TokenRequest } from "./options.js";
 
 const DEFAULT_TRANSPORTS: Record<TransportName, TransportFactory> = {
   websocket: webSocketTransport,
@@ -104,7 +39,7 @@ const DEFAULT_TRANSPORTS: Record<TransportName, TransportFactory> = {
 export class TickmeshClient {
   readonly events = new Emitter<ClientEvents>();
   private readonly machine = new StateMachine();
-  private readonly options: Required<Omit<ClientOptions, "url" | "backoff" | "transportFactories" | "fetch" | "environment" | "codec" | "WebSocket" | "EventSource">>;
+  private readonly options: Required<Omit<ClientOptions, "url" | "backoff" | "transportFactories" | "fetch" | "environment" | "codec" | "WebSocket" | "EventSource" | "share">>;
   private codecInUse: Codec;
   /** Messages still to come of each channel's `history` replay (flagged `history: true`). */
   private readonly historyLeft = new Map<string, number>();
@@ -124,7 +59,7 @@ export class TickmeshClient {
   private running = false;
   private everConnected = false;
   private generation = 0;
-  private transport: Transport | undefined;
+  private transport: Transport | HubTransport | undefined;
   private authId: RequestId | undefined;
   private welcomed = false;
   private tokenReason: TokenRequest["reason"] = "connect";
@@ -132,6 +67,14 @@ export class TickmeshClient {
   private timers = new Map<"retry" | "connect" | "refresh" | "upgrade" | "drain", ReturnType<typeof setTimeout>>();
   private unwatch: (() => void) | undefined;
   private edgeDegraded = false;
+  // Sharing one connection among tabs (see SharedLink): whether and how, the membership for
+  // the current user, whether the current "transport" is the hub, and the hub's upstream.
+  private readonly shareOptions: ShareOptions;
+  private shareMode: "worker" | "leader" | undefined;
+  private handovers = 0;
+  private link: SharedLink | undefined;
+  private sharing = false;
+  private upstream: Upstream | undefined;
 
   /** The last fatal error (a "do not reconnect" close, an auth failure), if any. */
   error: TickmeshError | undefined;
@@ -175,6 +118,10 @@ export class TickmeshClient {
       return !missing;
     });
     this.picker = new TransportPicker(usable, this.env);
+    this.shareOptions = typeof init.share === "object" ? init.share : {};
+    const wantShare = init.share === undefined ? typeof document !== "undefined" : init.share !== false;
+    const local = Boolean(init.transportFactories || init.WebSocket || init.EventSource || init.fetch);
+    this.shareMode = wantShare ? shareMode(this.shareOptions, local) : undefined;
     this.backoff = new Backoff(init.backoff);
     this.cache = new MessageCache(this.options.historyLimit);
     this.commands = new CommandQueue(() => this.nextId());
@@ -196,20 +143,28 @@ export class TickmeshClient {
    * Use `codec` for WebSocket connections from now on (a feature flag can roll MessagePack
    * out). The same codec changes nothing. A connected WebSocket reconnects once at once, resuming
    * every channel from its position (nothing missed or repeated); SSE and polling are not
-   * affected (they carry JSON) and pick it up on their next WebSocket.
+   * affected (they carry JSON) and pick it up on their next WebSocket. On a shared connection
+   * the first tab's codec holds; this one is proposed when this tab joins or connects on its own.
    */
   setCodec(codec: Codec): void {
     if (codec.subprotocol === this.codecInUse.subprotocol) return;
     this.codecInUse = codec;
-    if (!this.welcomed || this.transport?.name !== "websocket") return;
+    if (!this.welcomed || this.sharing || (this.transport as Transport | undefined)?.name !== "websocket") return;
     this.dropConnection();
     this.machine.set("reconnecting", `switching to ${codec.subprotocol}`);
     void this.attempt();
   }
 
-  /** The transport in use while connected. */
+  /** The transport in use while connected (on a shared connection: the one the tabs share). */
   get transportName(): TransportName | undefined {
-    return this.welcomed ? this.transport?.name : undefined;
+    if (!this.welcomed) return undefined;
+    if (this.sharing) return this.upstream && isLive(this.upstream.state) ? this.upstream.transport : undefined;
+    return (this.transport as Transport | undefined)?.name;
+  }
+
+  /** Whether this client is on a connection shared with other tabs (see the `share` option). */
+  get shared(): boolean {
+    return this.sharing && this.welcomed;
   }
 
   /** Start connecting (idempotent). */
@@ -244,7 +199,7 @@ export class TickmeshClient {
    */
   subscribe<C extends string>(ch: C, listener: Listener<DataOf<C>>, options: { maxHz?: number } = {}): () => void {
     const { record, created } = this.subs.add(ch, listener as Listener, options.maxHz);
-    if (created && isLive(this.state) && this.welcomed) this.sendSub(record);
+    if (created && this.welcomed) this.sendSub(record);
     const cached = this.cache.get<DataOf<C>>(ch);
     if (cached && !isEventChannel(ch)) {
       queueMicrotask(() => record.listeners.has(listener as Listener) && listener(cached));
@@ -258,7 +213,8 @@ export class TickmeshClient {
         if (!rec || rec.listeners.size > 0) return;
         this.subs.delete(ch);
         this.positions.forget(ch);
-        if (this.welcomed && (rec.status === "live" || rec.status === "subscribing")) {
+        // (On a shared connection a channel may show `pending` while the hub still holds it.)
+        if (this.welcomed && rec.status !== "error") {
           this.request({ op: "unsub", id: this.nextId(), ch }, () => {});
         }
       });
@@ -279,6 +235,26 @@ export class TickmeshClient {
   channelStatus(ch: string): { status: ChannelStatus; error?: TickmeshError } {
     const rec = this.subs.get(ch);
     return rec ? { status: rec.status, error: rec.error } : { status: "idle" };
+  }
+
+  /** Where an event channel stands: its epoch and the seq of the last message delivered. */
+  position(ch: string): { epoch?: string; seq?: number } {
+    return this.positions.get(ch);
+  }
+
+  /**
+   * Make the next subscription of `ch` resume from `since` if that is earlier than where the
+   * client stands (a shared connection resuming for its furthest-behind tab). Returns false
+   * when too late: the subscription is already on its way or live.
+   */
+  resumeFrom(ch: string, since: Position): boolean {
+    const status = this.subs.get(ch)?.status;
+    if (status === "subscribing" || status === "live") return false;
+    const { epoch, seq } = this.positions.get(ch);
+    if (epoch === since.epoch && seq !== undefined && seq <= since.seq) return true;
+    if (epoch !== undefined && seq !== undefined && epoch !== since.epoch) return false;
+    this.positions.set(ch, since);
+    return true;
   }
 
   /**
@@ -316,6 +292,7 @@ export class TickmeshClient {
     if (gen !== this.generation || !this.running) return;
     this.tokenReason = "connect";
     this.welcomed = false;
+    if (this.shareMode && this.openShared(gen, token)) return;
     try {
       this.transport = this.openTransport(name, gen, token);
     } catch (err) {
@@ -357,7 +334,105 @@ export class TickmeshClient {
     );
   }
 
+  // --- sharing one connection among tabs -------------------------------------------------------
+
+  /** Join the shared connection of this token's user; false when this tab must go direct. */
+  private openShared(gen: number, token: string): boolean {
+    const subject = tokenSubject(token);
+    if (!subject) return false; // nothing to key a shared connection by: connect directly
+    const key = shareKey(this.baseUrl, subject);
+    const handlers = {
+      onOpen: () => {
+        if (gen !== this.generation) return;
+        this.authId = this.nextId();
+        this.transport?.send({ op: "auth", id: this.authId, token });
+      },
+      onFrame: (frame: ServerFrame) => gen === this.generation && this.onFrame(frame),
+      onClose: (info: CloseInfo) => gen === this.generation && this.onClosed(info),
+      onUpstream: (msg: HubMessage) => gen === this.generation && this.onUpstream(msg),
+    };
+    try {
+      if (this.link?.key !== key) {
+        // Another user now (or the first time): never stay on the previous user's connection.
+        this.link?.close();
+        this.link = new SharedLink(key, subject, this.shareMode!, this.shareOptions, this.options.getToken,
+          () => (_settings, getToken) => new TickmeshClient({ ...this.init, share: false, getToken }));
+      }
+      this.sharing = true;
+      this.transport = this.link.open(engineSettingsOf(this.baseUrl, this.codecInUse, this.init.backoff, this.options), handlers);
+    } catch {
+      // The host refused (a SharedWorker constructor that throws): this tab goes direct.
+      this.stopSharing();
+      return false;
+    }
+    this.setTimer("connect", this.options.connectTimeoutMs, () => {
+      if (gen !== this.generation || this.welcomed) return;
+      this.onClosed({ code: 4004, reason: "the shared connection did not answer", opened: false });
+    });
+    return true;
+  }
+
+  private stopSharing(): void {
+    this.shareMode = undefined;
+    this.sharing = false;
+    this.link?.close();
+    this.link = undefined;
+  }
+
+  /** The hub's upstream changed: this tab shows the same state, transport and session. */
+  private applyUpstream(up: Upstream): void {
+    this.upstream = up;
+    if (!this.welcomed) return; // joined: applied with the welcome that follows
+    if (up.session?.user !== undefined && up.session.user !== this.link?.subject) {
+      // Never show one user another's data, whatever a hub says.
+      this.onClosed({ code: 1006, reason: `the shared connection is ${up.session.user}'s`, opened: false });
+      return;
+    }
+    const before = this.session;
+    this.session = up.session;
+    // A hub whose upstream is (re)starting: for a tab that was connected, that is reconnecting.
+    const starting = up.state === "disconnected" || up.state === "connecting";
+    this.machine.set(starting ? (this.everConnected ? "reconnecting" : "connecting") : up.state, up.reason || `shared connection ${up.state}`);
+    if (isLive(up.state)) this.everConnected = true;
+    if (up.session && isLive(up.state) && up.session.conn_id !== before?.conn_id) this.events.emit("welcome", up.session);
+  }
+
+  private onUpstream(msg: HubMessage): void {
+    this.lastFrameAt = Date.now();
+    switch (msg.t) {
+      case "upstream":
+        return this.applyUpstream(msg.upstream);
+      case "chan": {
+        const record = this.subs.get(msg.ch);
+        if (record) this.setChannelStatus(record, msg.status, msg.code === undefined ? undefined : new TickmeshError(msg.code, msg.reason ?? ""));
+        return;
+      }
+      case "recovery": {
+        if (!this.subs.get(msg.ch)) return;
+        // The hub's stream restarted (new epoch) or skipped ahead: positions and cache follow.
+        if (msg.epoch !== undefined) this.positions.setEpoch(msg.ch, msg.epoch);
+        if (msg.reason === "epoch_changed") this.cache.clear(msg.ch);
+        this.events.emit("recovery", { ch: msg.ch, reason: msg.reason, replayed: msg.replayed, firstSeq: msg.firstSeq });
+        return;
+      }
+      case "error":
+        this.events.emit("error", new TickmeshError(msg.code, msg.reason));
+        return;
+    }
+  }
+
   private onWelcome(frame: WelcomeFrame): void {
+    if (this.sharing) {
+      this.welcomed = true;
+      this.handovers = 0;
+      this.clearTimer("connect");
+      this.backoff.reset();
+      this.applyUpstream(this.upstream ?? { state: "connecting", reason: "joined the shared connection" });
+      // Positions are this tab's own: the hub replays from them what this tab has not seen.
+      for (const record of this.subs.all()) this.sendSub(record);
+      this.flushCommands();
+      return;
+    }
     this.welcomed = true;
     this.everConnected = true;
     this.session = frame;
@@ -373,7 +448,7 @@ export class TickmeshClient {
     });
     this.scheduleRefresh(frame.expires_at);
     this.edgeDegraded = false;
-    this.machine.set("connected", `connected over ${this.transport?.name}`);
+    this.machine.set("connected", `connected over ${this.transportName}`);
     this.events.emit("welcome", frame);
     for (const record of this.subs.all()) this.sendSub(record);
     this.flushCommands();
@@ -382,8 +457,22 @@ export class TickmeshClient {
 
   /** The connection ended (transport closed, heartbeat or connect timeout). */
   private onClosed(info: CloseInfo): void {
+    const wasSharing = this.sharing;
     this.dropConnection();
     if (!this.running) return;
+    if (wasSharing && !info.opened) {
+      // Refused (another user's hub), unreachable or silent: this tab connects on its own.
+      this.stopSharing();
+      this.machine.set(this.everConnected ? "reconnecting" : "connecting", `${info.reason}; connecting directly`);
+      return this.retryIn(0, info.reason);
+    }
+    if (wasSharing && info.code === HANDOVER && this.handovers++ === 0) {
+      // The tab holding the connection left: join the next hub now. Not through a timer, which
+      // a background tab may run a second (or a minute) late.
+      this.machine.set("reconnecting", info.reason);
+      queueMicrotask(() => void this.attempt());
+      return;
+    }
     if (info.opened && !shouldReconnect(info.code)) {
       const err = new TickmeshError(info.code, info.reason);
       this.events.emit("error", err);
@@ -392,9 +481,10 @@ export class TickmeshClient {
     }
     if (info.code === CloseCode.TOKEN_EXPIRED) this.tokenReason = "expired";
     let delay: number;
-    if (!info.opened && this.picker.failedToOpen() === "next") delay = 0;
+    if (wasSharing) delay = this.backoff.next();
+    else if (!info.opened && this.picker.failedToOpen() === "next") delay = 0;
     else {
-      if (info.opened) this.picker.dropped();
+      if (info.opened && !wasSharing) this.picker.dropped();
       delay = this.backoff.next();
     }
     this.machine.set(this.everConnected ? "reconnecting" : "connecting", `${info.reason} (${info.code})`);
@@ -413,6 +503,8 @@ export class TickmeshClient {
     this.generation += 1;
     this.transport?.close();
     this.transport = undefined;
+    this.sharing = false;
+    this.upstream = undefined;
     this.welcomed = false;
     this.session = undefined;
     this.heartbeat?.stop();
@@ -431,6 +523,8 @@ export class TickmeshClient {
     this.nextRetryAt = undefined;
     this.unwatch?.();
     this.unwatch = undefined;
+    this.link?.close();
+    this.link = undefined;
     this.commands.failAll();
     this.machine.set("disconnected", reason);
   }
@@ -446,7 +540,7 @@ export class TickmeshClient {
   }
 
   private onOffline(): void {
-    if (!this.running) return;
+    if (!this.running || this.sharing) return; // the shared connection's holder watches the network
     this.dropConnection();
     this.clearTimer("retry");
     this.machine.set("offline", "the browser went offline");
@@ -519,7 +613,7 @@ export class TickmeshClient {
     // Once only: a replay that overlaps live delivery, or a transport switch, can repeat one.
     if (typeof frame.seq === "number" && !this.positions.accept(frame.ch, frame.seq)) return;
     const message: CachedMessage = { ch: frame.ch, seq: frame.seq, data: frame.data, receivedAt: Date.now() };
-    if (left !== undefined) message.history = true;
+    if (left !== undefined || frame.history === true) message.history = true;
     if (isEventChannel(frame.ch)) this.cache.put(message, true);
     else this.cache.put(message, this.isPriceWithHistory(frame.ch), this.options.priceHistory);
     for (const listener of [...record.listeners]) listener(message);

@@ -61,6 +61,8 @@ export interface MsgFrame {
   ch: string;
   seq: number;
   data: unknown;
+  /** Replayed history, not news: set by a shared connection's hub (edges mark it by `replayed`). */
+  history?: boolean;
 }
 
 export type ServerFrame =

@@ -1,4 +1,7 @@
-export { TickmeshClient, type ClientEvents, type ClientOptions, type RecoveryEvent, type TokenRequest } from "./client.js";
+export { TickmeshClient } from "./client.js";
+export { HISTORY_ON_FIRST_SUBSCRIBE, type ClientEvents, type ClientOptions, type RecoveryEvent, type TokenRequest } from "./options.js";
+export type { ShareOptions } from "./shared-link.js";
+export type { EventSourceConstructor, EventSourceLike, FetchLike, WebSocketConstructor, WebSocketLike } from "./platform.js";
 export { Backoff, BACKOFF_DEFAULTS, type BackoffOptions } from "./backoff.js";
 export type { CachedMessage } from "./cache.js";
 export { isEventChannel, kindOf, priceChannel, type DataOf } from "./channels.js";

@@ -38,6 +38,17 @@ export class Positions {
     return epoch !== undefined && seq !== undefined ? { epoch, seq } : undefined;
   }
 
+  /** Epoch and seq as far as known (either may be missing). */
+  get(ch: string): { epoch?: string; seq?: number } {
+    return { epoch: this.epochs.get(ch), seq: this.seqs.get(ch) };
+  }
+
+  /** Put the position at `since`, also backwards (a shared hub resuming for its oldest tab). */
+  set(ch: string, since: Position): void {
+    this.epochs.set(ch, since.epoch);
+    this.seqs.set(ch, since.seq);
+  }
+
   lastSeq(ch: string): number | undefined {
     return this.seqs.get(ch);
   }
