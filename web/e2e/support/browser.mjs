@@ -57,10 +57,18 @@ export async function waitForChange(locator, before, timeoutMs) {
 }
 
 /**
+ * A real proxy or CSP would refuse the SharedWorker's connections as well, but a page cannot
+ * patch the worker's globals: scripts that patch the page's transports also take SharedWorker
+ * away, so the client shares through leader election and connects from the page itself.
+ */
+const NO_SHARED_WORKER = "delete window.SharedWorker;";
+
+/**
  * Make WebSockets fail the way a blocking proxy makes them fail: error, then close 1006.
  * `window.__blockWebSocket = false` lets new ones through again (the proxy went away).
  */
 export const BLOCK_WEBSOCKET = `
+  ${NO_SHARED_WORKER}
   window.__blockWebSocket = true;
   const RealWebSocket = window.WebSocket;
   window.WebSocket = class BlockedWebSocket extends EventTarget {
@@ -87,6 +95,7 @@ export const BLOCK_WEBSOCKET = `
  * Native, some embedded WebViews). `window.__webSocketsTried` counts the attempts.
  */
 export const UNCONSTRUCTIBLE_TRANSPORTS = `
+  ${NO_SHARED_WORKER}
   window.__webSocketsTried = 0;
   window.WebSocket = class RefusedWebSocket {
     constructor(url) {
