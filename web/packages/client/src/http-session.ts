@@ -8,7 +8,8 @@ export interface StreamSink {
   opened(): void;
   frame(frame: ServerFrame): void;
   cursor(cursor: string): void;
-  failed(code: number, reason: string): void;
+  /** `answered`: the edge itself refused (an HTTP error with its code), so the path is not blocked. */
+  failed(code: number, reason: string, answered?: boolean): void;
 }
 
 /** Opens one HTTP stream of frames for a ticket, a set of channels and a cursor. */
@@ -25,11 +26,28 @@ export function defaultFetch(): typeof fetch {
   return globalThis.fetch.bind(globalThis);
 }
 
-/** HTTP status of a refused ticket or stream -> the close code the client acts on. */
-export function closeCodeForStatus(status: number): number {
+/**
+ * The close code of a refused ticket or stream: the one the edge puts in its `err` body when it
+ * is a close code (4102 forbidden, 4103 connection limit, 4000 draining, ...), so a refused HTTP
+ * stream ends exactly like the same WebSocket close; otherwise one from the status.
+ */
+export function closeCodeForStatus(status: number, body?: unknown): number {
+  const code = (body as { code?: unknown } | undefined)?.code;
+  if (typeof code === "number" && Number.isInteger(code) && code >= 4000 && code <= 4999) return code;
   if (status === 401) return 4003; // expired (or invalid) token: get a new one and reconnect
   if (status === 403) return 4102;
   return 1006;
+}
+
+/** `closeCodeForStatus` for a refused response, reading its JSON body if it has one. */
+export async function closeCodeOf(resp: Response): Promise<number> {
+  let body: unknown;
+  try {
+    body = await resp.json();
+  } catch {
+    body = undefined; // not JSON (a proxy's error page): the status decides
+  }
+  return closeCodeForStatus(resp.status, body);
 }
 
 /**
@@ -54,13 +72,16 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
   let renewTimer: ReturnType<typeof setTimeout> | undefined;
   let generation = 0;
 
-  const fail = (code: number, reason: string) => {
+  // A refusal the edge itself answered (HTTP 401/403/429/503 with its close code) ends the
+  // session like the same WebSocket close would after opening: the client then acts on the code
+  // (4102: stop; 4003: new token) instead of taking this transport for blocked.
+  const fail = (code: number, reason: string, answered = false) => {
     if (done) return;
     done = true;
     driver.stop();
     clearTimeout(restartTimer);
     clearTimeout(renewTimer);
-    handlers.onClose({ code, reason, opened });
+    handlers.onClose({ code, reason, opened: opened || answered });
   };
 
   const welcome = () => {
@@ -86,7 +107,7 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
 
   const ticket = async (): Promise<string> => {
     const resp = await doFetch(url("/ticket"), { method: "POST", headers: { Authorization: `Bearer ${token}` } });
-    if (!resp.ok) throw Object.assign(new Error(`ticket refused: HTTP ${resp.status}`), { code: closeCodeForStatus(resp.status) });
+    if (!resp.ok) throw Object.assign(new Error(`ticket refused: HTTP ${resp.status}`), { code: await closeCodeOf(resp), answered: true });
     return ((await resp.json()) as { ticket: string }).ticket;
   };
 
@@ -97,7 +118,8 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
     try {
       t = await ticket();
     } catch (err) {
-      return fail((err as { code?: number }).code ?? 1006, String((err as Error).message ?? err));
+      const { code, answered } = err as { code?: number; answered?: boolean };
+      return fail(code ?? 1006, String((err as Error).message ?? err), answered);
     }
     if (done || mine !== generation) return;
     if (channels.size === 0) return welcome(); // nothing to stream yet: ready for `sub`
@@ -112,7 +134,7 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
         cursor = c;
         options.onCursor?.(c);
       },
-      failed: (code, reason) => mine === generation && fail(code, reason),
+      failed: (code, reason, answered) => mine === generation && fail(code, reason, answered),
     };
     try {
       driver.start(url, t, [...channels], cursor, sink);

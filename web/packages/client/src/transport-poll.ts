@@ -1,5 +1,5 @@
 import { framesOf } from "./frames.js";
-import { closeCodeForStatus, defaultFetch, httpSessionTransport, type StreamDriver } from "./http-session.js";
+import { closeCodeOf, defaultFetch, httpSessionTransport, type StreamDriver } from "./http-session.js";
 import type { TransportFactory } from "./transport.js";
 
 /** Tickets may resume a polling session for EDGE_TICKET_RESUME_S (300 s): renew well before. */
@@ -23,7 +23,7 @@ function pollDriver(doFetch: typeof fetch): StreamDriver {
           let body: { frames?: unknown[]; cursor?: string };
           try {
             const resp = await doFetch(u.toString(), { signal: controller.signal, cache: "no-store" });
-            if (!resp.ok) return sink.failed(closeCodeForStatus(resp.status), `poll refused: HTTP ${resp.status}`);
+            if (!resp.ok) return sink.failed(await closeCodeOf(resp), `poll refused: HTTP ${resp.status}`, true);
             body = (await resp.json()) as typeof body;
           } catch (err) {
             healthy = false;

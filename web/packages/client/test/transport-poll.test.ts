@@ -97,9 +97,43 @@ describe("long-polling transport", () => {
     await settle();
     expect(closes).toEqual([{ code: 4102, reason: "revoked", opened: true }]);
 
+    // The edge answered: the path works, the token does not (a new one, same transport).
     const expired = fakeEdge([401]);
     const second = open(expired, ["portfolio"]);
     await settle();
-    expect(second.closes[0]).toMatchObject({ code: 4003, opened: false });
+    expect(second.closes[0]).toMatchObject({ code: 4003, opened: true });
+  });
+
+  it("takes the close code from a refusal's body, like the same WebSocket close", async () => {
+    const refusal = (status: number, body: string) => vi.fn(async (input: string | URL | Request) =>
+      new URL(String(input)).pathname === "/ticket" ? new Response(JSON.stringify({ ticket: "T1" })) : new Response(body, { status }));
+    const cases: Array<[number, string, number]> = [
+      [403, JSON.stringify({ op: "err", code: 4102, reason: "user revoked" }), 4102],
+      [429, JSON.stringify({ op: "err", code: 4103, reason: "too many connections" }), 4103],
+      [503, JSON.stringify({ op: "err", code: 4000, reason: "draining" }), 4000],
+      [403, "<html>blocked by proxy</html>", 4102], // no body code: the status decides
+      [400, JSON.stringify({ op: "err", code: 102, reason: "bad field" }), 1006], // an err code, not a close code
+    ];
+    for (const [status, body, code] of cases) {
+      const closes: CloseInfo[] = [];
+      const fetch = refusal(status, body) as unknown as typeof globalThis.fetch;
+      const t = pollingTransport(
+        { baseUrl: "http://edge.test", codec: jsonCodec, channels: ["trades"], fetch },
+        { onOpen: () => t.send({ op: "auth", id: 1, token }), onFrame: () => {}, onClose: (c) => closes.push(c) },
+      );
+      await settle();
+      expect(closes, `${status} ${body}`).toEqual([expect.objectContaining({ code, opened: true })]);
+    }
+  });
+
+  it("takes a refused ticket's close code from its body too", async () => {
+    const fetch = vi.fn(async () => new Response(JSON.stringify({ op: "err", code: 4102, reason: "user revoked" }), { status: 403 }));
+    const closes: CloseInfo[] = [];
+    const t = pollingTransport(
+      { baseUrl: "http://edge.test", codec: jsonCodec, channels: ["trades"], fetch: fetch as unknown as typeof globalThis.fetch },
+      { onOpen: () => t.send({ op: "auth", id: 1, token }), onFrame: () => {}, onClose: (c) => closes.push(c) },
+    );
+    await settle();
+    expect(closes).toEqual([expect.objectContaining({ code: 4102, opened: true })]);
   });
 });
