@@ -31,7 +31,7 @@ function fabric(options: { expectTabs?: boolean; ignoreKey?: boolean } = {}) {
       hub = new Hub({
         subject: subjectOfKey(key)!,
         createEngine: (settings, getToken) => {
-          const engine = new TickmeshClient({ url: settings.url, getToken, share: false, environment: fakeEnvironment(), transportFactories: net.factories, backoff: { random: () => 0.5 } });
+          const engine = new TickmeshClient({ url: settings.url, getToken, share: false, environment: fakeEnvironment(), transportFactories: net.factories, backoff: { random: () => 0.5 }, priceHistory: settings.priceHistory });
           engines.push(engine);
           return engine;
         },
@@ -77,9 +77,9 @@ function fabric(options: { expectTabs?: boolean; ignoreKey?: boolean } = {}) {
       const client = new TickmeshClient({ url: "http://edge.test", getToken, share: { bus }, environment: fakeEnvironment(), backoff: { random: () => 0.5 },
         transportFactories: net.factories, // only for a tab that ends up connecting on its own
         ...extra });
-      const got: Array<{ ch: string; seq: number; data: unknown }> = [];
+      const got: Array<{ ch: string; seq: number; data: unknown; history?: boolean }> = [];
       const errors: TickmeshError[] = [];
-      client.events.on("message", (m) => got.push({ ch: m.ch, seq: m.seq, data: m.data }));
+      client.events.on("message", (m) => got.push(m.history ? { ch: m.ch, seq: m.seq, data: m.data, history: true } : { ch: m.ch, seq: m.seq, data: m.data }));
       client.events.on("error", (e) => errors.push(e));
       return { client, got, errors, getToken };
     },
@@ -179,6 +179,57 @@ describe("tabs sharing one connection", () => {
     expect(a.got.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
     expect(b.got.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
     expect(f.upstream().frames("sub")).toHaveLength(1);
+  });
+
+  it("marks replayed history as such in every tab (lists fill silently; only news toasts)", async () => {
+    const f = fabric();
+    const a = f.tab();
+    a.client.connect();
+    await settle();
+    f.upstream().welcome({ user: "alice" });
+    a.client.subscribe("notifications", () => {});
+    await settle();
+    const sub = f.upstream().frames("sub")[0]!;
+    f.upstream().receive({ op: "ok", id: sub.id, epoch: "E1", seq: 2, replayed: 2 } as ServerFrame, msg("notifications", 1), msg("notifications", 2));
+    await settle();
+    f.upstream().receive(msg("notifications", 3));
+    await settle();
+    const b = f.tab();
+    b.client.connect();
+    await settle();
+    b.client.subscribe("notifications", () => {});
+    await settle();
+    f.upstream().receive(msg("notifications", 4));
+    await settle();
+    const marks = (t: typeof a) => t.got.map((m) => [m.seq, m.history === true]);
+    expect(marks(a)).toEqual([[1, true], [2, true], [3, false], [4, false]]);
+    // A tab joining late starts with the recent past as history, then news.
+    expect(marks(b)).toEqual([[1, true], [2, true], [3, true], [4, false]]);
+  });
+
+  it("gives every tab the recent ticks a price chart asks for (priceHistory)", async () => {
+    const f = fabric();
+    const a = f.tab("alice", { priceHistory: 3 });
+    a.client.connect();
+    await settle();
+    f.upstream().welcome({ user: "alice" });
+    a.client.subscribe("prices:AAPL", () => {});
+    await settle();
+    const sub = f.upstream().frames("sub")[0]!;
+    expect(sub.history).toBe(3);
+    f.upstream().receive({ op: "ok", id: sub.id, replayed: 3 }, msg("prices:AAPL", 10), msg("prices:AAPL", 11), msg("prices:AAPL", 12));
+    await settle();
+    const b = f.tab("alice", { priceHistory: 3 });
+    b.client.connect();
+    await settle();
+    b.client.subscribe("prices:AAPL", () => {});
+    await settle();
+    f.upstream().receive(msg("prices:AAPL", 13));
+    await settle();
+    for (const t of [a, b]) {
+      expect(t.got.map((m) => [m.seq, m.history === true])).toEqual([[10, true], [11, true], [12, true], [13, false]]);
+      expect(t.client.history("prices:AAPL").map((m) => m.seq)).toEqual([11, 12, 13]);
+    }
   });
 
   it("routes each command's reply to the tab that sent it, with its idempotency key unchanged", async () => {
