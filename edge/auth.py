@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 _HMAC = {"HS256", "HS384", "HS512"}
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
 _MAX_TOKEN_BYTES = 8192
+CACHE_SIZE = 10_000  # verified tokens remembered (until they expire)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Verifier:
             raise ValueError("HS* algorithms need a secret (TICKMESH_JWT_SECRET)")
         if self._asym_algs and not (config.public_key_file or config.jwks_url):
             raise ValueError("RS*/ES* algorithms need EDGE_JWT_PUBLIC_KEY_FILE or EDGE_JWKS_URL")
+        self._cache: dict[str, Identity] = {}
         self._public_key: Any = None
         if config.public_key_file:
             self._public_key = Path(config.public_key_file).read_bytes()
@@ -71,9 +73,24 @@ class Verifier:
             self._jwks = jwt.PyJWKClient(config.jwks_url, cache_keys=True, lifespan=3600, timeout=5, **extra)
 
     async def verify(self, token: object, now: float) -> Identity | AuthFailure:
-        """Verify ``token``; never raises."""
+        """Verify ``token``; never raises. A token verified before is answered from a bounded
+        cache until it expires (a reconnect storm re-presents the same tokens; checking a
+        signature costs far more than the rest of a connection's opening)."""
         if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_BYTES:
             return AuthFailure(int(CloseCode.AUTH_FAILED), "token missing or malformed", "missing")
+        cached = self._cache.get(token)
+        if cached is not None:
+            if now <= cached.expires_at + self.config.leeway:
+                return cached
+            del self._cache[token]
+        result = await self._verify(token)
+        if isinstance(result, Identity):
+            if len(self._cache) >= CACHE_SIZE:
+                del self._cache[next(iter(self._cache))]  # the oldest entry
+            self._cache[token] = result
+        return result
+
+    async def _verify(self, token: str) -> Identity | AuthFailure:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

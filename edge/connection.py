@@ -47,7 +47,7 @@ def new_conn_id() -> str:
 
 
 class Connection:
-    __slots__ = ("state", "peer", "transport", "codec", "opened", "wake", "user", "session", "_metrics",
+    __slots__ = ("state", "peer", "transport", "codec", "opened", "_wake", "user", "session", "_metrics",
                  "outbox", "_tasks", "_defer_handle", "_identity_at_connect", "writer", "__weakref__")
 
     def __init__(self, state: EdgeState, *, codec: Codec, peer: str, transport: str,
@@ -57,7 +57,7 @@ class Connection:
         self.transport = transport
         self.codec = codec
         self.opened = time.monotonic()
-        self.wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None
         self.user: str | None = None
         # Set by a transport that writes without a task of its own: the flusher calls it with
         # the connection when frames are due (see flusher.py). None: set ``wake`` instead.
@@ -80,6 +80,14 @@ class Connection:
         return self.session.conn_id
 
     @property
+    def wake(self) -> asyncio.Event:
+        """Set when a transport with a writer task of its own should write (see flusher.py);
+        made on first use, so connections written to directly never carry one."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        return self._wake
+
+    @property
     def closing(self) -> Close | None:
         """How the connection is closing, once the core decided it is."""
         return self.session.closed
@@ -88,19 +96,41 @@ class Connection:
         """Whether subscription ``name`` is still wanted (an attach checks after each await)."""
         return self.session.closed is None and name in self.session.subscriptions
 
-    async def start(self) -> None:
-        """Register with the edge; authenticate at once when the transport carried a token."""
+    def begin(self) -> None:
+        """Register with the edge (the connection waits for its ``auth`` frame)."""
         self.state.register(self)
         self._metrics = metrics.connection_opened(self.transport, "msgpack" if self.codec.index else "json")
+
+    async def start(self) -> None:
+        """Register with the edge; authenticate at once when the transport carried a token."""
+        self.begin()
         if self._identity_at_connect is not None:
             await self._authenticated(self._identity_at_connect, rid=None)
 
     # -- input from the transport ----------------------------------------------------------
 
     async def feed(self, data: bytes | str) -> None:
+        """One client message, carried out to the end (for transports with a reader task)."""
+        pending = self.receive(data)
+        if pending is not None:
+            await pending
+
+    def receive(self, data: bytes | str) -> Any:
+        """One client message. What needs no await is done before this returns; the rest (a
+        subscribe, an authentication) comes back as an awaitable the caller must run to its end
+        before the next message, or None when there is nothing left to do."""
         metrics.messages_in("control", 1, len(data))
         self.session.receive_frame(data, time.time())
-        await self.apply(self.session.take())
+        outputs = self.session.take()
+        for out in outputs:
+            if isinstance(out, (Subscribe, Authenticate)):
+                return self.apply(outputs)
+        for out in outputs:
+            if isinstance(out, RunCommand):
+                self._spawn(self._command(out))
+            elif not self._apply_one(out):
+                break
+        return None
 
     def tick(self, now: float) -> None:
         """Called by the edge's clock about once a second."""
@@ -223,12 +253,16 @@ class Connection:
             metrics.rate_limited("command")
 
     def _on_overflow(self) -> None:
+        """The outbox refused a frame: close with 4001. Called from inside the hub's fan-out,
+        so the close (which leaves the hub) runs right after it, not in the middle of it; the
+        outbox takes nothing more meanwhile."""
         if self.session.closed is not None:
             return
         metrics.slow_consumer("event")
         log.warning("slow consumer disconnected", extra={"event": "conn.slow_consumer", "conn_id": self.conn_id,
                                                           "user": self.user})
-        self.close(int(CloseCode.SLOW_CONSUMER), "slow consumer: resume from your last position")
+        asyncio.get_running_loop().call_soon(
+            self.close, int(CloseCode.SLOW_CONSUMER), "slow consumer: resume from your last position")
 
     def _on_defer(self, due: float) -> None:
         if self._defer_handle is None:

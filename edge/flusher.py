@@ -13,9 +13,11 @@ itself, in the tick, with no await per connection.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from tickmesh import metrics
+
+from . import wsframes
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -54,17 +56,56 @@ class WriterStats:
             self.conflated = 0
 
 
-class Batch:
-    """One connection's pending frames as one message's payload, taken from its outbox.
-    ``ts`` is set when this batch's end-to-end latency is to be observed once it is written."""
+class Payload:
+    """One batch's bytes, shared by every connection whose pending frames were the same objects
+    within a tick, with each wire form built at most once: the plain payload, the WebSocket
+    frame per opcode and compression window, and the text the Quart path sends."""
 
-    __slots__ = ("data", "frames", "state", "ts")
+    __slots__ = ("data", "_forms")
 
-    def __init__(self, data: bytes, frames: int, state: bool, ts: int | None) -> None:
+    def __init__(self, data: bytes) -> None:
         self.data = data
+        self._forms: dict[Any, Any] | None = None
+
+    def _form(self, key: Any, build: Callable[[], Any]) -> Any:
+        forms = self._forms
+        if forms is None:
+            forms = self._forms = {}
+        value = forms.get(key)
+        if value is None:
+            value = forms[key] = build()
+        return value
+
+    def framed(self, opcode: int, deflate: wsframes.Deflate | None) -> bytes:
+        """The whole WebSocket frame, for a transport written to directly."""
+        if deflate is None:
+            return self._form(opcode, lambda: wsframes.frame(opcode, self.data))
+        bits = deflate.server_bits
+        return self._form((opcode, bits),
+                          lambda: wsframes.frame(opcode, wsframes.compress(self.data, bits), rsv1=True))
+
+    def text(self) -> str:
+        return self._form("text", self.data.decode)
+
+
+class Batch:
+    """What one connection sends in one tick. ``ts`` is set when this batch's end-to-end latency
+    is to be observed once it is written."""
+
+    __slots__ = ("payload", "frames", "state", "ts")
+
+    def __init__(self, payload: Payload, frames: int, state: bool, ts: int | None) -> None:
+        self.payload = payload
         self.frames = frames
         self.state = state
         self.ts = ts
+
+    @property
+    def data(self) -> bytes:
+        return self.payload.data
+
+    def framed(self, opcode: int, deflate: wsframes.Deflate | None) -> bytes:
+        return self.payload.framed(opcode, deflate)
 
     def written(self) -> None:
         """Call once the batch is handed to the socket."""
@@ -77,7 +118,7 @@ class Flusher:
         self.interval = flush_ms / 1000.0
         self.stats = WriterStats()
         self._dirty: list[Connection] = []
-        self._cache: dict[tuple[bytes, ...], bytes] = {}
+        self._cache: dict[tuple[bytes, ...], Payload] = {}
         self._task: asyncio.Task | None = None
 
     @property
@@ -100,6 +141,13 @@ class Flusher:
             return lambda: self.flush_now(conn)
         dirty = self._dirty
         return lambda: dirty.append(conn)
+
+    def mark(self, conn: Connection) -> None:
+        """Write ``conn``'s queued frames at the next tick (its transport can take them again)."""
+        if self.batching:
+            self._dirty.append(conn)
+        else:
+            self.flush_now(conn)
 
     def closing(self, conn: Connection) -> None:
         """``conn``'s core decided to close: flush what is queued, then close, now."""
@@ -146,13 +194,13 @@ class Flusher:
             return None
         if self.batching:
             key = tuple(pending)
-            data = self._cache.get(key)
-            if data is None:
-                data = self._cache[key] = conn.codec.batch(pending)
+            payload = self._cache.get(key)
+            if payload is None:
+                payload = self._cache[key] = Payload(conn.codec.batch(pending))
         else:
-            data = conn.codec.batch(pending)
-        stats.sent(state, len(pending), len(data))
+            payload = Payload(conn.codec.batch(pending))
+        stats.sent(state, len(pending), len(payload.data))
         if conflated:
             stats.conflated += conflated
             outbox.conflated = 0
-        return Batch(data, len(pending), state, ts if sampled else None)
+        return Batch(payload, len(pending), state, ts if sampled else None)

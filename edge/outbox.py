@@ -37,9 +37,10 @@ class Outbox:
         self._on_ready = on_ready
         self._on_overflow = on_overflow
         self._on_defer = on_defer
-        self._min_gap: dict[str, float] = {}
-        self._last_queued: dict[str, float] = {}
-        self._deferred: dict[str, tuple[bytes, float]] = {}
+        # Throttling (max_hz) state, made on first use: most connections never throttle.
+        self._min_gap: dict[str, float] | None = None
+        self._last_queued: dict[str, float] | None = None
+        self._deferred: dict[str, tuple[bytes, float]] | None = None
         self.codec = codec
         # Provider timestamp (µs) and class of the oldest pending frame that carries one, for
         # the end-to-end latency measured when the batch is handed to the socket.
@@ -82,18 +83,19 @@ class Outbox:
     def throttle(self, key: str, max_hz: float | None) -> None:
         """Limit channel ``key`` to ``max_hz`` frames per second (``None`` removes the limit)."""
         if max_hz:
+            if self._min_gap is None:
+                self._min_gap, self._last_queued, self._deferred = {}, {}, {}
             self._min_gap[key] = 1.0 / max_hz
         else:
-            self._min_gap.pop(key, None)
-            self._last_queued.pop(key, None)
-            self._deferred.pop(key, None)
+            self.forget(key)
 
     def push_state(self, key: str, frame: bytes, now: float = 0.0, ts: int | None = None) -> bool:
         """Queue a state frame for channel ``key``, replacing a pending one for the same key."""
         if ts is not None and self.oldest_ts is None and type(ts) is int:
             self.oldest_ts, self.oldest_state = ts, True
-        gap = self._min_gap.get(key)
+        gap = self._min_gap.get(key) if self._min_gap is not None else None
         if gap is not None:
+            assert self._last_queued is not None and self._deferred is not None
             due = self._last_queued.get(key, -1e18) + gap
             if now < due:
                 first = key not in self._deferred
@@ -123,6 +125,8 @@ class Outbox:
     def release_due(self, now: float) -> float | None:
         """Queue throttled frames whose slot has come; returns the next due time, if any."""
         next_due = None
+        if self._deferred is None:
+            return None
         for key, (frame, due) in list(self._deferred.items()):
             if due <= now:
                 del self._deferred[key]
@@ -133,9 +137,11 @@ class Outbox:
 
     def forget(self, key: str) -> None:
         """Drop every trace of channel ``key`` (it was unsubscribed); queued frames stay queued."""
-        self._deferred.pop(key, None)
-        self._last_queued.pop(key, None)
-        self._min_gap.pop(key, None)
+        if self._min_gap is not None:
+            assert self._last_queued is not None and self._deferred is not None
+            self._deferred.pop(key, None)
+            self._last_queued.pop(key, None)
+            self._min_gap.pop(key, None)
 
     def drain(self) -> list[bytes]:
         """Take every pending frame, oldest first."""

@@ -1,18 +1,44 @@
-"""Runs the edge under Hypercorn: ``tickmesh edge``."""
+"""Runs the edge: ``tickmesh edge`` (one process, or ``--workers N`` sharing the port).
+
+With the direct engine (the default) the edge listens itself: every connection starts in the
+engine's front door, ``/ws`` upgrades stay with the engine, and every other request goes to
+Hypercorn's connection handler running the Quart app, with Quart's lifespan (the NATS
+connection) driven by Hypercorn's own lifespan handler. This module is the only place that
+reaches into Hypercorn below its public ``serve()``: ``TCPServer``, ``Lifespan`` and
+``WorkerContext`` of ``hypercorn.asyncio``, pinned to the version range in pyproject.toml and
+covered by the edge's tests. With ``EDGE_WS_ENGINE=quart`` the edge runs under Hypercorn's
+``serve()`` unchanged, and Quart serves ``/ws`` too.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+from typing import Any, Awaitable, Callable
 
 from hypercorn.asyncio import serve
+from hypercorn.asyncio.lifespan import Lifespan
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
+from hypercorn.utils import wrap_app
 
 from tickmesh import config as cfg
 from tickmesh import logs, metrics, runtime, tracing
 
 from .app import create_app
 from .settings import EdgeSettings
+from .wsengine import Engine
+
+log = logging.getLogger(__name__)
+
+REUSE_PORT_ENV = "TICKMESH_EDGE_REUSE_PORT"  # set by the workers' parent: bind with SO_REUSEPORT
 
 
 def hypercorn_config(settings: EdgeSettings) -> Config:
@@ -39,6 +65,71 @@ def _disable_permessage_deflate() -> None:
     ws_stream.PerMessageDeflate = Declined
 
 
+def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_direct(app: Any, config: Config, settings: EdgeSettings,
+                       shutdown_trigger: Callable[[], Awaitable[None]]) -> None:
+    """Serve ``app`` with the edge's engine in front (see the module docstring)."""
+    loop = asyncio.get_running_loop()
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    lifespan_state: dict[str, Any] = {}
+    lifespan = Lifespan(wrapped, config, loop, lifespan_state)
+    lifespan_task = loop.create_task(lifespan.handle_lifespan())
+    await lifespan.wait_for_startup()
+    if lifespan_task.done() and lifespan_task.exception() is not None:
+        raise lifespan_task.exception()  # type: ignore[misc]
+
+    context = WorkerContext(None)
+    http_tasks: set[asyncio.Task] = set()
+
+    async def http_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await TCPServer(wrapped, loop, config, context, lifespan_state, reader, writer)
+
+    def to_http(transport: asyncio.Transport, head: bytes) -> None:
+        """Give a connection, and the bytes already read from it, to Hypercorn."""
+        reader = asyncio.StreamReader(limit=2**16, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        protocol.data_received(head)
+        task = loop.create_task(http_connection(reader, writer))
+        http_tasks.add(task)
+        task.add_done_callback(http_tasks.discard)
+
+    state = app.extensions["tickmesh"]
+    engine = Engine(state, to_http)
+    sock = listening_socket(settings.host, settings.port, reuse_port=bool(os.environ.get(REUSE_PORT_ENV)))
+    server = await loop.create_server(engine.front_door, sock=sock, backlog=config.backlog)
+    host, port = sock.getsockname()[:2]
+    await config.log.info(f"Running on http://{host}:{port} (CTRL + C to quit)")
+    try:
+        await shutdown_trigger()
+    finally:
+        server.close()
+        await context.terminated.set()
+        for conn in list(engine.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        if http_tasks:
+            await asyncio.wait(list(http_tasks), timeout=config.graceful_timeout)
+        await lifespan.wait_for_shutdown()
+        lifespan_task.cancel()
+        try:
+            await lifespan_task
+        except asyncio.CancelledError:
+            pass
+
+
 async def serve_edge(settings: EdgeSettings) -> None:
     if not settings.permessage_deflate:
         _disable_permessage_deflate()
@@ -50,12 +141,18 @@ async def serve_edge(settings: EdgeSettings) -> None:
         await stop.wait()
         await state.drain()
 
-    await serve(app, hypercorn_config(settings), shutdown_trigger=drain_then_stop)
+    config = hypercorn_config(settings)
+    if settings.ws_engine == "quart":
+        await serve(app, config, shutdown_trigger=drain_then_stop)
+    else:
+        await serve_direct(app, config, settings, drain_then_stop)
 
 
 def main() -> None:
     logs.setup("edge")
     settings = cfg.load(EdgeSettings)
+    if settings.workers > 1 and not os.environ.get(REUSE_PORT_ENV):
+        raise SystemExit(run_workers(settings))
     metrics.build_info("edge")
     tracing.setup("edge")
     try:
@@ -68,3 +165,41 @@ def main() -> None:
         raise SystemExit(2) from None
     finally:
         tracing.shutdown()
+
+
+def run_workers(settings: EdgeSettings) -> int:
+    """``--workers N``: N edge processes on one port (SO_REUSEPORT; the kernel spreads new
+    connections over them). The parent holds the port (so port 0 resolves once for all), passes
+    SIGTERM and SIGINT on, and restarts a worker that dies on its own. It exits when every worker
+    has stopped after a signal."""
+    holder = listening_socket(settings.host, settings.port, reuse_port=True)
+    port = holder.getsockname()[1]
+    env = dict(os.environ, EDGE_PORT=str(port), **{REUSE_PORT_ENV: "1"})
+    argv = [sys.executable, "-m", "tickmesh", "edge"]
+    procs: list[subprocess.Popen] = [subprocess.Popen(argv, env=env) for _ in range(settings.workers)]
+    stopping = False
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    log.info("edge workers started", extra={"event": "edge.workers", "workers": settings.workers, "port": port})
+    restarted = [0.0] * len(procs)
+    while True:
+        now = time.monotonic()
+        for i, proc in enumerate(procs):
+            code = proc.poll()
+            if code is not None and not stopping and now - restarted[i] >= 1.0:
+                log.warning("edge worker %d exited with %s; restarting", proc.pid, code,
+                            extra={"event": "edge.worker_restart"})
+                procs[i] = subprocess.Popen(argv, env=env)
+                restarted[i] = now
+        if stopping and all(p.poll() is not None for p in procs):
+            holder.close()
+            return 0
+        time.sleep(0.2)

@@ -140,13 +140,17 @@ def _check_id(frame: dict[str, Any]) -> Any:
     raise FrameError(ErrorCode.INVALID_FIELD, f"id must be an integer or a string of at most {_MAX_ID_LENGTH} characters")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sub:
     subject: str
     state: bool
 
 
 class Session:
+    __slots__ = ("conn_id", "opened_at", "last_seen", "limits", "codec", "_channel_exists", "identity", "state",
+                 "subscriptions", "closed", "_out", "_next_ping", "_limiter", "_commands", "client_heartbeats",
+                 "_on_error")
+
     AWAITING_AUTH = "awaiting_auth"
     AUTHENTICATING = "authenticating"
     OPEN = "open"

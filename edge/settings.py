@@ -61,7 +61,16 @@ class EdgeSettings:
                                   "Pending frames beyond which a connection counts as lagging and its state "
                                   "channels conflate to the latest value")
     permessage_deflate: bool = setting("EDGE_PERMESSAGE_DEFLATE", False,
-                                       "Negotiate permessage-deflate (per-connection compression; costs CPU per subscriber)")
+                                       "Negotiate permessage-deflate (the direct engine compresses each batch once, "
+                                       "without context; inflating client messages costs memory per connection)")
+    ws_engine: str = setting("EDGE_WS_ENGINE", "direct",
+                             "WebSocket engine for /ws: direct (the edge's own protocol, batches written straight "
+                             "to the socket) or quart (Quart on Hypercorn, a writer task per connection)")
+    ws_high_water: int = setting("EDGE_WS_HIGH_WATER", 262144,
+                                 "Bytes buffered for a WebSocket above which the direct engine stops writing to it "
+                                 "until it drains (its outbox conflates or overflows meanwhile)")
+    workers: int = setting("EDGE_WORKERS", 1,
+                           "Edge processes sharing the port with SO_REUSEPORT (each with its own NATS connection)")
     # delivery and fallbacks
     poll_wait: float = setting("EDGE_POLL_WAIT_S", 25.0, "Seconds a long poll waits for messages")
     ticket_ttl: float = setting("EDGE_TICKET_TTL_S", 60.0, "Seconds a fresh SSE/polling ticket is valid")
@@ -83,9 +92,12 @@ class EdgeSettings:
                            ("EDGE_HEARTBEAT_S", self.heartbeat),
                            ("EDGE_CMD_RATE", self.cmd_rate), ("EDGE_CMD_BURST", self.cmd_burst),
                            ("EDGE_HTTP_RATE", self.http_rate), ("EDGE_HTTP_BURST", self.http_burst),
-                           ("EDGE_HTTP_IP_RATE", self.http_ip_rate), ("EDGE_HTTP_IP_BURST", self.http_ip_burst)):
+                           ("EDGE_HTTP_IP_RATE", self.http_ip_rate), ("EDGE_HTTP_IP_BURST", self.http_ip_burst),
+                           ("EDGE_WS_HIGH_WATER", self.ws_high_water), ("EDGE_WORKERS", self.workers)):
             if value <= 0:
                 raise ConfigError(env, str(value), "must be positive")
+        if self.ws_engine not in ("direct", "quart"):
+            raise ConfigError("EDGE_WS_ENGINE", self.ws_engine, "must be direct or quart")
         if self.hard_frame_bytes < self.max_frame_bytes:
             raise ConfigError("EDGE_HARD_FRAME_BYTES", str(self.hard_frame_bytes),
                               "must be at least EDGE_MAX_FRAME_BYTES")

@@ -186,17 +186,18 @@ class Subscriptions:
         outbox = conn.outbox
         conn.subscribed(sub, rec.reply_fields())
         last = rec.seq
-        # Replay in chunks, letting the writer drain in between: a long replay is flow-controlled
-        # by the client's reading speed instead of overflowing the outbox. Live messages keep
+        # Replay no faster than the client reads: whenever half the outbox is in use (frames or
+        # bytes), wait for the writer to drain it, instead of overflowing it. Live messages keep
         # arriving in the recorder meanwhile.
-        chunk = max(1, outbox.max_frames // 4)
-        for start in range(0, len(messages), chunk):
-            while len(outbox) > outbox.max_frames // 2 and conn.closing is None:
+        half_frames, half_bytes = outbox.max_frames // 2, outbox.max_bytes // 2
+        for seq, payload in messages:
+            while len(outbox) >= half_frames or outbox.pending_bytes >= half_bytes:
+                if not conn.wants(sub.name):
+                    return False
                 await asyncio.sleep(0.005)
             if not conn.wants(sub.name):
                 return False
-            for seq, payload in messages[start:start + chunk]:
-                outbox.push(conn.codec.msg(sub.name, seq, payload, lambda p=payload: orjson.loads(p)))
+            outbox.push(conn.codec.msg(sub.name, seq, payload, lambda p=payload: orjson.loads(p)))
         for seq, frame in recorder.frames:
             if seq > last:
                 outbox.push(frame)

@@ -35,11 +35,15 @@ def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...
     return bool(host) and urlsplit(origin).netloc == host
 
 
-def bearer_token(headers: Any) -> str | None:
-    value = headers.get("Authorization", "")
-    if value[:7].lower() == "bearer ":
+def bearer(value: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value."""
+    if value and value[:7].lower() == "bearer ":
         return value[7:].strip()
     return None
+
+
+def bearer_token(headers: Any) -> str | None:
+    return bearer(headers.get("Authorization"))
 
 
 async def serve(ws: Any, state: EdgeState) -> None:
@@ -102,7 +106,7 @@ async def _write(ws: Any, conn: Connection) -> None:
         if closing is None or closing.code != CloseCode.SLOW_CONSUMER:
             batch = flusher.take(conn)
             if batch is not None:
-                await ws.send(batch.data.decode() if conn.codec.text else batch.data)
+                await ws.send(batch.payload.text() if conn.codec.text else batch.data)
                 batch.written()
         if closing is not None:
             await ws.close(closing.code, closing.reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tickmesh.config import ConfigError
@@ -58,6 +59,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_edge(args: argparse.Namespace) -> int:
     from tickmesh.edge.server import main
+
+    if args.workers is not None:
+        if args.workers < 1:
+            print("tickmesh edge: --workers must be at least 1", file=sys.stderr)
+            return 2
+        os.environ["EDGE_WORKERS"] = str(args.workers)
 
     main()
     return 0
@@ -116,7 +123,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickmesh", description="Real-time streaming mesh for an investment platform.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run NATS, every service and one edge locally, supervised").set_defaults(fn=cmd_up)
-    sub.add_parser("edge", help="run one edge (Quart on Hypercorn)").set_defaults(fn=cmd_edge)
+    e = sub.add_parser("edge", help="run an edge (its WebSocket engine in front of Quart on Hypercorn)")
+    e.add_argument("--workers", type=int, default=None,
+                   help="edge processes sharing the port with SO_REUSEPORT (default: EDGE_WORKERS, 1)")
+    e.set_defaults(fn=cmd_edge)
     s = sub.add_parser("service", help="run one service")
     s.add_argument("name", choices=services())
     s.set_defaults(fn=cmd_service)

@@ -55,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, help="where to write the JSON record (default: in the work folder)")
     p.add_argument("--write-results", action="store_true", help="also write ops/bench/RESULTS.md")
     p.add_argument("--edge-rev", help="run the edge as committed at this git revision (default: working tree)")
+    p.add_argument("--edge-workers", type=int, default=1, help="edge processes on one port (tickmesh edge --workers)")
     p.add_argument("--workdir", type=Path, help="logs and configs of the servers (default: a temp folder)")
 
 
@@ -84,6 +85,10 @@ def options(args: argparse.Namespace):
         opts.wide_shared_rate, opts.wide_own_rate = (float(r) for r in args.wide_rates.split(","))
     if args.slow_rate:
         opts.slow_rate = args.slow_rate
+    if args.edge_workers != 1:
+        from .targets import EDGE_WORKERS
+
+        EDGE_WORKERS["n"] = max(1, args.edge_workers)
     if args.edge_rev:
         from .targets import EDGE_SOURCE
 

@@ -40,7 +40,7 @@ from . import procstats, publisher
 from .pool import Pool, source_addresses
 from .publisher import Flow
 from .report import Progress, Row
-from .targets import Target, edge_server, external_target, start_market_feed, start_target
+from .targets import EDGE_TARGETS, Target, edge_server, external_target, start_market_feed, start_target
 
 HOT = "AAPL"
 TICKMESH_ONLY = ("storm", "sse", "e2e")
@@ -389,7 +389,7 @@ class Bench:
         for scenario in self.opts.scenarios:
             self._current = scenario
             for name in self.opts.targets:
-                if scenario in TICKMESH_ONLY and name not in ("tickmesh", "external"):
+                if scenario in TICKMESH_ONLY and name not in (*EDGE_TARGETS, "external"):
                     continue
                 if not self.pool.alive():
                     self.rows.append(Row(scenario, name, note="SKIPPED: a load-client process died"))

@@ -6,8 +6,10 @@ targets measured one after the other never share state. Targets:
 =============  ===========================================  ==========  ============
 name           server process(es)                            protocol    path
 =============  ===========================================  ==========  ============
-tickmesh       ``python -m tickmesh edge`` (Quart/Hypercorn) tickmesh    ``/ws``
-tickmesh-      the same Quart app under uvicorn              tickmesh    ``/ws``
+tickmesh       ``python -m tickmesh edge`` (direct engine)   tickmesh    ``/ws``
+tickmesh-      the same edge with ``EDGE_WS_ENGINE=quart``   tickmesh    ``/ws``
+quart          (Quart/Hypercorn serve /ws; when asked for)
+tickmesh-      the edge's Quart app under uvicorn            tickmesh    ``/ws``
 uvicorn        (edge_uvicorn.py; only when asked for)
 nats-ws        nats-server's own WebSocket listener          nats        ``/``
 quart          peers/quart_naive.py (Hypercorn)              naive       ``/ws``
@@ -37,10 +39,11 @@ from tickmesh.ops.up import _die_with_parent, nats_server_binary
 
 from .peers.nats_ws import write_config
 
-TARGETS = ("tickmesh", "nats-ws", "quart", "starlette", "socketio", "tickmesh-uvicorn")
-DEFAULT_TARGETS = TARGETS[:5]  # tickmesh-uvicorn is an experiment, measured when asked for
-PROTOCOLS = {"tickmesh": "tickmesh", "tickmesh-uvicorn": "tickmesh", "nats-ws": "nats", "quart": "naive", "starlette": "naive",
-             "socketio": "socketio"}
+TARGETS = ("tickmesh", "nats-ws", "quart", "starlette", "socketio", "tickmesh-quart", "tickmesh-uvicorn")
+DEFAULT_TARGETS = TARGETS[:5]  # the edge's other engines are measured when asked for
+EDGE_TARGETS = ("tickmesh", "tickmesh-quart", "tickmesh-uvicorn")
+PROTOCOLS = {"tickmesh": "tickmesh", "tickmesh-quart": "tickmesh", "tickmesh-uvicorn": "tickmesh", "nats-ws": "nats",
+             "quart": "naive", "starlette": "naive", "socketio": "socketio"}
 PEER_MODULES = {"quart": "quart_naive", "starlette": "starlette_naive", "socketio": "socketio_peer"}
 BENCH_SECRET = "tickmesh-bench-secret-not-for-production-0123456789"
 
@@ -138,8 +141,18 @@ class Target:
     secret: str | None = None
 
     def pids(self) -> dict[str, int]:
-        """Server process name -> pid, for CPU and RSS sampling."""
-        return {s.name: s.pid for s in self.servers if s.pid is not None}
+        """Server process name -> pid, for CPU and RSS sampling; an edge started with workers
+        counts as its workers (the parent only supervises)."""
+        out: dict[str, int] = {}
+        for s in self.servers:
+            if s.pid is None:
+                continue
+            workers = _children(s.pid) if s.name == "edge" and EDGE_WORKERS["n"] > 1 else []
+            if workers:
+                out.update({f"edge-w{i + 1}": pid for i, pid in enumerate(workers)})
+            else:
+                out[s.name] = s.pid
+        return out
 
     def server(self, name: str) -> Server:
         return next(s for s in self.servers if s.name == name)
@@ -147,6 +160,14 @@ class Target:
     def stop(self) -> None:
         for server in reversed(self.servers):
             server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
 
 
 def child_env(workdir: Path, **extra: str) -> dict[str, str]:
@@ -188,6 +209,7 @@ def snapshot(rev: str, workdir: Path) -> Path:
 
 #: The bench's clients all come from 127.0.0.x: lift the per-address cap (default 500).
 EDGE_BENCH_ENV = {"EDGE_MAX_CONNS_PER_IP": "1000000"}
+EDGE_WORKERS = {"n": 1}  # set by --edge-workers
 
 EDGE_SOURCE: dict[str, str | None] = {"rev": None}  # set by --edge-rev
 
@@ -196,11 +218,13 @@ def edge_server(workdir: Path, nats_url: str, port: int, secret: str, variant: s
     """The tickmesh edge as a child (``python -m tickmesh edge``); not started yet. It runs the
     working tree, or the revision in ``EDGE_SOURCE["rev"]`` (``--edge-rev``)."""
     env = child_env(workdir, NATS_URL=nats_url, EDGE_PORT=str(port), EDGE_HOST="127.0.0.1",
-                    TICKMESH_JWT_SECRET=secret, **EDGE_BENCH_ENV)
+                    TICKMESH_JWT_SECRET=secret, EDGE_WORKERS=str(EDGE_WORKERS["n"]), **EDGE_BENCH_ENV)
     if EDGE_SOURCE["rev"]:
         env["PYTHONPATH"] = str(snapshot(EDGE_SOURCE["rev"], workdir.parent))
-    argv = ([sys.executable, "-m", "tickmesh", "edge"] if variant == "tickmesh"
-            else [sys.executable, "-m", "tickmesh.ops.bench.edge_uvicorn"])
+    if variant == "tickmesh-quart":
+        env["EDGE_WS_ENGINE"] = "quart"
+    argv = ([sys.executable, "-m", "tickmesh.ops.bench.edge_uvicorn"] if variant == "tickmesh-uvicorn"
+            else [sys.executable, "-m", "tickmesh", "edge"])
     return Server("edge", argv, env, workdir / f"edge-{port}.log")
 
 
@@ -214,7 +238,7 @@ def start_target(name: str, workdir: Path) -> Target:
         if name == "nats-ws":
             target.ws_url = f"ws://127.0.0.1:{port}/"
             return target
-        if name in ("tickmesh", "tickmesh-uvicorn"):
+        if name in EDGE_TARGETS:
             target.secret = BENCH_SECRET
             server = edge_server(workdir, nats_url, port, BENCH_SECRET, variant=name)
             ready = f"http://127.0.0.1:{port}/readyz"

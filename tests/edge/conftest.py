@@ -18,12 +18,28 @@ def nats_mon(tmp_path):
         server.stop()
 
 
+ENGINES = ("direct", "quart")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "engines(*names): run the edge tests only on these WebSocket engines")
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that starts an edge runs on both WebSocket engines (``EDGE_WS_ENGINE``), unless
+    it is marked ``@pytest.mark.engines(...)``."""
+    if "engine" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("engines")
+        metafunc.parametrize("engine", marker.args if marker else ENGINES)
+
+
 @pytest.fixture
-def edge_factory(nats_mon, tmp_path):
+def edge_factory(nats_mon, tmp_path, engine):
     """Start edges with given settings against ``nats_mon``; all are stopped after the test."""
     started = []
 
     def start(**env):
+        env.setdefault("EDGE_WS_ENGINE", engine)
         proc = EdgeProcess(nats_mon.url, tmp_path / "edges", **env)
         started.append(proc)
         return proc

@@ -59,7 +59,7 @@ function cmdline(pid) {
   }
 }
 
-export async function startStack(name) {
+export async function startStack(name, extraEnv = {}) {
   mkdirSync(RESULTS, { recursive: true });
   const home = mkdtempSync(join(tmpdir(), "tickmesh-e2e-"));
   const edgePort = await freePort();
@@ -72,6 +72,7 @@ export async function startStack(name) {
     EDGE_PORT: String(edgePort),
     TICKMESH_NATS_PORT: String(natsPort),
     TICKMESH_LOG_FORMAT: "text",
+    ...extraEnv,
   };
   const proc = spawn(PYTHON, ["-m", "tickmesh", "up"], { cwd: REPO, env, stdio: ["ignore", out, out] });
   // Never leave a stack behind, even if the test runner dies without running `after` hooks:
