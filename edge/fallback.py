@@ -49,6 +49,7 @@ class _Stream:
 
     def __init__(self, channels: list[str], known: cursors.Positions) -> None:
         self.channels = channels
+        self.first = not known  # a stream's first request: no cursor yet
         self.positions: cursors.Positions = {ch: known[ch] for ch in channels if ch in known}
         self.state = {ch: parse_channel(ch).kind.conflates for ch in channels}
 
@@ -84,6 +85,11 @@ class _Stream:
             if frame.get("op") in skip or (frame.get("op") != "ping" and not self.accept(frame)):
                 continue
             yield raw, frame
+
+    def answered(self, frames: list[dict[str, Any]]) -> bool:
+        """Whether every channel's ``sub`` was answered (``ok`` or ``err``) among ``frames``."""
+        done = {f.get("id") for f in frames if f.get("op") in ("ok", "err")}
+        return all(ch in done for ch in self.channels)
 
     @property
     def cursor(self) -> str:
@@ -213,7 +219,8 @@ def register(app: Quart, state: EdgeState) -> None:
         try:
             while True:
                 frames += [frame for _, frame in stream.take(conn)]
-                if any(f.get("op") == "msg" for f in frames) or conn.closing is not None:
+                if (any(f.get("op") == "msg" for f in frames) or conn.closing is not None
+                        or (stream.first and stream.answered(frames))):
                     break
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -227,9 +234,10 @@ def register(app: Quart, state: EdgeState) -> None:
             await asyncio.sleep(0.005)
             frames += [frame for _, frame in stream.take(conn)]
         finally:
+            closed = conn.closing  # before release, which ends the session in any case
             conn.release()
-        if conn.closing is not None:
-            frames.append({"op": "close", "code": conn.closing.code, "reason": conn.closing.reason})
+        if closed is not None:
+            frames.append({"op": "close", "code": closed.code, "reason": closed.reason})
         return {"frames": frames, "cursor": stream.cursor}
 
     @app.post("/cmd")

@@ -149,7 +149,7 @@ class _Sub:
 class Session:
     __slots__ = ("conn_id", "opened_at", "last_seen", "limits", "codec", "_channel_exists", "identity", "state",
                  "subscriptions", "closed", "_out", "_next_ping", "_limiter", "_commands", "client_heartbeats",
-                 "_on_error")
+                 "_on_error", "_feature_enabled")
 
     AWAITING_AUTH = "awaiting_auth"
     AUTHENTICATING = "authenticating"

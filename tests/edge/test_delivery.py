@@ -238,13 +238,16 @@ async def test_polling_delivers_every_event_once_across_edges_and_keeps_no_state
     nc, js = await js_ctx(nats_mon.url)
     t = await ticket(a.http, token("alice"))
     status, first = await poll(a.http, t, ["notifications"])
+    # A first poll on a quiet channel answers its subscription at once, and no poll is a close.
     assert status == 200 and first["cursor"]
+    assert [f["op"] for f in first["frames"]] == ["ok"] and first["frames"][0]["recovered"] is True
     sent = await publish_events(js, 30)
     received, cursor = [], first["cursor"]
     for i in range(20):
         status, body = await poll((a, b)[i % 2].http, t, ["notifications"], cursor)
         assert status == 200
         received += [f["seq"] for f in body["frames"] if f["op"] == "msg"]
+        assert not [f for f in body["frames"] if f["op"] == "close"]
         cursor = body["cursor"]
         if len(received) >= 30:
             break
