@@ -29,7 +29,7 @@ class Sink(Protocol):
 
 
 class _Topic:
-    __slots__ = ("conflate", "by_name", "count", "last_seq", "last_payload")
+    __slots__ = ("conflate", "by_name", "count", "last_seq", "last_payload", "seeded")
 
     def __init__(self, conflate: bool) -> None:
         self.conflate = conflate
@@ -37,6 +37,7 @@ class _Topic:
         self.count = 0
         self.last_seq = 0
         self.last_payload: bytes | None = None
+        self.seeded = False  # the stream was asked for its last message while this topic lived
 
 
 class Hub:
@@ -99,12 +100,28 @@ class Hub:
             return None
         return topic.last_seq, topic.last_payload
 
-    def seed(self, subject: str, seq: int, payload: bytes) -> None:
-        """Offer a snapshot fetched from the stream; kept only if newer than what is cached."""
+    def needs_snapshot(self, subject: str) -> bool:
+        """Whether a new subscriber of state ``subject`` must ask the stream for its last message:
+        not when this edge holds one, nor when it already asked while the upstream subscription
+        was live (every later message then reached the hub, so the stream has nothing newer)."""
         topic = self._topics.get(subject)
-        if topic is not None and seq > topic.last_seq:
-            topic.last_seq = seq
-            topic.last_payload = payload
+        return topic is None or (topic.last_payload is None and not topic.seeded)
+
+    def reset_seeds(self) -> None:
+        """After NATS comes back, the streams may hold messages the hub missed meanwhile: the
+        next subscriber of each subject asks again."""
+        for topic in self._topics.values():
+            topic.seeded = False
+
+    def seed(self, subject: str, fetched: tuple[int, bytes] | None) -> None:
+        """The stream's answer for ``subject``: its last message, or None when it has none.
+        Kept only if newer than what is cached."""
+        topic = self._topics.get(subject)
+        if topic is None:
+            return
+        topic.seeded = True
+        if fetched is not None and fetched[0] > topic.last_seq:
+            topic.last_seq, topic.last_payload = fetched
 
     def publish(self, subject: str, seq: int, payload: bytes, now: float = 0.0, ts: int | None = None) -> int:
         """Frame ``payload`` once per channel name and codec and queue it on every subscriber.

@@ -175,6 +175,8 @@ class EdgeState:
 
     async def _on_nats_status(self, up: bool) -> None:
         metrics.nats_status(up)
+        if up:
+            self.hub.reset_seeds()
         frame = {"op": "status", "state": "ok"} if up else {"op": "status", "state": "degraded",
                                                             "reason": "nats unavailable"}
         for conn in list(self.connections):

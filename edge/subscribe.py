@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from nats.js.errors import NotFoundError
 
 from tickmesh import metrics
 from tickmesh.contracts import streams as stream_table
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_SKIPPED = object()  # the hub holds the snapshot, or knows the stream has nothing newer
+_UNAVAILABLE = object()  # the stream could not be asked
+
 ANNOUNCEMENTS = public_subject(Kind.ANNOUNCEMENTS)
 FLAGS_PREFIX = flags_subject("x")[:-1]  # tm.flags.eval.
 
@@ -53,6 +57,7 @@ class Subscriptions:
         self.upstream = upstream
         self.events = events
         self._pending: dict[str, int] = {}  # subjects with an attach waiting on upstream
+        self._fetching: dict[str, asyncio.Future] = {}  # snapshot requests in flight
 
     async def attach(self, conn: Connection, sub: Subscribe) -> None:
         if sub.subject.startswith(FLAGS_PREFIX):
@@ -77,7 +82,7 @@ class Subscriptions:
         history: list[tuple[int, bytes]] = []
         try:
             await self.upstream.ensure(subject)
-            fetched = await self._fetch_snapshot(subject) if self.hub.snapshot(subject) is None else None
+            fetched = await self._snapshot_once(subject) if self.hub.needs_snapshot(subject) else _SKIPPED
             if sub.history is not None:
                 history = await self._recent(conn, sub)
         finally:
@@ -96,8 +101,8 @@ class Subscriptions:
         else:
             conn.subscribed(sub, {})
         self.hub.add(subject, sub.name, outbox, conflate=True)
-        if fetched is not None:
-            self.hub.seed(subject, *fetched)
+        if fetched is not _SKIPPED and fetched is not _UNAVAILABLE:
+            self.hub.seed(subject, fetched)
         snap = self.hub.snapshot(subject)
         if snap is not None and history and snap[0] <= history[-1][0]:
             snap = None  # the last historic tick was the current value: it is not sent twice
@@ -136,15 +141,27 @@ class Subscriptions:
             for seq, payload in history[start:start + chunk]:
                 outbox.push(conn.codec.msg(sub.name, seq, payload, lambda p=payload: orjson.loads(p)))
 
-    async def _fetch_snapshot(self, subject: str) -> tuple[int, bytes] | None:
+    def _snapshot_once(self, subject: str) -> Any:
+        """One stream request per subject at a time, shared by concurrent subscribers."""
+        inflight = self._fetching.get(subject)
+        if inflight is None:
+            inflight = self._fetching[subject] = asyncio.ensure_future(self._fetch_snapshot(subject))
+            inflight.add_done_callback(lambda _: self._fetching.pop(subject, None))
+        return asyncio.shield(inflight)
+
+    async def _fetch_snapshot(self, subject: str) -> Any:
+        """The stream's last message for ``subject`` as ``(seq, payload)``, None when it has
+        none, or ``_UNAVAILABLE`` when it could not be asked (live updates will follow)."""
         nc = self.upstream.nc
         if nc is None or not nc.is_connected:
-            return None
+            return _UNAVAILABLE
         try:
             stream = stream_table.stream_for_subject(subject).name
             msg = await nc.jetstream().get_last_msg(stream, subject, direct=True)
-        except Exception:  # none yet, or JetStream unavailable: live updates will follow
+        except NotFoundError:
             return None
+        except Exception:  # JetStream unavailable
+            return _UNAVAILABLE
         seq = msg.headers.get(SEQ_HEADER) if msg.headers else None
         if msg.data is None or seq is None or not seq.isdigit():
             return None

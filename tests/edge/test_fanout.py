@@ -84,10 +84,20 @@ def test_state_subjects_never_go_backwards_and_keep_a_snapshot():
     hub.add("tm.tick.AAPL", "prices:AAPL", a, conflate=True)
     hub.publish("tm.tick.AAPL", 10, b'"ten"')
     hub.publish("tm.tick.AAPL", 9, b'"nine"')
-    hub.seed("tm.tick.AAPL", 8, b'"eight"')
+    hub.seed("tm.tick.AAPL", (8, b'"eight"'))
     assert [orjson.loads(f)["seq"] for f in a.drain()] == [10]
     assert hub.snapshot("tm.tick.AAPL") == (10, b'"ten"')
     assert hub.stale_dropped == 1
+
+
+def test_the_stream_is_asked_for_a_snapshot_once_per_subject_while_it_is_subscribed():
+    hub = Hub()
+    assert hub.needs_snapshot("tm.tick.MSFT")
+    hub.add("tm.tick.MSFT", "prices:MSFT", Outbox(), conflate=True)
+    hub.seed("tm.tick.MSFT", None)  # the stream had nothing
+    assert not hub.needs_snapshot("tm.tick.MSFT") and hub.snapshot("tm.tick.MSFT") is None
+    hub.reset_seeds()  # NATS came back: the stream may hold what the hub missed
+    assert hub.needs_snapshot("tm.tick.MSFT")
 
 
 def test_event_frames_carry_positions_to_a_recorder_and_swap_to_the_outbox():
