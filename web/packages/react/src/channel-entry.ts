@@ -14,6 +14,9 @@ export interface ChannelSnapshot<T> {
   stale: boolean;
   /** When `data` arrived (client clock, ms). */
   updatedAt: number | undefined;
+  /** Whether an item arrived as the history a freshly loaded page starts with (the past:
+   * show it, do not announce it) rather than live. Stable function. */
+  replayed: (item: T) => boolean;
 }
 
 const MAX_ITEMS = 200;
@@ -28,6 +31,7 @@ export class ChannelEntry<T = unknown> {
   private off: (() => void) | undefined;
   private readonly listeners = new Set<() => void>();
   private readonly event: boolean;
+  private readonly historic = new WeakSet<object>();
   snapshot: ChannelSnapshot<T>;
 
   constructor(
@@ -36,7 +40,8 @@ export class ChannelEntry<T = unknown> {
     private readonly maxHz?: number,
   ) {
     this.event = isEventChannel(ch);
-    this.snapshot = { data: undefined, items: [], previous: undefined, status: "idle", error: undefined, stale: true, updatedAt: undefined };
+    const replayed = (item: T) => typeof item === "object" && item !== null && this.historic.has(item);
+    this.snapshot = { data: undefined, items: [], previous: undefined, status: "idle", error: undefined, stale: true, updatedAt: undefined, replayed };
   }
 
   /** For useSyncExternalStore: stable identity, returns its own disposer. */
@@ -66,6 +71,7 @@ export class ChannelEntry<T = unknown> {
     // Serve what the client already holds at once (another provider or an earlier mount).
     const cached = this.client.history<string>(this.ch) as readonly CachedMessage<T>[];
     const last = this.client.last<string>(this.ch) as CachedMessage<T> | undefined;
+    for (const m of cached) this.remember(m);
     if (this.event && cached.length && this.snapshot.items.length === 0) {
       this.update({ items: cached.map((m) => m.data).reverse().slice(0, MAX_ITEMS) });
     }
@@ -79,7 +85,12 @@ export class ChannelEntry<T = unknown> {
     this.off = undefined;
   }
 
+  private remember(message: CachedMessage<T>): void {
+    if (message.history && typeof message.data === "object" && message.data !== null) this.historic.add(message.data);
+  }
+
   private onMessage(message: CachedMessage<T>): void {
+    this.remember(message);
     if (!this.event && message.receivedAt === this.snapshot.updatedAt && message.data === this.snapshot.data) return;
     const items = this.event ? [message.data, ...this.snapshot.items].slice(0, MAX_ITEMS) : this.snapshot.items;
     this.update({

@@ -1,8 +1,8 @@
-import { compareDecimal, type Announcement, type DataOf, type Execution, type Notification, type Portfolio, type Tick } from "@tickmesh/client";
+import { compareDecimal, type Announcement, type CachedMessage, type DataOf, type Execution, type Notification, type Portfolio, type Tick } from "@tickmesh/client";
 import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from "react";
 import type { ChannelSnapshot } from "./channel-entry.js";
 import type { OrderInput, OrdersSnapshot } from "./orders.js";
-import { useTickmeshStore } from "./provider.js";
+import { useTickmeshClient, useTickmeshStore } from "./provider.js";
 import type { ConnectionSnapshot } from "./store.js";
 
 /** `{state, transport, live, error, since, nextRetryAt, user}`; re-renders on state changes only. */
@@ -34,6 +34,22 @@ export function usePrice(symbol: string, options: { maxHz?: number } = {}): Pric
     const cmp = snap.data && snap.previous ? compareDecimal(snap.data.last, snap.previous.last) : 0;
     return { ...snap, direction: cmp > 0 ? "up" : cmp < 0 ? "down" : "flat" };
   }, [snap]);
+}
+
+/**
+ * The recent ticks of `symbol`, oldest first, then every live one (for charts and sparklines):
+ * the client must be created with `priceHistory` (how many ticks it asks for and keeps). A new
+ * array on each tick; shares the channel's subscription with `usePrice`.
+ */
+export function usePriceHistory(symbol: string): readonly CachedMessage<Tick>[] {
+  const client = useTickmeshClient();
+  const ch = `prices:${symbol}` as const;
+  const [ticks, setTicks] = useState<readonly CachedMessage<Tick>[]>(() => client.history(ch).slice());
+  useEffect(() => {
+    setTicks(client.history(ch).slice());
+    return client.subscribe(ch, () => setTicks(client.history(ch).slice()));
+  }, [client, ch]);
+  return ticks;
 }
 
 /** The user's live portfolio valuation: `{data: Portfolio, status, error, stale, updatedAt}`. */

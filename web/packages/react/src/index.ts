@@ -1,6 +1,6 @@
 export { TickmeshProvider, useTickmeshClient, useTickmeshStore, type TickmeshProviderProps } from "./provider.js";
 export {
-  useAnnouncements, useChannel, useConnectionStatus, useNotifications, usePortfolio, usePrice, useSubmitOrder, useTrades,
+  useAnnouncements, useChannel, usePriceHistory, useConnectionStatus, useNotifications, usePortfolio, usePrice, useSubmitOrder, useTrades,
   type PriceSnapshot, type SubmitOrder,
 } from "./hooks.js";
 export type { ChannelSnapshot } from "./channel-entry.js";

@@ -28,6 +28,17 @@ beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
 
 describe("channel entries (per provider, ref-counted)", () => {
+  it("tells history a page starts with from live items (toasts only for live ones)", async () => {
+    const { store, t, ack } = await setup();
+    const entry = store.channel<{ id: string }>("notifications");
+    entry.subscribe(() => {});
+    ack("notifications", { epoch: "e", seq: 2, replayed: 2 });
+    t().receive({ op: "msg", ch: "notifications", seq: 1, data: { id: "old1" } }, { op: "msg", ch: "notifications", seq: 2, data: { id: "old2" } });
+    t().receive({ op: "msg", ch: "notifications", seq: 3, data: { id: "new" } });
+    const snap = entry.getSnapshot();
+    expect(snap.items.map((n) => [n.id, snap.replayed(n)])).toEqual([["new", false], ["old2", true], ["old1", true]]);
+  });
+
   it("shares one subscription between hooks and unsubscribes after the last", async () => {
     const { store, t, ack } = await setup();
     const entry = store.channel("prices:AAPL");
