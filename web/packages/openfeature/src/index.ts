@@ -1,0 +1,2 @@
+export { TickmeshFlagProvider } from "./provider.js";
+export { followCodecFlag, rememberedMsgpack, type CodecFlagOptions } from "./codec.js";
