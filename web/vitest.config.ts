@@ -10,6 +10,9 @@ export default defineConfig({
       "@tickmesh/client/msgpack": src("./packages/client/src/msgpack.ts"),
       "@tickmesh/client": src("./packages/client/src/index.ts"),
       "@tickmesh/react": src("./packages/react/src/index.ts"),
+      "@tickmesh/openfeature": src("./packages/openfeature/src/index.ts"),
+      "@tickmesh/react-ui/charts": src("./packages/react-ui/src/charts.ts"),
+      "@tickmesh/react-ui": src("./packages/react-ui/src/index.ts"),
     },
   },
   test: {

@@ -2,7 +2,11 @@
 // (tree-shaking cannot drop anything an app might import), then gzipped. Code the client loads
 // only when needed is measured apart: the hub a leader tab runs (a dynamic import), and the
 // SharedWorker script that holds the shared connection (its own file, never in the page).
+// The other packages: peer dependencies (React, the OpenFeature SDK) are the app's and left out,
+// and so are the workspace packages a package builds on: each line is what that package adds
+// (lightweight-charts is in @tickmesh/react-ui/charts). Last, the dashboard as built.
 import { build } from "esbuild";
+import { readdirSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
@@ -38,3 +42,26 @@ line("@tickmesh/client/msgpack", (await measure("packages/client/src/msgpack.ts"
 const worker = await measure("packages/client/src/shared-worker.ts", true);
 line("shared-worker.js (the SharedWorker's own script, never in the page)", worker.now);
 line("  + MessagePack, when a tab asks for it", worker.later);
+
+const PEERS = ["react", "react-dom", "react/jsx-runtime", "@openfeature/web-sdk", "@openfeature/core", "@openfeature/react-sdk"];
+const OWN = (...pkgs) => pkgs.flatMap((p) => [p, `${p}/*`]);
+for (const [name, entry, workspace] of [
+  ["@tickmesh/react", "packages/react/src/index.ts", OWN("@tickmesh/client")],
+  ["@tickmesh/openfeature", "packages/openfeature/src/index.ts", OWN("@tickmesh/client")],
+  ["@tickmesh/react-ui", "packages/react-ui/src/index.ts", OWN("@tickmesh/client", "@tickmesh/react")],
+  ["@tickmesh/react-ui/charts (lightweight-charts included)", "packages/react-ui/src/charts.ts", OWN("@tickmesh/client", "@tickmesh/react")],
+]) {
+  const out = await build({ entryPoints: [entry], bundle: true, minify: true, format: "esm", write: false, target: "es2022",
+    external: [...PEERS, ...workspace], jsx: "automatic", logLevel: "error" });
+  line(name, out.outputFiles[0].contents);
+}
+
+// The dashboard as built (`npm run build`): its first load and the chunks it loads later.
+try {
+  const dir = "apps/dashboard/dist/assets";
+  for (const file of readdirSync(dir).filter((f) => /\.(js|css)$/.test(f)).sort()) {
+    line(`dashboard ${file.replace(/-[A-Za-z0-9_-]{8}\./, ".")}`, readFileSync(`${dir}/${file}`));
+  }
+} catch {
+  console.log("dashboard: not built (npm run build)");
+}

@@ -1,13 +1,11 @@
 import { TickmeshClient, type Codec, type TransportName } from "@tickmesh/client";
+import { OpenFeature, OpenFeatureProvider, useBooleanFlagValue } from "@openfeature/react-sdk";
+import { followCodecFlag, rememberedMsgpack, TickmeshFlagProvider } from "@tickmesh/openfeature";
 import { TickmeshProvider, useConnectionStatus } from "@tickmesh/react";
-import { useEffect, useMemo, useState } from "react";
+import { AnnouncementBanner, Blotter, ConnectionIndicator, NotificationCentre, NotificationFeed, OrderTicket } from "@tickmesh/react-ui";
+import { lazy, Suspense, useEffect, useMemo, useState } from "react";
 import { savedUser, saveUser, tokenSource } from "./auth";
-import { AnnouncementBanner } from "./components/AnnouncementBanner";
-import { ConnectionIndicator } from "./components/ConnectionIndicator";
 import { Login } from "./components/Login";
-import { NotificationCentre, NotificationFeed } from "./components/NotificationCentre";
-import { OrdersBlotter } from "./components/OrdersBlotter";
-import { OrderTicket } from "./components/OrderTicket";
 import { PortfolioCard } from "./components/PortfolioCard";
 import { WatchList } from "./components/WatchList";
 import { useWatchList } from "./watchlist";
@@ -21,13 +19,27 @@ function transportsFromUrl(): TransportName[] | undefined {
   return raw ? (raw.split(",").filter((t) => ["websocket", "sse", "polling"].includes(t)) as TransportName[]) : undefined;
 }
 
-/** `?codec=msgpack` uses the MessagePack subprotocol (loaded on demand: JSON users never download it). */
-async function codecFromUrl(): Promise<Codec | undefined> {
-  if (new URLSearchParams(location.search).get("codec") !== "msgpack") return undefined;
-  return (await import("@tickmesh/client/msgpack")).msgpackCodec;
+/** MessagePack, loaded on demand: users who do not get it never download it. */
+const loadMsgpack = async (): Promise<Codec> => (await import("@tickmesh/client/msgpack")).msgpackCodec;
+
+/**
+ * `?codec=msgpack` (or `json`) pins the codec for trying it by hand. Otherwise the `ws.msgpack`
+ * feature flag decides: the page starts with what the flag said last time (remembered), and
+ * switches once if the flag says otherwise now (see followCodecFlag).
+ */
+const pinnedCodec = new URLSearchParams(location.search).get("codec");
+async function initialCodec(): Promise<Codec | undefined> {
+  if (pinnedCodec === "msgpack" || (pinnedCodec === null && rememberedMsgpack())) return loadMsgpack();
+  return undefined;
 }
 
-const codecReady = codecFromUrl();
+const codecReady = initialCodec();
+// The charting library loads after the trading screen is up (its own chunk).
+const PriceChart = lazy(() => import("@tickmesh/react-ui/charts").then((m) => ({ default: m.PriceChart })));
+const PortfolioChart = lazy(() => import("@tickmesh/react-ui/charts").then((m) => ({ default: m.PortfolioChart })));
+
+/** Ticks each price channel starts with: the chart and the sparklines draw them. */
+const PRICE_HISTORY = 300;
 
 export function App() {
   const [user, setUser] = useState<string | null>(savedUser);
@@ -61,15 +73,37 @@ function Session(props: { user: string; onLogout(): void }) {
   const client = useMemo(() => {
     if (codec === null) return null;
     const upgradeMs = Number(new URLSearchParams(location.search).get("upgrade_ms")) || undefined;
-    const c = new TickmeshClient({ getToken: tokenSource(props.user), transports: transportsFromUrl(), codec, upgradeIntervalMs: upgradeMs });
+    const c = new TickmeshClient({ getToken: tokenSource(props.user), transports: transportsFromUrl(), codec, upgradeIntervalMs: upgradeMs, priceHistory: PRICE_HISTORY });
     (window as unknown as { tickmesh?: TickmeshClient }).tickmesh = c; // for the console and tests
     return c;
   }, [props.user, codec]);
+  useEffect(() => {
+    if (!client) return;
+    // The user's flags, evaluated by the edge, through the standard OpenFeature API.
+    void OpenFeature.setProvider(new TickmeshFlagProvider(client));
+    const stopCodec = pinnedCodec ? undefined : followCodecFlag(client, loadMsgpack);
+    return () => {
+      stopCodec?.();
+      void OpenFeature.clearProviders();
+    };
+  }, [client]);
   if (!client) return null;
   return (
     <TickmeshProvider client={client}>
-      <Trading user={props.user} onLogout={() => (client.disconnect(), props.onLogout())} />
+      <OpenFeatureProvider>
+        <Trading user={props.user} onLogout={() => (client.disconnect(), props.onLogout())} />
+      </OpenFeatureProvider>
     </TickmeshProvider>
+  );
+}
+
+/** Which codec the `ws.msgpack` flag gives this user (the edge evaluated it; no rule is here). */
+function CodecBadge() {
+  const msgpack = useBooleanFlagValue("ws.msgpack", false);
+  return (
+    <span className="codec-badge muted small" data-testid="codec-flag" data-on={msgpack ? "true" : "false"} title="feature flag ws.msgpack">
+      {msgpack ? "MessagePack" : "JSON"}
+    </span>
   );
 }
 
@@ -88,6 +122,7 @@ function Trading(props: { user: string; onLogout(): void }) {
         </div>
         <div className="topbar-right">
           <ConnectionIndicator />
+          <CodecBadge />
           <NotificationCentre />
           <div className="user" data-testid="user">
             <span className="avatar small">{props.user.slice(0, 1).toUpperCase()}</span>
@@ -100,11 +135,17 @@ function Trading(props: { user: string; onLogout(): void }) {
       <main className="layout">
         <div className="col-main">
           <WatchList symbols={watch.symbols} add={watch.add} remove={watch.remove} selected={symbol} onPick={setSymbol} />
+          <Suspense fallback={<section className="panel chart-placeholder" aria-busy="true" />}>
+            <PriceChart symbol={symbol} />
+          </Suspense>
           <PortfolioCard />
+          <Suspense fallback={null}>
+            <PortfolioChart />
+          </Suspense>
         </div>
         <div className="col-side">
-          <OrderTicket symbol={symbol} setSymbol={setSymbol} />
-          <OrdersBlotter />
+          <OrderTicket symbol={symbol} onSymbolChange={setSymbol} />
+          <Blotter />
           <NotificationFeed />
         </div>
       </main>

@@ -1,5 +1,5 @@
 import { usePortfolio } from "@tickmesh/react";
-import { money, priceDigits, signed, tone } from "../format";
+import { money, priceDigits, signed, tone } from "@tickmesh/react-ui";
 
 /** Live portfolio value, day change, cash and positions. */
 export function PortfolioCard() {

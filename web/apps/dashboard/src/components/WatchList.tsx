@@ -21,14 +21,14 @@ export function WatchList(props: { symbols: string[]; add(symbol: string): strin
         </form>
       </header>
       {error && <div className="form-error">{error}</div>}
-      <table className="grid">
+      <table className="grid" aria-label="Watch-list prices">
         <thead>
           <tr>
             <th>Symbol</th>
             <th className="num">Last</th>
             <th className="num">Bid</th>
             <th className="num">Ask</th>
-            <th className="num">Size</th>
+            <th>Trend</th>
             <th className="num">Time</th>
             <th>Source</th>
             <th />

@@ -1,7 +1,7 @@
 import type { Execution } from "@tickmesh/client";
 import { useSubmitOrder, useTickmeshClient, useTrades, type OptimisticOrder } from "@tickmesh/react";
-import { useState } from "react";
-import { clock, money } from "../format";
+import { useEffect, useRef, useState } from "react";
+import { clock, money } from "./format.js";
 
 type Row = { key: string; symbol: string; side: string; quantity: string; price?: string; status: string; time: string; cid: string; reason?: string; orderId?: string };
 
@@ -16,11 +16,18 @@ const fromExec = (e: Execution): Row => ({
   price: e.price ?? e.limit_price, status: e.status, time: clock(e.ts), reason: e.reason, orderId: e.order_id,
 });
 
+export interface BlotterProps {
+  /** Rows shown at most (default 100). */
+  limit?: number;
+}
+
 /**
  * This session's orders (optimistic: pending at once, then filled) above earlier executions
- * from the `trades` channel, each order once.
+ * from the `trades` channel, each order once; a resting limit order has a cancel button. Fills,
+ * rejections and cancellations of this session's orders are announced to screen readers through
+ * a polite live region ("Filled: buy 10 AAPL at 187.20"); statuses are words, not colours.
  */
-export function OrdersBlotter() {
+export function Blotter({ limit = 100 }: BlotterProps) {
   const { orders } = useSubmitOrder();
   const trades = useTrades();
   const client = useTickmeshClient();
@@ -39,14 +46,27 @@ export function OrdersBlotter() {
     seen.add(e.client_order_id);
     return true;
   });
-  const rows = [...orders.map(fromOrder), ...history.map(fromExec)].slice(0, 100);
+  const rows = [...orders.map(fromOrder), ...history.map(fromExec)].slice(0, limit);
+  // Announce each settled order of this session once.
+  const [announcement, setAnnouncement] = useState("");
+  const announced = useRef(new Map<string, string>());
+  useEffect(() => {
+    for (const o of orders) {
+      if (o.status === "pending" || announced.current.get(o.client_order_id) === o.status) continue;
+      announced.current.set(o.client_order_id, o.status);
+      const what = `${o.side} ${o.quantity} ${o.symbol}`;
+      setAnnouncement(o.status === "filled" ? `Filled: ${what} at ${o.price ?? "market"}` :
+        o.status === "accepted" ? `Accepted: ${what}, resting at ${o.limit_price ?? ""}` : `${o.status[0]!.toUpperCase()}${o.status.slice(1)}: ${what}`);
+    }
+  }, [orders]);
   return (
     <section className="panel blotter" data-testid="blotter">
       <header className="panel-head">
         <h2>Orders &amp; executions</h2>
         <span className="muted small">{orders.filter((o) => o.status === "pending").length} pending</span>
       </header>
-      {cancelError && <div className="form-error">{cancelError}</div>}
+      <div className="sr-only" aria-live="polite" role="status" data-testid="fill-announcer">{announcement}</div>
+      {cancelError && <div className="form-error" role="alert">{cancelError}</div>}
       <div className="scroll">
         <table className="grid compact">
           <thead>
@@ -70,7 +90,7 @@ export function OrdersBlotter() {
                 <td>
                   <span className={`pill ${r.status}`} title={r.reason}>{r.status}</span>
                   {r.status === "accepted" && r.orderId && (
-                    <button className="icon-btn cancel" title="Cancel order" onClick={() => void cancel(r.orderId!)}>×</button>
+                    <button className="icon-btn cancel" title="Cancel order" aria-label={`Cancel ${r.side} ${r.quantity} ${r.symbol}`} onClick={() => void cancel(r.orderId!)}>×</button>
                   )}
                 </td>
               </tr>
