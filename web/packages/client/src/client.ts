@@ -144,12 +144,14 @@ export class TickmeshClient {
    * out). The same codec changes nothing. A connected WebSocket reconnects once at once, resuming
    * every channel from its position (nothing missed or repeated); SSE and polling are not
    * affected (they carry JSON) and pick it up on their next WebSocket. On a shared connection
-   * the first tab's codec holds; this one is proposed when this tab joins or connects on its own.
+   * the hub's connection switches (the tabs of one user get the same flags), and this codec is
+   * also proposed when this tab joins or connects on its own.
    */
   setCodec(codec: Codec): void {
     if (codec.subprotocol === this.codecInUse.subprotocol) return;
     this.codecInUse = codec;
-    if (!this.welcomed || this.sharing || (this.transport as Transport | undefined)?.name !== "websocket") return;
+    if (this.sharing) return (this.transport as HubTransport | undefined)?.codec(codec.subprotocol);
+    if (!this.welcomed || (this.transport as Transport | undefined)?.name !== "websocket") return;
     this.dropConnection();
     this.machine.set("reconnecting", `switching to ${codec.subprotocol}`);
     void this.attempt();

@@ -14,6 +14,13 @@ export interface Codec {
 
 export const JSON_SUBPROTOCOL = "tickmesh.v1.json";
 
+/** The codec of a subprotocol name (MessagePack loaded on demand), or undefined for another. */
+export async function codecNamed(subprotocol: string): Promise<Codec | undefined> {
+  if (subprotocol === JSON_SUBPROTOCOL) return jsonCodec;
+  if (subprotocol === "tickmesh.v1.msgpack") return (await import("./msgpack.js")).msgpackCodec;
+  return undefined;
+}
+
 export const jsonCodec: Codec = {
   subprotocol: JSON_SUBPROTOCOL,
   encode: (frame) => JSON.stringify(frame),

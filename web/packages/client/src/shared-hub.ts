@@ -1,3 +1,4 @@
+import { codecNamed } from "./codec.js";
 import type { CachedMessage } from "./cache.js";
 import { isEventChannel } from "./channels.js";
 import type { TickmeshClient } from "./client.js";
@@ -117,6 +118,10 @@ export class Hub {
     if (msg.hub !== this.id) return;
     if (msg.t === "leave") return this.leave(msg.tab);
     if (msg.t === "token") return this.onToken(msg.tab, msg.id, msg.token, msg.error);
+    if (msg.t === "codec") {
+      void codecNamed(msg.codec).then((codec) => codec && !this.closed && this.engine?.setCodec(codec));
+      return;
+    }
     const peer = this.peers.get(msg.tab);
     // Not (or no longer) joined here: tell the tab to join again rather than drop its frames.
     if (!peer) return this.post(msg.tab, { t: "bye" });

@@ -34,6 +34,8 @@ export const NOT_SHARED = 1006; // refused or unreachable (with `opened: false`)
 
 export interface HubTransport {
   send(frame: ClientFrame): void;
+  /** Ask the hub to switch the shared connection's codec (subprotocol name). */
+  codec(subprotocol: string): void;
   close(): void;
 }
 
@@ -149,6 +151,9 @@ export class SharedLink {
         } else if (hub) {
           bus.post({ t: "frame", tab, hub, frame });
         }
+      },
+      codec(subprotocol) {
+        if (!done && hub) bus.post({ t: "codec", tab, hub, codec: subprotocol });
       },
       close() {
         if (done) return;

@@ -53,7 +53,10 @@ export type TabMessage =
   | { t: "frame"; tab: TabId; hub: string; frame: ClientFrame }
   /** The answer to a `token?` request. */
   | { t: "token"; tab: TabId; hub: string; id: number; token?: string; error?: string }
-  | { t: "leave"; tab: TabId; hub: string };
+  | { t: "leave"; tab: TabId; hub: string }
+  /** Switch the shared connection to this codec (a feature flag moved the user): one reconnect
+   * of the hub's connection, every tab resumes. Tabs of one user get the same flag values. */
+  | { t: "codec"; tab: TabId; hub: string; codec: string };
 
 export type HubMessage = { hub: string; to: Recipients } & (
   /** A hub is ready (a new leader): tabs not joined to it join now. */

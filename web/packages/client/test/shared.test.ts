@@ -486,3 +486,37 @@ describe("opting out", () => {
     client.disconnect();
   });
 });
+
+describe("a feature flag switching the codec of a shared connection", () => {
+  it("reconnects the hub's one upstream with the new codec; every tab stays connected and resumes", async () => {
+    const f = fabric();
+    const [a, b] = [f.tab(), f.tab()];
+    a.client.connect();
+    b.client.connect();
+    await settle();
+    f.upstream().welcome({ user: "alice" });
+    await settle();
+    a.client.subscribe("trades", () => {});
+    b.client.subscribe("trades", () => {});
+    await settle();
+    answerSubs(f.upstream(), new Set(), 40);
+    await settle();
+    const { msgpackCodec } = await import("../src/msgpack.js");
+    a.client.setCodec(msgpackCodec);
+    b.client.setCodec(msgpackCodec); // the same flag reaches every tab of the user
+    await settle();
+    expect(f.net.created).toHaveLength(2); // one reconnect, not one per tab
+    const up = f.upstream();
+    expect(up.options.codec.subprotocol).toBe("tickmesh.v1.msgpack");
+    up.welcome({ user: "alice" });
+    await settle();
+    expect(up.frames("sub")).toEqual([expect.objectContaining({ ch: "trades", since: { epoch: "E1", seq: 40 } })]);
+    answerSubs(up, new Set(), 40); // resumed at 40: nothing missed meanwhile
+    up.receive(msg("trades", 41));
+    await settle();
+    for (const t of [a, b]) {
+      expect(t.client.state).toBe("connected");
+      expect(t.got.map((m) => m.seq)).toEqual([41]);
+    }
+  });
+});
