@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 FEEDS: tuple[tuple[str, str], ...] = stream_table.event_feeds()
 REPLAY_BATCH = 512
 MAX_REPLAY = 100_000  # a client further behind gets a partial replay and recovered=false
+# The server sends the ordered consumers a heartbeat this often; two missed (its NATS node lost)
+# and the client library recreates the consumer from the next stream sequence. The library's
+# default (5 s, so 10 s to notice, and as long again when the recreation falls in a leader
+# election) held live events back for 12 to 16 s in the cluster failover tests.
+HEARTBEAT_S = 1.0
 
 
 def stream_for(subject: str) -> str:
@@ -73,7 +78,8 @@ class EventFeeds:
         self.js = js
         for pattern, stream in FEEDS:
             self._subs.append(await js.subscribe(pattern, stream=stream, ordered_consumer=True,
-                                                 deliver_policy=DeliverPolicy.NEW, cb=self._on_msg))
+                                                 idle_heartbeat=HEARTBEAT_S, deliver_policy=DeliverPolicy.NEW,
+                                                 cb=self._on_msg))
 
     async def _on_msg(self, msg: Msg) -> None:
         metrics.messages_in("event", 1, len(msg.data))
