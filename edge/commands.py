@@ -8,6 +8,11 @@ retry finds the reply and returns it, or waits for the marker to turn into one. 
 time, the marker is removed, the client gets 502 and may retry with the same key; services also
 see the key as ``cmd_id`` and can dedupe on it themselves.
 
+While JetStream cannot answer (a NATS node lost, its streams electing a new leader: a few
+seconds), a command gets 501 and the client retries with the same key; once a command has run,
+its reply (or the marker's removal) is stored with retries through such an election, so a retry
+is never left waiting on a marker nobody will complete.
+
 Only a key's first run counts against the user's command rate limit: a retry (what a client
 does after a timeout) gets the stored reply even when the user's bucket is empty.
 """
@@ -21,8 +26,8 @@ from typing import Any
 
 import orjson
 from nats.aio.client import Client
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
-from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.errors import ConnectionReconnectingError, NoRespondersError, TimeoutError as NatsTimeout
+from nats.js.errors import KeyWrongLastSequenceError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
 from tickmesh import streams, tracing
@@ -36,6 +41,11 @@ from .session import RunCommand, rate_limited_reason
 log = logging.getLogger(__name__)
 
 _PENDING = b"pending"
+# What JetStream answers while a stream (here the bucket) has no leader or the connection is
+# moving to another server: worth a retry, not an internal error.
+_TRANSIENT = (NoRespondersError, NoStreamResponseError, NatsTimeout, asyncio.TimeoutError, ServiceUnavailableError,
+              ConnectionReconnectingError)
+STORE_RETRY_S = 15.0  # longer than a JetStream leader election
 
 
 def _err(code: int, reason: str) -> dict[str, Any]:
@@ -63,6 +73,10 @@ class CommandRunner:
             if self.kv is None:
                 return _err(ErrorCode.UNAVAILABLE, "service temporarily unavailable; retry")
             return await self._once(action, limiter)
+        except _TRANSIENT as exc:
+            log.warning("command %s: JetStream unavailable (%s)", action.name, type(exc).__name__,
+                        extra={"event": "command.unavailable", "command": action.name})
+            return _err(ErrorCode.UNAVAILABLE, "service temporarily unavailable; retry with the same key")
         except Exception:
             log.exception("command failed", extra={"event": "command.error", "command": action.name})
             return _err(ErrorCode.INTERNAL, "internal error")
@@ -103,10 +117,23 @@ class CommandRunner:
             return _err(ErrorCode.RATE_LIMITED, rate_limited_reason(wait))
         reply = await self._request(action)
         if reply.get("code") in (ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE):
-            await self.kv.delete(key, last=revision)
+            await self._retrying(lambda: self.kv.delete(key, last=revision))
         else:
-            await self.kv.put(key, orjson.dumps(reply))
+            await self._retrying(lambda: self.kv.put(key, orjson.dumps(reply)))
         return reply
+
+    @staticmethod
+    async def _retrying(op) -> None:
+        """``op()`` until it succeeds, through transient JetStream errors, for STORE_RETRY_S."""
+        deadline = asyncio.get_running_loop().time() + STORE_RETRY_S
+        while True:
+            try:
+                await op()
+                return
+            except _TRANSIENT:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
     async def _wait_for(self, key: str, timeout: float) -> dict[str, Any]:
         assert self.kv is not None

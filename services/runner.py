@@ -15,6 +15,8 @@ from typing import Any, Awaitable, Callable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import ConnectionReconnectingError, NoRespondersError, TimeoutError as NatsTimeout
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from tickmesh import config as cfg
 from tickmesh import logs, metrics, runtime, tracing
@@ -79,6 +81,11 @@ class CommandError(Exception):
 Handler = Callable[[cmds.CommandRequest], Awaitable[dict[str, Any] | None]]
 
 _ERROR_NAMES = {info.code: name for name, info in ERRORS.items()}
+# JetStream or the connection briefly unable to answer (a NATS node lost and its streams electing
+# new leaders, a reconnect to another server): the command is answered 501, retryable with the
+# same key, not 500. Handlers are written so that a retry completes what was interrupted.
+_TRANSIENT = (NatsTimeout, NoRespondersError, NoStreamResponseError, ServiceUnavailableError,
+              ConnectionReconnectingError)
 
 
 async def wait_wake_or_stop(wake: asyncio.Event, stop: asyncio.Event, timeout: float | None) -> None:
@@ -120,7 +127,8 @@ async def serve_commands(nc: Client, service: str, handlers: dict[str, Handler])
 
     Subscriptions use the queue group ``service`` so that several instances share the load. A
     malformed request gets an ``invalid_field`` reply; a handler's :class:`CommandError` its own
-    code; any other exception ``internal`` (and a log line), never a crash.
+    code; NATS unable to answer for a moment ``unavailable`` (501: retry with the same key); any
+    other exception ``internal`` (and a log line), never a crash.
 
     Each command is counted (``tickmesh_commands_total``, by result, and its handler's duration)
     and handled inside a span named ``"<service> <command>"``. What the handler publishes with
@@ -143,6 +151,11 @@ async def serve_commands(nc: Client, service: str, handlers: dict[str, Handler])
         except ContractError as exc:
             result = "invalid_field"
             reply = cmds.reply_err(ErrorCode.INVALID_FIELD, str(exc))
+        except _TRANSIENT as exc:
+            result = "unavailable"
+            log.warning("command %s: NATS unavailable (%s)", name, type(exc).__name__,
+                        extra={"event": "command.unavailable", "subject": msg.subject})
+            reply = cmds.reply_err(ErrorCode.UNAVAILABLE, "a backend is unavailable for a moment; retry with the same key")
         except Exception:
             result = "internal"
             log.exception("command handler failed", extra={"event": "command.failed", "subject": msg.subject})
