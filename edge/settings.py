@@ -69,6 +69,8 @@ class EdgeSettings:
     ws_high_water: int = setting("EDGE_WS_HIGH_WATER", 262144,
                                  "Bytes buffered for a WebSocket above which the direct engine stops writing to it "
                                  "until it drains (its outbox conflates or overflows meanwhile)")
+    head_timeout: float = setting("EDGE_HEAD_TIMEOUT_S", 10.0,
+                                  "Seconds a new connection has to send its whole request head (slow clients are cut off)")
     workers: int = setting("EDGE_WORKERS", 1,
                            "Edge processes sharing the port with SO_REUSEPORT (each with its own NATS connection)")
     # delivery and fallbacks
@@ -93,7 +95,8 @@ class EdgeSettings:
                            ("EDGE_CMD_RATE", self.cmd_rate), ("EDGE_CMD_BURST", self.cmd_burst),
                            ("EDGE_HTTP_RATE", self.http_rate), ("EDGE_HTTP_BURST", self.http_burst),
                            ("EDGE_HTTP_IP_RATE", self.http_ip_rate), ("EDGE_HTTP_IP_BURST", self.http_ip_burst),
-                           ("EDGE_WS_HIGH_WATER", self.ws_high_water), ("EDGE_WORKERS", self.workers)):
+                           ("EDGE_WS_HIGH_WATER", self.ws_high_water), ("EDGE_WORKERS", self.workers),
+                           ("EDGE_HEAD_TIMEOUT_S", self.head_timeout)):
             if value <= 0:
                 raise ConfigError(env, str(value), "must be positive")
         if self.ws_engine not in ("direct", "quart"):

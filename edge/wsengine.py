@@ -49,17 +49,27 @@ INBOX_MAX = 64  # client messages queued behind one that awaits (a subscribe); t
 
 
 class FrontDoor(asyncio.Protocol):
-    """The first protocol of every connection: routes it by its request head."""
+    """The first protocol of every connection: routes it by its request head. A client that
+    does not finish its head within ``EDGE_HEAD_TIMEOUT_S`` (a slow-headers attack holding
+    descriptors) is cut off."""
 
-    __slots__ = ("_engine", "_transport", "_buf")
+    __slots__ = ("_engine", "_transport", "_buf", "_timer")
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._transport: asyncio.Transport | None = None
         self._buf = b""
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self._timer = asyncio.get_running_loop().call_later(self._engine.head_timeout, self._too_slow)
+
+    def _too_slow(self) -> None:
+        self._timer = None
+        if self._transport is not None:
+            metrics.rate_limited("head_timeout")
+            self._refuse(408, "request head not received in time")
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf + data if self._buf else data
@@ -71,6 +81,9 @@ class FrontDoor(asyncio.Protocol):
                 self._buf = buf
             return
         self._buf = b""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         transport = self._transport
         assert transport is not None
         try:
@@ -91,6 +104,9 @@ class FrontDoor(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class Engine:
@@ -103,6 +119,7 @@ class Engine:
         self.deflate_on = settings.permessage_deflate
         self.max_message = settings.hard_frame_bytes
         self.high_water = settings.ws_high_water
+        self.head_timeout = settings.head_timeout
         self.connections: set[WsConnection] = set()
 
     def front_door(self) -> FrontDoor:

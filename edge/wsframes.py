@@ -249,7 +249,7 @@ def switching(key: str, subprotocol: str | None, extensions: str | None) -> byte
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-_REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 426: "Upgrade Required",
+_REASONS = {400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 404: "Not Found", 426: "Upgrade Required",
             431: "Request Header Fields Too Large", 505: "HTTP Version Not Supported", 503: "Service Unavailable"}
 
 

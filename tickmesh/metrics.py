@@ -103,7 +103,7 @@ CLOSE_CODES = tuple(sorted({str(c.code) for c in CLOSES.values()} | {"1001", "10
 ERROR_CODES = tuple(sorted(str(e.code) for e in ERRORS.values()))
 AUTH_REASONS = ("missing", "malformed", "bad_signature", "expired", "not_yet_valid", "wrong_audience",
                 "wrong_issuer", "revoked", "timeout", "forbidden_origin")
-RATE_LIMITS = ("command", "subscribe", "frame", "connection", "auth", "http")
+RATE_LIMITS = ("command", "subscribe", "frame", "connection", "auth", "http", "head_timeout")
 DROP_REASONS = ("bad_payload", "invalid", "overflow", "stale", "no_subscriber")
 RECOVERY_RESULTS = ("replayed", "snapshot", "gap", "unavailable")
 COMMAND_RESULTS = ("ok", *ERRORS)

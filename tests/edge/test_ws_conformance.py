@@ -171,3 +171,15 @@ async def test_a_message_over_the_hard_limit_closes_with_1009_before_it_is_read_
     await ws.send(client_frame(wsf.OP_TEXT, b"x" * 20001)[:14])  # the header alone
     assert (await ws.close_frame())[0] == 1009
     ws.close()
+
+
+async def test_a_client_that_sends_its_head_byte_by_byte_is_cut_off(edge_factory):
+    edge = edge_factory(EDGE_HEAD_TIMEOUT_S="1")
+    reader, writer = await asyncio.open_connection("127.0.0.1", edge.port)
+    for byte in b"GET /ws HTTP/1.1\r\nHost":  # a trickle, then nothing more
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(0.02)
+    answer = await asyncio.wait_for(reader.read(), t(5))
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    writer.close()
