@@ -1,8 +1,14 @@
 """The edge's flush tick: when queued frames leave, and what one batch costs.
 
-Outboxes that become non-empty wait for the next tick (``EDGE_FLUSH_MS``), so frames due within
-one tick leave together as one WebSocket message; connections whose pending frames are the very
-same objects (a hot channel's subscribers) share one encoded batch per tick.
+Frames leave in ticks. A tick runs as soon as an outbox becomes non-empty, unless the previous
+tick was less than ``EDGE_FLUSH_MS`` ago: then it waits for that moment, and everything queued
+meanwhile leaves together as one WebSocket message per connection. So a quiet edge sends each
+message at once (the leading edge), and a busy one batches (the trailing edge). The pause after
+a tick is also at least as long as the tick itself took: when writing to every socket costs
+more than the interval (a system call per connection), ticks space out and batches grow, so
+flushing never takes more than about half of the edge's time and messages queue in batches
+rather than behind one another. Connections whose pending frames are the very same objects (a
+hot channel's subscribers) share one encoded batch per tick.
 
 How a batch leaves depends on the transport. A transport with a writer of its own (the plain
 Quart WebSocket, SSE, polling) is woken through ``Connection.wake``. A transport that writes
@@ -119,20 +125,24 @@ class Flusher:
         self.stats = WriterStats()
         self._dirty: list[Connection] = []
         self._cache: dict[tuple[bytes, ...], Payload] = {}
-        self._task: asyncio.Task | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._next = 0.0  # loop time before which no tick may start
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
 
     @property
     def batching(self) -> bool:
         return self.interval > 0
 
     def start(self) -> None:
-        if self.batching and self._task is None:
-            self._task = asyncio.ensure_future(self._flush_forever())
+        self._loop = asyncio.get_running_loop()
+        self._stopped = False
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._stopped = True
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
     def on_ready(self, conn: Connection) -> Callable[[], None]:
         """The outbox callback for ``conn``: its frames leave at the next tick (or at once
@@ -140,12 +150,20 @@ class Flusher:
         if not self.batching:
             return lambda: self.flush_now(conn)
         dirty = self._dirty
-        return lambda: dirty.append(conn)
+
+        def ready() -> None:
+            dirty.append(conn)
+            if self._handle is None:
+                self._schedule()
+
+        return ready
 
     def mark(self, conn: Connection) -> None:
         """Write ``conn``'s queued frames at the next tick (its transport can take them again)."""
         if self.batching:
             self._dirty.append(conn)
+            if self._handle is None:
+                self._schedule()
         else:
             self.flush_now(conn)
 
@@ -160,12 +178,22 @@ class Flusher:
         else:
             writer(conn)
 
-    async def _flush_forever(self) -> None:
-        interval = self.interval
-        while True:
-            await asyncio.sleep(interval)
-            if self._dirty:
-                self.flush()
+    def _schedule(self) -> None:
+        loop = self._loop
+        if loop is None or self._stopped:
+            return
+        self._handle = loop.call_at(max(loop.time(), self._next), self._tick)
+
+    def _tick(self) -> None:
+        self._handle = None
+        loop = self._loop
+        assert loop is not None
+        started = loop.time()
+        self.flush()
+        ended = loop.time()
+        self._next = ended + max(self.interval, ended - started)
+        if self._dirty:  # queued while flushing (a writer's callback): the next tick takes them
+            self._schedule()
 
     def flush(self) -> None:
         """One tick: every connection with queued frames writes (or is woken to write)."""
