@@ -150,3 +150,22 @@ def test_bad_changes_are_refused_with_a_stable_code(current, raw, code):
 def test_unreadable_stored_definitions_are_refused(raw):
     with pytest.raises(FlagError):
         Flag.from_json("x", raw)
+
+
+def test_evaluation_counts_have_bounded_labels():
+    from tickmesh import metrics
+
+    def count(flag, variant):
+        return metrics.REGISTRY.get_sample_value("tickmesh_flag_evaluations_total", {"flag": flag, "variant": variant}) or 0
+
+    before = count("ws.msgpack", "on")
+    metrics.flag_evaluated("ws.msgpack", "on", 3)
+    assert count("ws.msgpack", "on") == before + 3
+    other = count("other", "other")
+    metrics.flag_evaluated("Bad Name", "because")
+    for i in range(300):  # more names than flags can exist: the excess is "other"
+        metrics.flag_evaluated(f"flood.{i}", "on")
+    assert count("other", "other") == other + 1
+    names = {s.labels["flag"] for m in metrics.REGISTRY.collect() if m.name == "tickmesh_flag_evaluations"
+             for s in m.samples}
+    assert len(names) <= 257 and "flood.299" not in names
