@@ -46,8 +46,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name in ("fanout", "wide", "idle", "storm", "slow", "e2e"):
         p.add_argument(f"--{name}-clients", type=int, help=f"N for the {name} scenario")
     p.add_argument("--rates", help="fan-out publish rates, comma-separated msg/s (default 10,100,300)")
-    p.add_argument("--wide-rates", help="wide: shared,own msg/s (default 2,1)")
+    p.add_argument("--wide-rates", help="wide: shared,own msg/s (default 2,1; 0,1: own channel only, the capacity measure)")
     p.add_argument("--slow-rate", type=float, help="slow consumers: msg/s on the hot channel (default 20)")
+    p.add_argument("--storm-rate", type=float, help="storm: news stories stored per second throughout (default 20)")
+    p.add_argument("--source-addresses", type=int, default=0,
+                   help="client source addresses 127.0.0.1.. (default: one per 25,000 connections)")
+    p.add_argument("--connect-timeout", type=float,
+                   help="seconds the connect phase may take (default 90, or 1 per 200 clients if longer)")
     p.add_argument("--url", help="measure a running server at this WebSocket URL instead of starting targets")
     p.add_argument("--protocol", choices=sorted(CODECS), default="tickmesh", help="protocol of --url")
     p.add_argument("--nats-url", help="NATS the --url server reads from (the bench publishes there)")
@@ -63,6 +68,7 @@ def options(args: argparse.Namespace):
     from .scenarios import Options
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tickmesh-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)  # also with --url, where no target makes it
     opts = Options(targets=list(args.target or DEFAULT_TARGETS), scenarios=list(args.scenario or SCENARIOS),
                    workdir=workdir, workers=args.workers)
     if args.quick:
@@ -83,8 +89,15 @@ def options(args: argparse.Namespace):
         opts.fanout_rates = [float(r) for r in args.rates.split(",")]
     if args.wide_rates:
         opts.wide_shared_rate, opts.wide_own_rate = (float(r) for r in args.wide_rates.split(","))
+        if opts.wide_shared_rate < 0 or opts.wide_own_rate < 0 or opts.wide_shared_rate + opts.wide_own_rate == 0:
+            raise SystemExit("tickmesh bench: --wide-rates takes two rates >= 0, not both 0 (e.g. 0,1)")
     if args.slow_rate:
         opts.slow_rate = args.slow_rate
+    opts.source_addresses = max(0, args.source_addresses)
+    most = max(opts.fanout_clients, opts.wide_clients, opts.idle_clients, opts.storm_clients, opts.slow_clients)
+    opts.connect_timeout = args.connect_timeout or max(opts.connect_timeout, most / 200)
+    if args.storm_rate:
+        opts.storm_rate = args.storm_rate
     if args.edge_workers != 1:
         from .targets import EDGE_WORKERS
 
@@ -144,6 +157,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     print()
     print(report.ratio_table(rows))
     path = args.json or opts.workdir / "bench.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     report.write_json(path, rows, meta)
     print(f"\nJSON record: {path}", file=sys.stderr)
     if args.write_results:

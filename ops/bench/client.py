@@ -11,6 +11,10 @@ Guarantees: a connection counts as *ready* only once every subscription was ackn
 latency is recorded only for messages sent inside the window (``reset`` .. ``cutoff``) and only
 on connections still measured (a paused "slow consumer" is not). Sockets bind to the given
 127.0.0.x source addresses round-robin, so more than ~28,000 connections fit per server port.
+
+With ``track`` (the reconnect storm), each connection also keeps its position on one event
+channel (:class:`tickmesh.ops.bench.positions.Position`): it resubscribes with ``since`` after a
+drop, and counts gaps and duplicates by stream position (one more regex per message).
 """
 
 from __future__ import annotations
@@ -24,10 +28,16 @@ from typing import Any
 
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
+from tickmesh.contracts.codes import ERRORS
+
 from . import ipc
 from .latency import Histogram
-from .protocols import CODECS, TIMESTAMP_KEYS, Codec
+from .positions import Position, msg_seqs
+from .protocols import CODECS, TIMESTAMP_KEYS, Codec, ResumingCodec
 
+RETRYABLE = frozenset(info.code for info in ERRORS.values() if info.retry)  # err codes to retry
+
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # Linux >= 4.2
 SLOW_RCVBUF = 4096  # bytes: a paused slow consumer's receive window fills after a few messages
 
 
@@ -55,10 +65,15 @@ class Conn(WSListener):
         self.ready_at = 0.0  # wall clock of the last time every subscription was acknowledged
         self.attempt = 0
         self.close_code: int | None = None
+        self.track: Position | None = Position() if worker.find_seqs is not None else None
+        self.retired = False  # closed by ``close``: no longer the worker's, never reconnected
 
     # -- picows callbacks ------------------------------------------------------------------
 
     def on_ws_connected(self, transport: WSTransport) -> None:
+        if self.retired:  # a connect that was under way when its run ended
+            transport.disconnect(graceful=False)
+            return
         self.transport = transport
         self.handshaking = True
         self.codec = self.worker.codec_for(self)
@@ -80,13 +95,19 @@ class Conn(WSListener):
         if self.handshaking:
             for reply in codec.feed(payload):
                 transport.send(WSMsgType.TEXT, reply)
+            if self.track is not None and (codec.oks or codec.errs):
+                worker.on_sub_reply(self, transport, codec)
             if codec.ready:
                 self.handshaking = False
                 self.ready_at = time.time()
                 worker.on_ready(self, codec.failed == 0)
-        if self.measure and worker.record(payload):
-            return
-        if not self.handshaking:
+        if self.track is not None:
+            seqs = worker.find_seqs(payload)
+            if seqs:
+                self.track.on_msgs(seqs, time.time())
+        if self.measure:
+            worker.record(payload)
+        if not self.handshaking:  # a server ping may come in a batch with data: answer it anyway
             reply = codec.pong(payload)
             if reply is not None:
                 transport.send(WSMsgType.TEXT, reply)
@@ -113,6 +134,13 @@ class Worker:
         self.secret: str | None = None
         self.sources: list[str] = ["127.0.0.1"]
         self.reconnect = False
+        self.find_seqs: Any = None  # set when connections track an event channel (storm)
+        self.track_channel: str | None = None
+        self.upto = 0  # the storm's cut-off position: every tracking client must reach it
+        self.not_recovered: dict[str, int] = {}  # reason -> ok replies with recovered: false
+        self.resumes = 0  # ok replies to subscriptions with since
+        self.sub_errors: dict[str, int] = {}  # err code -> err replies to the tracked channel's sub
+        self.replayed = 0  # messages those replies said were replayed
         self.closing = False
         self.closed_by_server = 0
         self.close_codes: dict[int, int] = {}
@@ -121,6 +149,7 @@ class Worker:
         self._ready_waiters: list[asyncio.Future] = []
         self._sem: asyncio.Semaphore | None = None
         self._keepalive: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
 
     def record(self, payload: bytes) -> bool:
         """Count and time every send timestamp in ``payload`` that falls inside the window;
@@ -150,13 +179,45 @@ class Worker:
 
             secret, user = self.secret, f"bench-{self.number}-{conn.index}"
             token = lambda: devtokens.mint(user, secret=secret, ttl=3600)  # noqa: E731
+        if conn.track is not None and self.protocol == "tickmesh":
+            return ResumingCodec(conn.channels, token, self.track_channel, conn.track.since)
         return CODECS[self.protocol](conn.channels, token)
+
+    def on_sub_reply(self, conn: Conn, transport: WSTransport, codec: ResumingCodec) -> None:
+        """The tracked channel's ok (positions) or err (counted by code; a retryable one, such
+        as 501 "history unavailable; retry", makes the sub again after a full-jitter backoff, as
+        a client honouring the protocol would)."""
+        now, oks = time.time(), codec.oks
+        for ok in oks:
+            if conn.track.epoch is not None:  # a resubscription with since
+                self.resumes += 1
+                self.replayed += int(ok.get("replayed") or 0)
+            if not conn.track.on_ok(ok, now):
+                reason = str(ok.get("reason"))
+                self.not_recovered[reason] = self.not_recovered.get(reason, 0) + 1
+        oks.clear()
+        for err in codec.errs:
+            code = str(err.get("code"))
+            self.sub_errors[code] = self.sub_errors.get(code, 0) + 1
+            if err.get("code") in RETRYABLE:
+                self._spawn(self._resubscribe(conn, transport, codec))
+        codec.errs.clear()
+
+    async def _resubscribe(self, conn: Conn, transport: WSTransport, codec: ResumingCodec) -> None:
+        await asyncio.sleep(random.uniform(0, min(2.0, 0.1 * 2 ** codec.retries)))
+        if conn.transport is transport and conn.codec is codec and not self.closing:
+            conn.handshaking = True
+            transport.send(WSMsgType.TEXT, codec.retry())
 
     def _socket_for(self, conn: Conn) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         if conn.slow:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
+        # the port is picked at connect time for the whole address pair, not at bind time for the
+        # source address alone: sockets to different servers (and ports still in TIME_WAIT from an
+        # earlier run against another port) then do not use up each other's ephemeral ports
+        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
         sock.bind((self.sources[conn.index % len(self.sources)], 0))
         return sock
 
@@ -186,7 +247,7 @@ class Worker:
         conn.attempt = 0
 
     def on_disconnected(self, conn: Conn) -> None:
-        if self.closing:
+        if self.closing or conn.retired:
             return
         self.closed_by_server += 1
         if conn.close_code is not None:
@@ -195,7 +256,13 @@ class Worker:
         if not conn.handshaking:
             self.ready -= 1
         if self.reconnect:
-            asyncio.get_running_loop().create_task(self._reconnect(conn))
+            self._spawn(self._reconnect(conn))
+
+    def _spawn(self, coro: Any) -> None:
+        """A reconnect or resubscribe task, cancelled by ``close`` (it must not outlive its run)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _reconnect(self, conn: Conn) -> None:
         """Full-jitter exponential backoff (0.1 s doubling, capped at 2 s), until connected."""
@@ -214,10 +281,15 @@ class Worker:
                 return
             await asyncio.sleep(0.05)
 
-    async def _keepalive_loop(self, period: float = 10.0) -> None:
+    async def _keepalive_loop(self, period: float = 10.0, slices: int = 20) -> None:
+        """Every connection sends its codec's keepalive once per ``period``, spread over the
+        period in ``slices`` (a burst from 19,000 connections at once would be a load spike on
+        the server that no real population of clients makes)."""
+        k = 0
         while True:
-            await asyncio.sleep(period)
-            for conn in self.conns:
+            await asyncio.sleep(period / slices)
+            k = (k + 1) % slices
+            for conn in self.conns[k::slices]:
                 codec, transport = conn.codec, conn.transport
                 if transport is not None and codec is not None and codec.keepalive is not None:
                     transport.send(WSMsgType.TEXT, codec.keepalive)
@@ -226,8 +298,10 @@ class Worker:
 
     async def cmd_connect(self, url: str, protocol: str, conns: list, sources: list[str], secret: str | None,
                           key: str = "bt", concurrency: int = 100, reconnect: bool = False,
-                          timeout: float = 60.0) -> dict:
+                          timeout: float = 60.0, track: str | None = None) -> dict:
         self.url, self.protocol, self.secret = url, protocol, secret
+        self.track_channel = track
+        self.find_seqs = msg_seqs(track) if track and protocol == "tickmesh" else None
         self.sources = sources or ["127.0.0.1"]
         self.reconnect = reconnect
         self.find = TIMESTAMP_KEYS[key].findall
@@ -235,7 +309,13 @@ class Worker:
         new = [Conn(self, index, channels, slow) for index, channels, slow in conns]
         self.conns.extend(new)
         started = time.monotonic()
-        results = await asyncio.wait_for(asyncio.gather(*(self._connect(c) for c in new)), timeout)
+        tasks = [asyncio.ensure_future(self._connect(c)) for c in new]
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:  # the row reports them as failed, with the rest measured
+            task.cancel()
+        if pending:
+            self.errors["connect phase timed out"] = self.errors.get("connect phase timed out", 0) + len(pending)
+        results = [t.result() for t in done]
         await self._wait_ready(max(1.0, timeout - (time.monotonic() - started)))
         if self._keepalive is None:
             self._keepalive = asyncio.get_running_loop().create_task(self._keepalive_loop())
@@ -256,15 +336,32 @@ class Worker:
         return {}
 
     async def cmd_peek(self) -> dict:
-        return {"received": self.received, "ready": self.ready, "open": self._open(),
-                "ready_since_armed": sum(1 for c in self.conns if c.transport is not None and not c.handshaking
-                                         and c.ready_at >= self.armed_at),
-                "last_ready_at": max((c.ready_at for c in self.conns), default=0.0)}
+        out = {"received": self.received, "ready": self.ready, "open": self._open(),
+               "ready_since_armed": sum(1 for c in self.conns if c.transport is not None and not c.handshaking
+                                        and c.ready_at >= self.armed_at),
+               "last_ready_at": max((c.ready_at for c in self.conns), default=0.0)}
+        if self.find_seqs is not None:
+            armed, upto = self.armed_at, self.upto
+            tracks = [c.track for c in self.conns if c.transport is not None and not c.handshaking]
+            out["subscribed_since_armed"] = sum(1 for t in tracks if t.ok_at >= armed)
+            out["last_ok_at"] = max((t.ok_at for t in tracks), default=0.0)
+            out["recovered_since_armed"] = sum(1 for t in tracks if t.recovered_at >= armed)
+            out["last_recovered_at"] = max((t.recovered_at for t in tracks), default=0.0)
+            out["caught_up"] = sum(1 for c in self.conns if c.track.caught_up(upto)) if upto else 0
+        return out
 
-    async def cmd_arm(self) -> dict:
-        """Start counting re-subscriptions from now (reconnect storm)."""
+    async def cmd_arm(self, url: str | None = None) -> dict:
+        """Start counting re-subscriptions from now (reconnect storm); reconnects go to ``url``
+        from now on, if given (a second edge)."""
         self.armed_at = time.time()
+        if url:
+            self.url = url
         self.errors.clear()
+        return {}
+
+    async def cmd_upto(self, position: int) -> dict:
+        """The storm's cut-off: every tracking connection must receive positions up to ``position``."""
+        self.upto = position
         return {}
 
     async def cmd_pause(self) -> dict:
@@ -279,15 +376,35 @@ class Worker:
 
     async def cmd_collect(self) -> dict:
         measured = sum(1 for c in self.conns if c.measure and not c.handshaking and c.transport is not None)
-        return {"hist": self.hist.to_dict(), "received": self.received, "ready": self.ready,
-                "open": self._open(), "measured": measured, "closed_by_server": self.closed_by_server,
-                "close_codes": dict(self.close_codes), "errors": dict(self.errors)}
+        out = {"hist": self.hist.to_dict(), "received": self.received, "ready": self.ready,
+               "open": self._open(), "measured": measured, "closed_by_server": self.closed_by_server,
+               "close_codes": dict(self.close_codes), "errors": dict(self.errors)}
+        if self.find_seqs is not None:
+            tracks = [c.track for c in self.conns]
+            gaps = [t.gaps(self.upto) for t in tracks]
+            behind = [not t.caught_up(self.upto) for t in tracks]
+            out["track"] = {"gaps": sum(gaps), "clients_with_gaps": sum(1 for g in gaps if g),
+                            "silent_gaps": sum(g for g, b in zip(gaps, behind) if not b),
+                            "clients_with_silent_gaps": sum(1 for g, b in zip(gaps, behind) if g and not b),
+                            "duplicates": sum(t.dups for t in tracks), "early": sum(t.early for t in tracks),
+                            "caught_up": sum(1 for t in tracks if t.caught_up(self.upto)),
+                            "resumes": self.resumes, "replayed": self.replayed,
+                            "sub_errors": dict(self.sub_errors),
+                            "gap_samples": [{"client": c.index, "first_gap": c.track.first_gap(self.upto),
+                                             "last_ok": c.track.last_ok}
+                                            for c, g in zip(self.conns, gaps) if g][:3],
+                            "not_recovered": dict(self.not_recovered)}
+        return out
 
     async def cmd_close(self) -> dict:
         self.closing = True
         if self._keepalive is not None:
             self._keepalive.cancel()
+            self._keepalive = None
+        for task in list(self._tasks):
+            task.cancel()
         for conn in self.conns:
+            conn.retired = True
             if conn.transport is not None:
                 conn.transport.disconnect(graceful=False)
         await asyncio.sleep(0.2)
@@ -298,6 +415,10 @@ class Worker:
         self.closed_by_server = 0
         self.close_codes.clear()
         self.errors.clear()
+        self.find_seqs, self.track_channel, self.upto = None, None, 0
+        self.not_recovered.clear()
+        self.resumes = self.replayed = 0
+        self.sub_errors.clear()
         return {"closed": n}
 
     def _open(self) -> int:

@@ -23,9 +23,11 @@ def workers_needed(clients: int, requested: int) -> int:
     return max(requested, -(-clients // PER_WORKER_MAX), 1)
 
 
-def source_addresses(clients: int) -> list[str]:
-    """Loopback source addresses so that no address pair runs out of ephemeral ports."""
-    return [f"127.0.0.{i + 1}" for i in range(max(1, -(-clients // PER_SOURCE_MAX)))]
+def source_addresses(clients: int, count: int = 0) -> list[str]:
+    """Loopback source addresses so that no address pair runs out of ephemeral ports: one per
+    :data:`PER_SOURCE_MAX` clients, or ``count`` of them when given (``--source-addresses``,
+    to try the spreading at a small N)."""
+    return [f"127.0.0.{i + 1}" for i in range(min(250, count or max(1, -(-clients // PER_SOURCE_MAX))))]
 
 
 class Pool:
@@ -87,7 +89,7 @@ class Pool:
 
     async def peek(self) -> dict:
         replies = await self.each("peek")
-        return {key: (max(r[key] for r in replies) if key == "last_ready_at" else sum(r[key] for r in replies))
+        return {key: (max(r[key] for r in replies) if key.startswith("last_") else sum(r[key] for r in replies))
                 for key in replies[0]}
 
     async def collect(self) -> dict:
@@ -102,6 +104,17 @@ class Pool:
             for field in ("close_codes", "errors"):
                 for k, v in r[field].items():
                     out[field][k] = out[field].get(k, 0) + v
+            if "track" in r:  # the storm's positions: counts summed, reasons merged
+                track = out.setdefault("track", {})
+                for k, v in r["track"].items():
+                    if isinstance(v, list):
+                        track.setdefault(k, []).extend(v)
+                    elif isinstance(v, dict):
+                        merged = track.setdefault(k, {})
+                        for reason, count in v.items():
+                            merged[reason] = merged.get(reason, 0) + count
+                    else:
+                        track[k] = track.get(k, 0) + v
         out["hist"] = hist
         return out
 

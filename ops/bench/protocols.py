@@ -62,9 +62,10 @@ class Codec:
 class TickmeshCodec(Codec):
     """Auth first, then the subs once the auth reply (``welcome``, or ``err`` from an edge
     without auth) arrives. The server's heartbeat ``{"op":"ping"}`` is answered with a pong, and
-    the client pings every few seconds itself (any client frame meets the heartbeat deadline)."""
+    the client sends an unsolicited pong every few seconds itself (any client frame meets the
+    heartbeat deadline; a pong needs no reply)."""
 
-    keepalive = b'{"op":"ping"}'
+    keepalive = b'{"op":"pong"}'  # refreshes the edge's heartbeat deadline without a reply
     auth = True
 
     def __init__(self, channels: list[str], token: Callable[[], str] | None) -> None:
@@ -91,9 +92,57 @@ class TickmeshCodec(Codec):
         return b'{"op":"pong"}' if b'"op":"ping"' in message else None
 
 
+class ResumingCodec(TickmeshCodec):
+    """tickmesh, resuming one event channel: its ``sub`` carries ``since`` (the position the
+    client has, from ``since()``; none on the first connection), and the channel's ``ok`` replies
+    are decoded (handshake only) and kept in :attr:`oks` for the caller's bookkeeping
+    (:class:`tickmesh.ops.bench.positions.Position`); its ``err`` replies go to :attr:`errs`, and
+    :meth:`retry` makes the ``sub`` again (for an error the protocol says to retry)."""
+
+    def __init__(self, channels: list[str], token: Callable[[], str] | None, channel: str,
+                 since: Callable[[], dict | None]) -> None:
+        super().__init__(channels, token)
+        self.channel = channel
+        self.since = since
+        self.sub_id = channels.index(channel) + 1
+        self.oks: list[dict] = []
+        self.errs: list[dict] = []
+        self.retries = 0
+
+    def _sub(self) -> bytes:
+        frame = {"op": "sub", "id": self.sub_id, "ch": self.channel}
+        since = self.since()
+        if since is not None:
+            frame["since"] = since
+        return orjson.dumps(frame)
+
+    def _subs(self) -> list[bytes]:
+        frames = super()._subs()
+        frames[self.sub_id - 1] = self._sub()
+        return frames
+
+    def feed(self, message: bytes) -> list[bytes]:
+        if self._subs_sent and (b'"op":"ok"' in message or b'"op":"err"' in message):
+            obj = orjson.loads(message)
+            for frame in obj if isinstance(obj, list) else (obj,):
+                if isinstance(frame, dict) and frame.get("id") == self.sub_id:
+                    if frame.get("op") == "ok":
+                        self.oks.append(frame)
+                    elif frame.get("op") == "err":
+                        self.errs.append(frame)
+        return super().feed(message)
+
+    def retry(self) -> bytes:
+        """The channel's ``sub`` once more, from the position the client has now."""
+        self.failed = max(0, self.failed - 1)
+        self.retries += 1
+        return self._sub()
+
+
 class NaiveCodec(TickmeshCodec):
     """The naive peers speak ``sub``/``ok`` but have no auth."""
 
+    keepalive = b'{"op":"ping"}'
     auth = False
 
 

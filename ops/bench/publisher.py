@@ -24,11 +24,14 @@ _PAYLOAD = (b'{"symbol":"%s","last":"187.20","bid":"187.19","ask":"187.21","size
 
 @dataclass
 class Flow:
-    """``rate`` messages per second on ``subject`` (for the channel of ``symbol``)."""
+    """``rate`` messages per second on ``subject`` (for the channel of ``symbol``), the first one
+    ``phase`` seconds into the window (flows of independent channels are spread over the interval
+    rather than all published in the same instant)."""
 
     subject: str
     symbol: str
     rate: float
+    phase: float = 0.0
 
 
 async def connect(url: str):
@@ -43,7 +46,7 @@ async def drive(nc, flows: list[Flow], seconds: float, progress=None) -> dict[st
     """
     start = time.monotonic()
     end = start + seconds
-    due = [start] * len(flows)
+    due = [start + f.phase for f in flows]
     sent = [0] * len(flows)
     intervals = [1.0 / f.rate for f in flows]
     symbols = [f.symbol.encode() for f in flows]
@@ -90,3 +93,58 @@ class Tap:
         for sub in self._subs:
             await sub.unsubscribe()
         self._subs.clear()
+
+
+_NEWS = b'{"id":"bench-%d","headline":"Bench story %d","source":"bench","ts":%d,"bt":%d}'
+
+
+class EventFlow:
+    """News stories stored in JetStream (``js.publish`` on the channel's subject) at a steady
+    rate until :meth:`stop`; each carries ``"bt"`` like a tick. Keeps the stream position of the
+    last acknowledged story (:attr:`last_seq`) and how many were stored since :meth:`mark`."""
+
+    def __init__(self, js, subject: str, rate: float) -> None:
+        self.js, self.subject, self.rate = js, subject, rate
+        self.sent = 0
+        self.last_seq = 0
+        self.failed = 0
+        self._marked = 0
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    def mark(self) -> None:
+        self._marked = self.sent
+
+    @property
+    def since_mark(self) -> int:
+        return self.sent - self._marked
+
+    async def _run(self) -> None:
+        interval = 1.0 / self.rate
+        due = time.monotonic()
+        while not self._stopping.is_set():
+            now_us = time.time_ns() // 1000
+            try:
+                ack = await self.js.publish(self.subject, _NEWS % (self.sent + 1, self.sent + 1, now_us, now_us),
+                                            timeout=5)
+            except Exception:  # noqa: BLE001 - counted; a story that was not stored is not expected anywhere
+                self.failed += 1
+            else:
+                self.sent += 1
+                self.last_seq = max(self.last_seq, ack.seq)
+            due += interval
+            try:
+                await asyncio.wait_for(self._stopping.wait(), max(0.0, due - time.monotonic()))
+            except asyncio.TimeoutError:
+                pass
+
+    async def stop(self) -> int:
+        """Stop publishing (a story in flight is still acknowledged, so nothing stored goes
+        uncounted); returns the last stored position: every client must reach it."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        return self.last_seq

@@ -10,9 +10,10 @@ wide       N clients, each on its own channel plus a shared one. Until the edge 
            in contracts/instruments.toml (so each symbol channel has N / 59 clients), and the
            shared channel is ``prices:AAPL``.
 idle       N subscribed connections and no traffic: connect rate, RSS per connection.
-storm      N clients with automatic reconnect (full jitter, 0.1 s doubling to 2 s); the edge is
-           killed (SIGKILL) and started again on the same port; time from the kill until every
-           client is connected and resubscribed, then a short window that must deliver everything.
+storm      two edges on one NATS; N clients on edge A subscribe ``news`` while stories are
+           stored at a steady rate; A is killed (SIGKILL) and every client resumes on edge B with
+           ``since``: seconds until all resubscribed and recovered, gaps and duplicates counted by
+           stream position (storm.py). tickmesh only, not with ``--url``.
 slow       N clients on the hot channel; baseline row, then 10 % stop reading (their receive
            buffers are 4 KiB, so the server sees them stall at once): the others' p99 should not
            move. Every target.
@@ -25,7 +26,6 @@ e2e        market-feed -> NATS -> edge -> client: latency from the tick's own ``
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import urllib.error
 import urllib.request
@@ -36,11 +36,11 @@ from typing import Awaitable, Callable
 from tickmesh.contracts.channels import tick_subject
 from tickmesh.contracts.instruments import instruments
 
-from . import procstats, publisher
+from . import procstats, publisher, storm
 from .pool import Pool, source_addresses
 from .publisher import Flow
 from .report import Progress, Row
-from .targets import EDGE_TARGETS, Target, edge_server, external_target, start_market_feed, start_target
+from .targets import EDGE_TARGETS, Target, external_target, start_market_feed, start_target
 
 HOT = "AAPL"
 TICKMESH_ONLY = ("storm", "sse", "e2e")
@@ -63,6 +63,7 @@ class Options:
     wide_own_rate: float = 1.0  # msg/s on each "own" channel (so each client gets shared + own)
     idle_clients: int = 10_000
     storm_clients: int = 10_000
+    storm_rate: float = 20.0  # news stories stored per second during the storm
     storm_deadline: float = 45.0
     slow_clients: int = 1000
     slow_rate: float = 20.0
@@ -70,6 +71,7 @@ class Options:
     e2e_symbols: int = 10
     e2e_rate: float = 100.0
     connect_timeout: float = 90.0
+    source_addresses: int = 0  # client source addresses (0: one per 25,000 connections)
     external: dict | None = None  # {"url", "protocol", "nats_url", "secret"}
 
 
@@ -91,12 +93,14 @@ class Bench:
         self.progress.show(f"starting {name} ...")
         return start_target(name, self.opts.workdir / name)
 
-    async def connect(self, target: Target, conns: list, *, key: str = "bt", reconnect: bool = False) -> dict:
-        """Open and subscribe ``conns``; returns merged counts plus ``per_s`` (connect rate)."""
+    async def connect(self, target: Target, conns: list, *, key: str = "bt", reconnect: bool = False,
+                      track: str | None = None) -> dict:
+        """Open and subscribe ``conns``; returns merged counts plus ``per_s`` (connect rate).
+        ``track``: an event channel whose positions every connection keeps (the storm)."""
         self.progress.show(f"{target.name}: connecting {len(conns):,} clients ...")
         res = await self.pool.connect(conns, url=target.ws_url, protocol=target.protocol,
-                                      sources=source_addresses(len(conns)), secret=target.secret, key=key,
-                                      reconnect=reconnect, timeout=self.opts.connect_timeout)
+                                      sources=source_addresses(len(conns), self.opts.source_addresses), secret=target.secret, key=key,
+                                      reconnect=reconnect, timeout=self.opts.connect_timeout, track=track)
         res["per_s"] = res["ready"] / res["seconds"] if res["seconds"] > 0 else None
         return res
 
@@ -215,16 +219,22 @@ class Bench:
         await self.run_on(name, body)
 
     async def wide(self, name: str) -> None:
+        """With a shared rate of 0 (``--wide-rates 0,1``) clients subscribe their own channel only:
+        the capacity measure of issue 11 (N connections, each receiving 1 msg/s)."""
         n = self.opts.wide_clients
+        shared, own_rate = self.opts.wide_shared_rate, self.opts.wide_own_rate
         own = [s for s in instruments() if s != HOT]
-        conns = [(i, [f"prices:{own[i % len(own)]}", f"prices:{HOT}"], False) for i in range(n)]
-        subscribers = {tick_subject(HOT): n}
+        extra = [f"prices:{HOT}"] if shared > 0 else []
+        conns = [(i, [f"prices:{own[i % len(own)]}", *extra], False) for i in range(n)]
+        subscribers = {tick_subject(HOT): n} if shared > 0 else {}
         for i in range(n):
             subject = tick_subject(own[i % len(own)])
             subscribers[subject] = subscribers.get(subject, 0) + 1
-        flows = [Flow(tick_subject(HOT), HOT, self.opts.wide_shared_rate)]
-        flows += [Flow(tick_subject(s), s, self.opts.wide_own_rate) for s in own[:n]]
-        step = f"{self.opts.wide_shared_rate:g}+{self.opts.wide_own_rate:g} msg/s"
+        flows = [Flow(tick_subject(HOT), HOT, shared)] if shared > 0 else []
+        mine = own[:n]  # independent channels: their ticks are spread over the interval
+        flows += [Flow(tick_subject(s), s, own_rate, k / (len(mine) * own_rate)) for k, s in enumerate(mine)
+                  ] if own_rate > 0 else []
+        step = f"{shared:g}+{own_rate:g} msg/s"
 
         async def body(target: Target) -> None:
             conn = await self.connect(target, conns)
@@ -246,57 +256,28 @@ class Bench:
             conn = await self.connect(target, [(i, [f"prices:{HOT}"], False) for i in range(n)])
             await asyncio.sleep(2.0)
             row = self.base_row("idle", target, f"{n:,} conns", n, conn)
-            server = next(k for k in target.pids() if k != "nats-server") if len(before) > 1 else "nats-server"
-            for k, pid in target.pids().items():
+            pids = target.pids()
+            for k, pid in pids.items():
                 rss = procstats.rss_bytes(pid)
                 row.servers[k] = {"cpu": None, "rss_mib": None if rss is None else rss / 1048576}
-            after = procstats.rss_bytes(target.pids()[server])
-            if conn["ready"] and before.get(server) and after:
-                row.extra["rss_per_conn_kib"] = (after - before[server]) / conn["ready"] / 1024
-                row.note = (f"{row.extra['rss_per_conn_kib']:.1f} KiB/conn in {server} " + row.note).strip()
+            # the server under test: every process but nats-server (all edge workers), or
+            # nats-server itself when it is the target (nats-ws)
+            servers = [k for k in pids if k != "nats-server"] or [k for k in pids if k == "nats-server"]
+            after = {k: procstats.rss_bytes(pids[k]) for k in servers}
+            if not servers:
+                row.note = ("RSS per connection not measured: the server was started outside the bench (--url) "
+                            + row.note).strip()
+            elif conn["ready"] and all(before.get(k) and after[k] for k in servers):
+                grown = sum(after[k] - before[k] for k in servers)
+                row.extra["rss_per_conn_kib"] = grown / conn["ready"] / 1024
+                row.note = (f"{row.extra['rss_per_conn_kib']:.1f} KiB/conn in {'+'.join(servers)} " + row.note).strip()
             self.rows.append(row)
             self.progress.line(_summary(row))
 
         await self.run_on(name, body)
 
     async def storm(self, name: str) -> None:
-        n = self.opts.storm_clients
-
-        async def body(target: Target) -> None:
-            conn = await self.connect(target, [(i, [f"prices:{HOT}"], False) for i in range(n)], reconnect=True)
-            row = self.base_row("storm", target, f"{n:,} dropped", n, conn)
-            edge = target.server("edge")
-            port = int(target.ws_url.rsplit(":", 1)[1].split("/")[0])
-            await self.pool.each("arm")
-            killed = time.time()
-            edge.stop(signal.SIGKILL)
-            fresh = edge_server(self.opts.workdir / name, target.nats_url, port, target.secret)
-            target.servers[target.servers.index(edge)] = fresh
-            fresh.start()
-            deadline = time.monotonic() + self.opts.storm_deadline
-            peek = await self.pool.peek()
-            while time.monotonic() < deadline:
-                peek = await self.pool.peek()
-                self.progress.show(f"storm {name}: {peek['ready_since_armed']:,}/{conn['ready']:,} resubscribed"
-                                   f"  {time.time() - killed:4.1f}s")
-                if peek["ready_since_armed"] >= conn["ready"]:
-                    break
-                await asyncio.sleep(0.1)
-            self.progress.done()
-            recovered = peek["ready_since_armed"]
-            row.extra.update(recovered=recovered, storm_seconds=(peek["last_ready_at"] - killed
-                                                                   if recovered >= conn["ready"] else None))
-            row.note = (f"{recovered:,}/{conn['ready']:,} resubscribed in "
-                        + (f"{row.extra['storm_seconds']:.1f}s" if row.extra["storm_seconds"] is not None
-                           else f">{self.opts.storm_deadline:.0f}s (deadline)"))
-            nc = await publisher.connect(target.nats_url)
-            try:  # afterwards, everything published must arrive
-                await self.window(row, target, self.drive(nc, [Flow(tick_subject(HOT), HOT, 10.0)]),
-                                  {tick_subject(HOT): n}, n)
-            finally:
-                await nc.close()
-
-        await self.run_on(name, body)
+        await storm.storm(self, name)
 
     async def slow(self, name: str) -> None:
         n = self.opts.slow_clients

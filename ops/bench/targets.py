@@ -147,9 +147,9 @@ class Target:
         for s in self.servers:
             if s.pid is None:
                 continue
-            workers = _children(s.pid) if s.name == "edge" and EDGE_WORKERS["n"] > 1 else []
+            workers = _children(s.pid) if s.name.startswith("edge") and EDGE_WORKERS["n"] > 1 else []
             if workers:
-                out.update({f"edge-w{i + 1}": pid for i, pid in enumerate(workers)})
+                out.update({f"{s.name}-w{i + 1}": pid for i, pid in enumerate(workers)})
             else:
                 out[s.name] = s.pid
         return out
