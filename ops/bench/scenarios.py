@@ -7,7 +7,7 @@ and connect/recovery deadlines; it stops its servers before returning, and targe
 fan-out    N clients on one hot channel (``prices:AAPL``); one row per publish rate.
 wide       N clients, each on its own channel plus a shared one. Until the edge has auth and
            user channels, "own" is ``prices:<SYMBOL>`` dealt round-robin over the instruments
-           in contracts/instruments.toml (so each symbol channel has N / 59 clients), and the
+           in contracts/instruments.toml (52 today, so each symbol channel has N / 52 clients), and the
            shared channel is ``prices:AAPL``.
 idle       N subscribed connections and no traffic: connect rate, RSS per connection.
 storm      two edges on one NATS; N clients on edge A subscribe ``news`` while stories are
