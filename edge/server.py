@@ -32,6 +32,8 @@ from hypercorn.utils import wrap_app
 from tickmesh import config as cfg
 from tickmesh import logs, metrics, runtime, tracing
 
+from . import tls
+from . import wsframes as wsf
 from .app import create_app
 from .settings import EdgeSettings
 from .wsengine import Engine
@@ -42,12 +44,32 @@ REUSE_PORT_ENV = "TICKMESH_EDGE_REUSE_PORT"  # set by the workers' parent: bind 
 
 
 def hypercorn_config(settings: EdgeSettings) -> Config:
+    """Hypercorn's settings for what it serves (all HTTP, and ``/ws`` on the quart engine).
+
+    Slow clients: ``keep_alive_timeout`` cuts a connection that sits without a complete request
+    head (Hypercorn counts it idle until then: on the quart engine it bounds the first head too,
+    on the direct engine the front door's ``EDGE_HEAD_TIMEOUT_S`` does); a head over
+    ``wsframes.MAX_HEAD`` bytes gets 431 on both engines; Quart's ``BODY_TIMEOUT`` and
+    ``MAX_CONTENT_LENGTH`` (:mod:`app`) bound bodies. ``read_timeout`` stays off on purpose: an
+    SSE stream or a long poll legitimately receives nothing from its client for minutes.
+    """
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
     config.websocket_max_message_size = settings.hard_frame_bytes
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5
+    config.keep_alive_timeout = settings.keep_alive
+    config.h11_max_incomplete_size = wsf.MAX_HEAD
+    config.read_timeout = None
+    context = tls.context_for(settings)
+    if context is not None:
+        # Hypercorn's switch for TLS is "certfile and keyfile set"; the context it uses is ours,
+        # the same one the direct engine listens with.
+        config.certfile, config.keyfile = settings.tls_cert_file, settings.tls_key_file
+        config.ca_certs = settings.tls_client_ca_file or None
+        config.create_ssl_context = lambda: context  # type: ignore[method-assign]
+        config.ssl_handshake_timeout = settings.head_timeout
     return config
 
 
@@ -109,9 +131,13 @@ async def serve_direct(app: Any, config: Config, settings: EdgeSettings,
     state = app.extensions["tickmesh"]
     engine = Engine(state, to_http)
     sock = listening_socket(settings.host, settings.port, reuse_port=bool(os.environ.get(REUSE_PORT_ENV)))
-    server = await loop.create_server(engine.front_door, sock=sock, backlog=config.backlog)
+    ssl_context = config.create_ssl_context() if config.ssl_enabled else None
+    # With TLS, the handshake must finish within the head timeout too (asyncio's default is 60 s).
+    server = await loop.create_server(engine.front_door, sock=sock, backlog=config.backlog, ssl=ssl_context,
+                                      ssl_handshake_timeout=settings.head_timeout if ssl_context else None)
     host, port = sock.getsockname()[:2]
-    await config.log.info(f"Running on http://{host}:{port} (CTRL + C to quit)")
+    scheme = "https" if ssl_context else "http"
+    await config.log.info(f"Running on {scheme}://{host}:{port} (CTRL + C to quit)")
     try:
         await shutdown_trigger()
     finally:
@@ -151,6 +177,7 @@ async def serve_edge(settings: EdgeSettings) -> None:
 def main() -> None:
     logs.setup("edge")
     settings = cfg.load(EdgeSettings)
+    tls.context_for(settings)  # bad certificate files stop the edge here, with the setting named
     if settings.workers > 1 and not os.environ.get(REUSE_PORT_ENV):
         raise SystemExit(run_workers(settings))
     metrics.build_info("edge")

@@ -71,8 +71,24 @@ class EdgeSettings:
                                  "until it drains (its outbox conflates or overflows meanwhile)")
     head_timeout: float = setting("EDGE_HEAD_TIMEOUT_S", 10.0,
                                   "Seconds a new connection has to send its whole request head (slow clients are cut off)")
+    keep_alive: float = setting("EDGE_KEEP_ALIVE_S", 5.0,
+                                "Seconds an HTTP connection may sit idle between requests (Hypercorn's "
+                                "keep_alive_timeout); it also bounds the first request head on the quart engine")
+    max_body_bytes: int = setting("EDGE_MAX_BODY_BYTES", 65536,
+                                  "Largest HTTP request body accepted (bytes); larger ones get 413 with error 103")
+    body_timeout: float = setting("EDGE_BODY_TIMEOUT_S", 10.0,
+                                  "Seconds a client has to send a whole request body (slow bodies get 408)")
     workers: int = setting("EDGE_WORKERS", 1,
                            "Edge processes sharing the port with SO_REUSEPORT (each with its own NATS connection)")
+    # TLS (off unless a certificate is set: `tickmesh up` stays plain HTTP on loopback)
+    tls_cert_file: str = setting("EDGE_TLS_CERT_FILE", "",
+                                 "PEM certificate chain: the edge serves HTTPS and WSS itself (TLS 1.2+ only)")
+    tls_key_file: str = setting("EDGE_TLS_KEY_FILE", "", "PEM private key of EDGE_TLS_CERT_FILE (unencrypted)")
+    tls_client_ca_file: str = setting("EDGE_TLS_CLIENT_CA_FILE", "",
+                                      "PEM CA bundle: when set, every client must present a certificate it signed "
+                                      "(mutual TLS)")
+    hsts_max_age: int = setting("EDGE_HSTS_MAX_AGE_S", 31536000,
+                                "Strict-Transport-Security max-age sent on HTTPS responses (0: no header)")
     # delivery and fallbacks
     poll_wait: float = setting("EDGE_POLL_WAIT_S", 25.0, "Seconds a long poll waits for messages")
     ticket_ttl: float = setting("EDGE_TICKET_TTL_S", 60.0, "Seconds a fresh SSE/polling ticket is valid")
@@ -96,7 +112,8 @@ class EdgeSettings:
                            ("EDGE_HTTP_RATE", self.http_rate), ("EDGE_HTTP_BURST", self.http_burst),
                            ("EDGE_HTTP_IP_RATE", self.http_ip_rate), ("EDGE_HTTP_IP_BURST", self.http_ip_burst),
                            ("EDGE_WS_HIGH_WATER", self.ws_high_water), ("EDGE_WORKERS", self.workers),
-                           ("EDGE_HEAD_TIMEOUT_S", self.head_timeout)):
+                           ("EDGE_HEAD_TIMEOUT_S", self.head_timeout), ("EDGE_KEEP_ALIVE_S", self.keep_alive),
+                           ("EDGE_MAX_BODY_BYTES", self.max_body_bytes), ("EDGE_BODY_TIMEOUT_S", self.body_timeout)):
             if value <= 0:
                 raise ConfigError(env, str(value), "must be positive")
         if self.ws_engine not in ("direct", "quart"):
@@ -104,5 +121,18 @@ class EdgeSettings:
         if self.hard_frame_bytes < self.max_frame_bytes:
             raise ConfigError("EDGE_HARD_FRAME_BYTES", str(self.hard_frame_bytes),
                               "must be at least EDGE_MAX_FRAME_BYTES")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            missing = "EDGE_TLS_KEY_FILE" if self.tls_cert_file else "EDGE_TLS_CERT_FILE"
+            raise ConfigError(missing, "", "TLS needs both EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE")
+        if self.tls_client_ca_file and not self.tls:
+            raise ConfigError("EDGE_TLS_CLIENT_CA_FILE", self.tls_client_ca_file,
+                              "client certificates need TLS: set EDGE_TLS_CERT_FILE and EDGE_TLS_KEY_FILE")
+        if self.hsts_max_age < 0:
+            raise ConfigError("EDGE_HSTS_MAX_AGE_S", str(self.hsts_max_age), "must be 0 or more")
         if any(a.startswith("HS") for a in self.jwt_algorithms) and not self.jwt_secret:
             raise ConfigError("TICKMESH_JWT_SECRET", "", "HS256 tokens need a secret (tickmesh up creates one)")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the edge serves HTTPS and WSS itself."""
+        return bool(self.tls_cert_file and self.tls_key_file)

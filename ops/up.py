@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import time
 import urllib.request
@@ -147,10 +148,13 @@ class Supervisor:
 
 
 def _wait_ready(url: str, timeout: float) -> bool:
+    # Over TLS the probe only asks whether the local edge answers, so it does not verify the
+    # certificate (a test or private CA); with a client CA the edge refuses it: "not ready yet".
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
+            with urllib.request.urlopen(url, timeout=1, context=context) as resp:
                 if resp.status == 200:
                     return True
         except OSError:
@@ -209,11 +213,14 @@ async def run_up(stop: asyncio.Event) -> int:
         await sup.wait_port(edge, edge_host, edge_port)
         for child in children:
             child.task = asyncio.ensure_future(sup.watch(child))
+        secure = bool(env.get("EDGE_TLS_CERT_FILE"))
+        scheme = "https" if secure else "http"
         ready = await asyncio.get_running_loop().run_in_executor(
-            None, _wait_ready, f"http://{edge_host}:{edge_port}/readyz", 20.0)
+            None, _wait_ready, f"{scheme}://{edge_host}:{edge_port}/readyz", 20.0)
         if ready:
-            log.info("tickmesh is up: http://%s:%d  (WebSocket ws://%s:%d/ws; stop with Ctrl-C)",
-                     edge_host, edge_port, edge_host, edge_port, extra={"event": "up.ready"})
+            log.info("tickmesh is up: %s://%s:%d  (WebSocket %s://%s:%d/ws; stop with Ctrl-C)",
+                     scheme, edge_host, edge_port, "wss" if secure else "ws", edge_host, edge_port,
+                     extra={"event": "up.ready"})
         else:
             log.warning("the edge is not ready yet; see the logs above", extra={"event": "up.not_ready"})
         await stop.wait()

@@ -70,7 +70,8 @@ def test_every_mapped_variable_is_a_real_setting_of_its_component():
 
 # Settings the chart sets itself or takes from a Secret, so they have no first-class key.
 CHART_CONTROLLED = {"NATS_URL", "EDGE_HOST", "TICKMESH_JWT_SECRET", "EDGE_TICKET_SECRET",
-                    "VALUER_SHARDS", "VALUER_SHARD"}
+                    "VALUER_SHARDS", "VALUER_SHARD",
+                    "EDGE_TLS_CERT_FILE", "EDGE_TLS_KEY_FILE", "EDGE_TLS_CLIENT_CA_FILE"}
 
 
 def test_every_setting_of_every_component_has_a_first_class_key_or_is_set_by_the_chart():
@@ -375,6 +376,21 @@ def test_edge_probes_and_shutdown_follow_the_drain_deadline(render):
     assert _container(edge)["lifecycle"]["preStop"]["exec"]["command"][-1] == "sleep 8; kill -TERM 1; sleep 48"
     assert _env(edge)["EDGE_DRAIN_DEADLINE_S"] == "42.5"
     assert "must exceed" in render({"edge": {"terminationGracePeriodSeconds": 12}}, expect_error=True)
+
+
+def test_edge_tls_comes_from_a_mounted_secret(render):
+    plain = render()[("Deployment", "tm-tickmesh-edge")]
+    assert not {"EDGE_TLS_CERT_FILE", "EDGE_TLS_KEY_FILE"} & set(_env(plain)), "plain HTTP by default"
+    edge = render({"edge": {"tls": {"secretName": "edge-cert"}}})[("Deployment", "tm-tickmesh-edge")]
+    env, c = _env(edge), _container(edge)
+    assert env["EDGE_TLS_CERT_FILE"] == "/etc/tickmesh/tls/tls.crt" and env["EDGE_TLS_KEY_FILE"] == "/etc/tickmesh/tls/tls.key"
+    assert "EDGE_TLS_CLIENT_CA_FILE" not in env
+    assert {"name": "tls", "mountPath": "/etc/tickmesh/tls", "readOnly": True} in c["volumeMounts"]
+    assert {"name": "tls", "secret": {"secretName": "edge-cert", "defaultMode": 0o440}} in _pod(edge)["volumes"]
+    assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS" and c["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    mutual = render({"edge": {"tls": {"secretName": "edge-cert", "clientCaKey": "ca.crt"}}})[("Deployment", "tm-tickmesh-edge")]
+    assert _env(mutual)["EDGE_TLS_CLIENT_CA_FILE"] == "/etc/tickmesh/tls/ca.crt"
+    assert "tcpSocket" in _container(mutual)["readinessProbe"], "the kubelet has no client certificate"
 
 
 def test_edges_scale_without_affinity_and_spread_over_nodes_and_zones(render):

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 from .timing import t
 
 
-_RUNNING = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")
+_RUNNING = re.compile(r"Running on https?://127\.0\.0\.1:(\d+)")
 
 
 def free_port() -> int:
@@ -24,14 +25,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None,
+              context: ssl.SSLContext | None = None) -> None:
     deadline = time.monotonic() + t(timeout)
     last: Exception | None = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
         try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
+            with urllib.request.urlopen(url, timeout=1, context=context) as resp:
                 if resp.status == 200:
                     return
         except Exception as exc:  # not up yet
@@ -82,7 +84,10 @@ class EdgeProcess(Proc):
     """An edge on a port it picks itself (EDGE_PORT=0, read back from its log), so no other
     process can take the port between choosing and binding it."""
 
-    def __init__(self, nats_url: str, workdir: Path, *, port: int | None = None, **env: str) -> None:
+    def __init__(self, nats_url: str, workdir: Path, *, port: int | None = None,
+                 context: ssl.SSLContext | None = None, **env: str) -> None:
+        """``context``: the client TLS context that trusts the edge (and may carry a client
+        certificate) when the edge serves TLS (``EDGE_TLS_CERT_FILE``)."""
         from .tokens import SECRET
 
         workdir.mkdir(parents=True, exist_ok=True)
@@ -90,8 +95,9 @@ class EdgeProcess(Proc):
         super().__init__([sys.executable, "-m", "tickmesh", "edge"],
                          base_env(NATS_URL=nats_url, EDGE_PORT=str(port or 0), **env),
                          workdir / f"edge-{time.monotonic_ns()}.log")
+        self.scheme = "https" if env.get("EDGE_TLS_CERT_FILE") else "http"
         self.port = port or self._listening_port()
-        wait_http(f"{self.http}/readyz", 20, self.proc)
+        wait_http(f"{self.http}/readyz", 20, self.proc, context)
 
     def _listening_port(self) -> int:
         deadline = time.monotonic() + t(20)
@@ -106,8 +112,8 @@ class EdgeProcess(Proc):
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}/ws"

@@ -11,13 +11,13 @@ const ARGS = [
   "--disable-sync", "--disable-quic", "--no-first-run",
 ];
 
-/** A fresh browser profile and page; `close()` removes both. */
-export async function openBrowser() {
+/** A fresh browser profile and page; `close()` removes both. `extraArgs` go to Chromium. */
+export async function openBrowser(extraArgs = []) {
   const profile = mkdtempSync(join(tmpdir(), "tickmesh-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ARGS,
+    args: [...ARGS, ...extraArgs],
     viewport: { width: 1440, height: 900 },
     timeout: t(30000),
   });

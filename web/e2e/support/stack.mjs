@@ -2,6 +2,7 @@
 // on free ports in a temporary home, started by the test and always stopped by it.
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, openSync, readFileSync, readdirSync, mkdirSync } from "node:fs";
+import { get as httpsGet } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -26,15 +27,24 @@ export async function freePort() {
   });
 }
 
-async function waitReady(url, proc, timeoutMs, failed = () => undefined) {
+/** GET over HTTPS trusting the PEM CA `ca` (Node's fetch takes no per-request CA). */
+export function httpsStatus(url, ca) {
+  return new Promise((ok, fail) => {
+    httpsGet(url, { ca }, (resp) => {
+      resp.resume();
+      ok(resp.statusCode);
+    }).on("error", fail);
+  });
+}
+
+async function waitReady(url, proc, timeoutMs, failed = () => undefined, ca = undefined) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const err = failed();
     if (err) throw new Error(`could not start ${PYTHON} -m tickmesh up: ${err.message}`);
     if (proc.exitCode !== null) throw new Error(`tickmesh up exited with ${proc.exitCode} while starting`);
     try {
-      const resp = await fetch(url);
-      if (resp.ok) return;
+      if (ca ? (await httpsStatus(url, ca)) === 200 : (await fetch(url)).ok) return;
     } catch {
       /* not listening yet */
     }
@@ -59,7 +69,11 @@ function cmdline(pid) {
   }
 }
 
-export async function startStack(name, extraEnv = {}) {
+/**
+ * `options.ca`: the PEM of the CA that signed the edge's certificate, when `extraEnv` turns TLS
+ * on (EDGE_TLS_CERT_FILE); the stack's `url` is then https.
+ */
+export async function startStack(name, extraEnv = {}, options = {}) {
   mkdirSync(RESULTS, { recursive: true });
   const home = mkdtempSync(join(tmpdir(), "tickmesh-e2e-"));
   const edgePort = await freePort();
@@ -84,7 +98,7 @@ export async function startStack(name, extraEnv = {}) {
   for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => (onExit(), process.exit(130)));
   const stack = {
     proc, home, edgePort, natsPort, log,
-    url: `http://127.0.0.1:${edgePort}`,
+    url: `${extraEnv.EDGE_TLS_CERT_FILE ? "https" : "http"}://127.0.0.1:${edgePort}`,
     natsUrl: `nats://127.0.0.1:${natsPort}`,
     /** PIDs of the edge processes `tickmesh up` runs. */
     edgePids: () => childrenOf(proc.pid).filter((pid) => / -m tickmesh edge/.test(cmdline(pid))),
@@ -107,7 +121,7 @@ export async function startStack(name, extraEnv = {}) {
     },
   };
   try {
-    await waitReady(`${stack.url}/readyz`, proc, t(60000), () => spawnError);
+    await waitReady(`${stack.url}/readyz`, proc, t(60000), () => spawnError, options.ca);
   } catch (err) {
     await stack.stop();
     throw new Error(`${err.message}; log: ${log}\n${readFileSync(log, "utf8").slice(-3000)}`);
