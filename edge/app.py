@@ -10,7 +10,7 @@ from quart import Quart, request, send_from_directory, websocket
 
 from tickmesh import metrics
 
-from . import fallback
+from . import fallback, httpguard
 from . import ws as ws_transport
 from .settings import EdgeSettings
 from .state import EdgeState
@@ -52,6 +52,7 @@ def create_app(settings: EdgeSettings) -> Quart:
     async def ws():
         await ws_transport.serve(websocket._get_current_object(), state)
 
+    httpguard.register(app, settings)
     fallback.register(app, state)
 
     if settings.dev_mode:

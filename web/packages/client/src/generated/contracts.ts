@@ -484,6 +484,8 @@ export const ErrorCode = {
   NOT_ENTITLED: 302,
   /** Too many commands, HTTP requests, or presence joins and updates, per second; retry after the time the reason gives. */
   RATE_LIMITED: 400,
+  /** An HTTP request body did not arrive within the edge's body deadline (EDGE_BODY_TIMEOUT_S); nothing was done: send it again, whole. */
+  REQUEST_TIMEOUT: 401,
   /** The server failed to handle the frame; nothing was changed. */
   INTERNAL: 500,
   /** A backend (NATS or a service) is unavailable; retry later. */
@@ -539,6 +541,7 @@ export const ERROR_INFO: Readonly<Record<number, readonly [string, boolean]>> = 
   301: ["forbidden", false],
   302: ["not_entitled", false],
   400: ["rate_limited", true],
+  401: ["request_timeout", true],
   500: ["internal", true],
   501: ["unavailable", true],
   104: ["unknown_command", false],
