@@ -31,11 +31,12 @@ def _settings_classes() -> dict[str, type]:
     """Every settings class by name: the edge, each service, and those every process shares."""
     from tickmesh.edge.settings import EdgeSettings
     from tickmesh.metrics import MetricsSettings
+    from tickmesh.natsconn import NatsSettings
     from tickmesh.streams import Retention
     from tickmesh.tracing import TracingSettings
 
     out: dict[str, type] = {"edge": EdgeSettings, "metrics": MetricsSettings, "tracing": TracingSettings,
-                            "streams": Retention}
+                            "streams": Retention, "nats": NatsSettings}
     for name in services():
         out[name] = _service_module(name).SETTINGS
     return out
@@ -153,7 +154,7 @@ def parser() -> argparse.ArgumentParser:
     flag_arguments(fl)
     fl.set_defaults(fn=cmd_flags)
     st = sub.add_parser("settings", help="list every setting, its environment variable and default")
-    st.add_argument("name", nargs="?", choices=["edge", "metrics", "tracing", "streams", *services()])
+    st.add_argument("name", nargs="?", choices=["edge", "metrics", "tracing", "streams", "nats", *services()])
     st.set_defaults(fn=cmd_settings)
     return p
 

@@ -10,6 +10,12 @@ Replicas: every stream and bucket gets ``TICKMESH_STREAM_REPLICAS`` replicas. Ch
 existing stream updates the stream (JetStream moves the data to the new peer set); a server
 that cannot do it (a single server asked for 3 replicas) makes :func:`ensure` raise
 :class:`StreamSetupError` naming the stream and the server's reason. Nothing is deleted.
+
+Who may change them: with NATS permissions (``contracts/permissions.toml``) only the admin
+identity manages streams (``tickmesh up`` does it before starting anything, the Helm chart's
+setup job in a cluster). Components then run with ``TICKMESH_STREAMS_MANAGE=off``: :func:`ensure`
+only waits until every stream and bucket exists, and logs a warning when one differs from this
+process's settings (the admin's settings win).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 from nats.js.api import DiscardPolicy, KeyValueConfig, RePublish, RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from tickmesh.config import setting
@@ -71,7 +78,11 @@ Retention = dataclasses.make_dataclass(
     "Retention",
     [(r.key, r.type, setting(r.env, r.default, r.doc)) for r in table.retention_settings().values()]
     + [("replicas", int, setting("TICKMESH_STREAM_REPLICAS", 1,
-                                 "Replicas of every JetStream stream and KV bucket (1 to 5; above 1 needs a NATS cluster)"))],
+                                 "Replicas of every JetStream stream and KV bucket (1 to 5; above 1 needs a NATS cluster)")),
+       ("manage", bool, setting("TICKMESH_STREAMS_MANAGE", True,
+                                "Create and update streams and buckets (off: only wait until the admin has made them)")),
+       ("wait", float, setting("TICKMESH_STREAMS_WAIT_S", 60.0,
+                               "Seconds a process that does not manage streams waits for them to exist"))],
     frozen=True,
     namespace={"validate": _validate, "values": _values,
                "__doc__": "Retention limits and replicas of the streams and buckets (settings from the environment)."},
@@ -165,8 +176,48 @@ async def ensure(js: JetStreamContext, retention: Any = None) -> None:
     from tickmesh import config as cfg
 
     r = retention if retention is not None else cfg.load(Retention)
-    for config in stream_configs(r):
-        await _ensure_stream(js, config)
-    for kv in kv_configs(r):
-        await _ensure_bucket(js, kv)
+    if not r.manage:
+        await _wait_for_all(js, r)
+        return
+    try:
+        for config in stream_configs(r):
+            await _ensure_stream(js, config)
+        for kv in kv_configs(r):
+            await _ensure_bucket(js, kv)
+    except NatsTimeoutError:
+        err = str(getattr(getattr(js, "_nc", None), "last_error", "") or "")
+        if "permissions violation" in err.lower():
+            raise StreamSetupError("streams", "this NATS identity may not create or update streams ("
+                                   f"{err}); run it with TICKMESH_STREAMS_MANAGE=off and let the admin "
+                                   "identity manage them") from None
+        raise
     log.debug("jetstream streams and buckets ensured", extra={"event": "streams.ensured"})
+
+
+async def _wait_for_all(js: JetStreamContext, r: Any) -> None:
+    """Without the right to manage streams: wait until each exists; warn where it differs."""
+    import asyncio
+
+    from tickmesh.backoff import Backoff
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + r.wait
+    wanted = [(c.name, c.subjects, c.num_replicas) for c in stream_configs(r)]
+    wanted += [(f"KV_{kv.bucket}", None, kv.replicas) for kv in kv_configs(r)]
+    for name, subjects, replicas in wanted:
+        backoff = Backoff(base=0.1, cap=2.0)
+        while True:
+            try:
+                info = await js.stream_info(name)
+                break
+            except NotFoundError:
+                now = loop.time()
+                if now >= deadline:
+                    raise StreamSetupError(name, f"does not exist after {r.wait:g}s, and this process may not "
+                                                 "create it (TICKMESH_STREAMS_MANAGE=off): the admin identity "
+                                                 "creates streams (tickmesh up, or the chart's setup job)") from None
+                await asyncio.sleep(min(backoff.next_delay(now), deadline - now))
+        if (subjects is not None and list(info.config.subjects or []) != list(subjects)) \
+                or info.config.num_replicas != replicas:
+            log.warning("JetStream %s differs from this process's settings (subjects or replicas); the admin's "
+                        "configuration applies", name, extra={"event": "streams.differs", "stream": name})

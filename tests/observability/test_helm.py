@@ -24,7 +24,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tickmesh import metrics, streams, tracing
+from tickmesh import metrics, natsconn, streams, tracing
 from tickmesh.cli import _settings_classes
 from tickmesh.config import describe
 
@@ -33,7 +33,7 @@ CHART = ROOT / "helm" / "tickmesh"
 SERVICES = ("market-feed", "portfolio-valuer", "broker", "notifier", "announcer", "flags", "watchlists")
 # Variables every container may carry besides its component's own settings.
 SHARED = ({env for env, _, _ in describe(metrics.MetricsSettings)} | {env for env, _, _ in describe(tracing.TracingSettings)}
-          | {env for env, _, _ in describe(streams.Retention)}
+          | {env for env, _, _ in describe(streams.Retention)} | {env for env, _, _ in describe(natsconn.NatsSettings)}
           | {"TICKMESH_LOG_FORMAT", "TICKMESH_LOG_LEVEL", "OTEL_RESOURCE_ATTRIBUTES", "POD_NAME", "POD_NAMESPACE"})
 
 
@@ -99,9 +99,10 @@ def test_values_use_only_mapped_keys_and_real_environment_variables():
 
 def test_every_component_tickmesh_knows_has_a_deployment_in_the_chart():
     classes = _settings_classes()
-    # "metrics", "tracing" and "streams" are settings every container shares, not components.
-    assert {env for name in ("metrics", "tracing", "streams") for env, _, _ in describe(classes[name])} <= SHARED
-    components = set(classes) - {"metrics", "tracing", "streams"}
+    # "metrics", "tracing", "streams" and "nats" are settings every container shares, not components.
+    shared = ("metrics", "tracing", "streams", "nats")
+    assert {env for name in shared for env, _, _ in describe(classes[name])} <= SHARED
+    components = set(classes) - set(shared)
     assert components <= {"edge", *SERVICES}, f"new component(s) without a chart entry: {components - {'edge', *SERVICES}}"
 
 
