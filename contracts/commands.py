@@ -45,6 +45,9 @@ def command_subject(name: str) -> str:
     return f"{SUBJECT_ROOT}.cmd.{name}"
 
 
+COMMAND_WILDCARD = f"{SUBJECT_ROOT}.cmd.>"  # every command subject (the edge sends them all)
+
+
 def service_subjects(service: str) -> list[str]:
     """Every command subject a service answers."""
     return [command_subject(c.name) for c in commands().values() if c.service == service]

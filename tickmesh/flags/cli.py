@@ -138,8 +138,12 @@ async def _run(args: argparse.Namespace, url: str, by: str) -> int:
         pass
 
     # max_reconnect_attempts=0 would mean "forever" to nats-py, even for the first connection.
+    from tickmesh.ops.natsauth import tool_credentials
+
+    credentials, inbox = tool_credentials()  # the environment's NATS identity, or the local stack's admin
     nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=1,
-                            reconnect_time_wait=0.5, error_cb=quiet)
+                            reconnect_time_wait=0.5, error_cb=quiet, inbox_prefix=inbox,
+                            **(credentials.options() if credentials is not None else {}))
     try:
         store = await FlagStore.open(nc)
         return await _dispatch(store, args, by)

@@ -126,6 +126,11 @@ export async function startStack(name, extraEnv = {}, options = {}) {
     await stack.stop();
     throw new Error(`${err.message}; log: ${log}\n${readFileSync(log, "utf8").slice(-3000)}`);
   }
+  // Test helpers (publish.py, revoke.py) act as the stack's NATS admin: `tickmesh up` gives every
+  // component its own user with only its permissions (contracts/permissions.toml), and only the
+  // admin may, e.g., revoke a user.
+  const { admin } = JSON.parse(readFileSync(join(home, "nats", "credentials.json"), "utf8"));
+  stack.natsUrl = `nats://admin:${encodeURIComponent(admin)}@127.0.0.1:${natsPort}`;
   return stack;
 }
 
