@@ -102,6 +102,33 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_streams(args: argparse.Namespace) -> int:
+    """Create or update every stream and bucket as this process's NATS identity (the admin)."""
+    import asyncio
+
+    from tickmesh import config, logs, streams
+    from tickmesh.natsconn import NatsAuthError, connect
+
+    logs.setup("streams")
+    url = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
+    settings = config.load(streams.Retention, {**os.environ, "TICKMESH_STREAMS_MANAGE": "on"})
+
+    async def main() -> None:
+        nc = await connect(url, name="tickmesh-streams", first_attempt_timeout=args.timeout)
+        try:
+            await streams.ensure(nc.jetstream(), settings)
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(main())
+    except (streams.StreamSetupError, NatsAuthError) as exc:
+        print(f"tickmesh streams: {exc}", file=sys.stderr)
+        return 1
+    print(f"tickmesh streams: every stream and bucket is in place ({settings.replicas} replicas)")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from tickmesh.ops.bench.cli import run
 
@@ -137,6 +164,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--entitlement", action="append", help="a market-data entitlement (equities, crypto, fx); repeatable")
     t.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     t.set_defaults(fn=cmd_token)
+    sj = sub.add_parser("streams", help="create or update every JetStream stream and KV bucket (as the NATS admin)")
+    sj.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for NATS (default 60)")
+    sj.set_defaults(fn=cmd_streams)
     b = sub.add_parser("bench", help="benchmark the edge against peers (ops/bench/README.md)")
     from tickmesh.ops.bench.cli import add_arguments
 

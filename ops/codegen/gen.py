@@ -17,7 +17,7 @@ from typing import Callable
 from tickmesh.contracts.codes import CLOSES, ERRORS
 from tickmesh.contracts.commands import commands
 
-from . import asyncapi, gen_ts
+from . import asyncapi, gen_ts, natsconf
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,17 +49,31 @@ def command_table() -> str:
 # file (relative to the repository root) -> {region name: renderer}
 TARGETS: dict[str, dict[str, Callable[[], str]]] = {
     "contracts/PROTOCOL.md": {"codes": code_tables, "commands": command_table},
+    "helm/tickmesh/values.yaml": {"nats-authorization": natsconf.values_authorization,
+                                  "nats-passwords": natsconf.values_env},
 }
 # Whole files generated from the contracts: path -> renderer.
 WHOLE_FILES: dict[str, Callable[[], str]] = {}
 WHOLE_FILES["web/packages/client/src/generated/contracts.ts"] = gen_ts.render
 WHOLE_FILES["contracts/asyncapi.yaml"] = asyncapi.render
+WHOLE_FILES["helm/tickmesh/files/nats-authorization.conf"] = natsconf.embedded_conf
+WHOLE_FILES["helm/tickmesh/files/nats-users.yaml"] = natsconf.users_file
 
 
-def _render(text: str, regions: dict[str, Callable[[], str]]) -> str:
+def _render(text: str, regions: dict[str, Callable[[], str]], *, comment: str = "html") -> str:
+    """Replace each region between its markers: ``<!-- BEGIN GENERATED: name -->`` lines in
+    Markdown, ``# BEGIN GENERATED: name`` lines (any indentation) in YAML."""
     for name, render in regions.items():
-        pattern = re.compile(
-            rf"(<!-- BEGIN GENERATED: {name} -->\n).*?(\n<!-- END GENERATED: {name} -->)", re.S)
+        if comment == "html":
+            pattern = re.compile(
+                rf"(<!-- BEGIN GENERATED: {name} -->\n).*?(\n<!-- END GENERATED: {name} -->)", re.S)
+        else:
+            pattern = re.compile(
+                rf"(^[ \t]*# BEGIN GENERATED: {name}\b[^\n]*\n)(?:.*?\n)?([ \t]*# END GENERATED: {name}\b)", re.S | re.M)
+            if not pattern.search(text):
+                raise ValueError(f"region {name!r} markers not found")
+            text = pattern.sub(lambda m: m.group(1) + render() + "\n" + m.group(2), text)
+            continue
         if not pattern.search(text):
             raise ValueError(f"region {name!r} markers not found")
         text = pattern.sub(lambda m: m.group(1) + render() + m.group(2), text)
@@ -70,7 +84,7 @@ def _expected() -> dict[Path, str]:
     out = {}
     for rel, regions in TARGETS.items():
         path = ROOT / rel
-        out[path] = _render(path.read_text(), regions)
+        out[path] = _render(path.read_text(), regions, comment="yaml" if rel.endswith(".yaml") else "html")
     for rel, render in WHOLE_FILES.items():
         out[ROOT / rel] = render()
     return out

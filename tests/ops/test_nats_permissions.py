@@ -184,3 +184,25 @@ async def test_a_component_without_the_right_to_manage_streams_needs_the_admin_t
         await streams.ensure(js, waiting)  # now they exist: it goes on
     finally:
         await nc.close()
+
+
+async def test_the_streams_command_manages_streams_as_admin_only(secured):
+    import subprocess
+    import sys
+
+    from tests.support.procs import base_env
+
+    def run(user: str) -> subprocess.CompletedProcess:
+        env = base_env(NATS_URL=secured.url, NATS_USER=user, NATS_PASSWORD=secured.passwords[user])
+        return subprocess.run([sys.executable, "-m", "tickmesh", "streams", "--timeout", str(t(10))], env=env,
+                              capture_output=True, text=True, timeout=t(60))
+
+    refused = await asyncio.to_thread(run, "edge")
+    assert refused.returncode == 1 and "may not create or update streams" in refused.stderr, refused.stderr
+    done = await asyncio.to_thread(run, natsauth.ADMIN)
+    assert done.returncode == 0, done.stderr
+    nc = await connect(secured.url, name="check", credentials=creds(secured, "edge"))
+    try:
+        assert (await nc.jetstream().stream_info(streams.TICKS)).config.name == streams.TICKS
+    finally:
+        await nc.close()

@@ -112,7 +112,9 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{/*
 The env list of one component: (dict "root" $ "component" NAME "values" VALUES "fixed" DICT), and
 "service" NAME when the component is an instance of a service under another name (its settings
-keys are the service's).
+keys are the service's). With natsAuth.enabled it connects as the NATS user of its role (the
+service's name, or "natsUser"), its password from natsAuth.secret, and leaves the streams to the
+admin Job.
 Order of precedence, lowest first: shared values (logging, metrics, tracing, NATS), the
 component's `settings` (through settings-map.yaml), the top-level `env`, the component's `env`,
 then `fixed` (what the chart must control, e.g. EDGE_HOST). Each variable appears once.
@@ -125,6 +127,14 @@ then `fixed` (what the chart must control, e.g. EDGE_HOST). Each variable appear
 {{- $env := dict -}}
 {{- $_ := set $env "NATS_URL" (include "tickmesh.natsUrl" $root) -}}
 {{- $_ := set $env "TICKMESH_STREAM_REPLICAS" (include "tickmesh.streamReplicas" $root) -}}
+{{- $natsUser := .natsUser | default (.service | default $component) -}}
+{{- if $root.Values.natsAuth.enabled -}}
+{{- $_ := set $env "NATS_USER" $natsUser -}}
+{{- if ne $natsUser "admin" -}}
+{{- $_ := set $env "TICKMESH_STREAMS_MANAGE" "off" -}}
+{{- $_ := set $env "TICKMESH_STREAMS_WAIT_S" (include "tickmesh.envValue" $root.Values.natsAuth.waitSeconds) -}}
+{{- end -}}
+{{- end -}}
 {{- $_ := set $env "TICKMESH_LOG_FORMAT" (toString $root.Values.logging.format) -}}
 {{- $_ := set $env "TICKMESH_LOG_LEVEL" (toString $root.Values.logging.level) -}}
 {{- $_ := set $env "TICKMESH_TRACE_SAMPLE_RATIO" (include "tickmesh.envValue" $root.Values.tracing.sampleRatio) -}}
@@ -158,10 +168,33 @@ then `fixed` (what the chart must control, e.g. EDGE_HOST). Each variable appear
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+{{- if $root.Values.natsAuth.enabled }}
+- name: NATS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.natsAuth.secret }}
+      key: {{ $natsUser }}
+{{- end }}
 {{- range $name, $val := $env }}
 - name: {{ $name }}
   value: {{ $val | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* natsAuth: the NATS servers this chart configures read the passwords from the same Secret
+     as the components. */}}
+{{- define "tickmesh.checkNatsAuth" -}}
+{{- if .Values.natsAuth.enabled -}}
+{{- if .Values.natscluster.enabled -}}
+{{- range $name, $var := (dig "container" "env" dict .Values.natscluster) -}}
+{{- if hasPrefix "TM_NATS_PW_" $name -}}
+{{- if ne (dig "valueFrom" "secretKeyRef" "name" "" $var) $.Values.natsAuth.secret -}}
+{{- fail (printf "natscluster.container.env.%s reads Secret %q but natsAuth.secret is %q: the NATS servers and the components must use the same one" $name (dig "valueFrom" "secretKeyRef" "name" "" $var) $.Values.natsAuth.secret) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Scrape annotations (prometheus.io/*) for a pod serving /metrics on `port`. */}}
