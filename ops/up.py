@@ -5,7 +5,8 @@ under ``TICKMESH_HOME``) unless ``NATS_URL`` points elsewhere, then every servic
 The embedded server grants each component only its role (``contracts/permissions.toml``): each
 connects as its own user (``ops/natsauth.py`` keeps the local passwords under ``TICKMESH_HOME``),
 and this supervisor, as the admin, creates the streams before anything else starts.
-A child that exits is restarted with exponential backoff (and the reason is logged). SIGINT or
+A child that exits is restarted with jittered exponential backoff (``tickmesh.backoff``, at
+least half a second apart; the reason is logged). SIGINT or
 SIGTERM stops the edge first, then the services, then NATS, each given a few seconds before
 SIGKILL; children also receive SIGTERM if this supervisor dies, so nothing is left behind.
 """
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tickmesh import devtokens
+from tickmesh.backoff import Backoff
 from tickmesh.contracts.permissions import PermissionsError
 from tickmesh.natsconn import Credentials
 
@@ -49,7 +51,7 @@ class Child:
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
-    backoff: float = 0.5
+    backoff: Backoff = field(default_factory=lambda: Backoff(base=0.5, cap=15.0, min_interval=0.5))
     ready_port: int | None = None
     task: asyncio.Task | None = field(default=None, repr=False)
 
@@ -121,16 +123,17 @@ class Supervisor:
             code = await child.proc.wait()
             if self.stopping:
                 return
-            ran = time.monotonic() - child.started_at
+            now = time.monotonic()
+            ran = now - child.started_at
             if ran > 30:
-                child.backoff = 0.5
+                child.backoff.succeeded()  # it ran a while: this is a new failure, not a crash loop
+            delay = child.backoff.next_delay(now)
             reason = f"signal {-code}" if code < 0 else f"exit code {code}"
             log.warning("%s stopped unexpectedly (%s after %.1fs); restarting in %.1fs", child.name, reason,
-                        ran, child.backoff, extra={"event": "up.child_died", "child": child.name})
-            await asyncio.sleep(child.backoff)
+                        ran, delay, extra={"event": "up.child_died", "child": child.name})
+            await asyncio.sleep(delay)
             if self.stopping:
                 return
-            child.backoff = min(child.backoff * 2, 15.0)
             child.restarts += 1
             await self.start(child)
 

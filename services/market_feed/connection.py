@@ -9,7 +9,7 @@ from). This module owns the I/O around it, identically for every provider:
   subscription list stays under the provider's inbound message limit;
 * a provider that stays quiet past the session's ``deadline`` is treated as dead: the
   connection is dropped and counted as a silence;
-* connection attempts follow :class:`~.backoff.Backoff` (jittered exponential after failures,
+* connection attempts follow :class:`tickmesh.backoff.Backoff` (jittered exponential after failures,
   never faster than the provider's connection-rate floor); a connection that proved healthy
   (an acknowledgement or data arrived) resets the backoff.
 

@@ -25,6 +25,7 @@ from collections import Counter
 from typing import Any, Callable, Iterable
 
 from tickmesh import metrics
+from tickmesh.backoff import Backoff
 
 from .evaluate import Evaluation, FlagSet, evaluate
 from .model import Flag, FlagError, Subject
@@ -152,7 +153,7 @@ class Flags:
         """Follow the bucket; start over from a fresh replay when the watch breaks or NATS
         reconnects (the library's ordered consumer would notice only after its idle heartbeats,
         tens of seconds; a kill switch must not wait that long)."""
-        delay = 0.5
+        backoff = Backoff(base=0.5, cap=10.0)
         while True:
             seen = self._reconnects()
             task = asyncio.ensure_future(self._follow_once())
@@ -165,12 +166,11 @@ class Flags:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             if self._reconnects() != seen:
-                delay = 0.5
+                backoff.succeeded()
                 continue  # the replay after a reconnect is what the reconnect is for: at once
             error = None if task.cancelled() else task.exception()
             log.warning("flag watch ended (%s); restarting", error or "stopped", extra={"event": "flags.watch_restart"})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            await asyncio.sleep(backoff.next_delay(asyncio.get_running_loop().time()))
 
     async def _follow_once(self) -> None:
         watcher = await self.kv.watchall()
