@@ -7,16 +7,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-import urllib.request
 
 import orjson
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.services.conftest import Inbox, account, command, publish_tick, seed, service
 from tests.support.procs import Proc, base_env, free_port, wait_http
+from tests.support.metrics import sample, scrape
 from tests.support.timing import t
 from tickmesh import cli, metrics, tracing
 from tickmesh.contracts import commands as cmds
@@ -30,17 +29,6 @@ from tickmesh.services.notifier import service as notifier_service
 from tickmesh.services.portfolio_valuer import service as valuer_service
 
 FORBIDDEN = next(name for name, info in ERRORS.items() if info.code == 301)
-
-
-def _scrape(url: str) -> dict[tuple[str, frozenset], float]:
-    with urllib.request.urlopen(url, timeout=t(5)) as resp:
-        text = resp.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def _sample(samples: dict, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
 
 
 # --- a service process -----------------------------------------------------------------------
@@ -58,7 +46,7 @@ async def test_a_service_process_serves_metrics_and_exports_its_command_spans(na
                            roles=("admin",), timeout=20)
         denied = await command(nc, "announcement.publish", "zed", {"severity": "info", "text": "no"}, roles=("user",))
         assert ok.ok and denied.code == 301, (ok, denied, proc.output())
-        samples = await loop.run_in_executor(None, _scrape, url)
+        samples = await loop.run_in_executor(None, scrape, url)
     finally:
         code = await loop.run_in_executor(None, proc.stop, signal.SIGTERM)
     output = proc.output()
@@ -66,11 +54,11 @@ async def test_a_service_process_serves_metrics_and_exports_its_command_spans(na
 
     build = [labels for (name, labels), v in samples.items() if name == "tickmesh_build_info" and v == 1]
     assert [dict(b)["component"] for b in build] == ["announcer"]
-    assert _sample(samples, "tickmesh_commands_total", command="announcement.publish", result="ok") == 1
-    assert _sample(samples, "tickmesh_commands_total", command="announcement.publish", result=FORBIDDEN) == 1
-    assert _sample(samples, "tickmesh_command_duration_seconds_count", command="announcement.publish") == 2
-    assert _sample(samples, "tickmesh_nats_connected") == 1
-    assert _sample(samples, "tickmesh_messages_total", direction="out", **{"class": "event"}) == 1
+    assert sample(samples, "tickmesh_commands_total", command="announcement.publish", result="ok") == 1
+    assert sample(samples, "tickmesh_commands_total", command="announcement.publish", result=FORBIDDEN) == 1
+    assert sample(samples, "tickmesh_command_duration_seconds_count", command="announcement.publish") == 2
+    assert sample(samples, "tickmesh_nats_connected") == 1
+    assert sample(samples, "tickmesh_messages_total", direction="out", **{"class": "event"}) == 1
 
     # Tracing was on (console exporter): both commands were traced although the ratio is 0, the
     # spans were flushed at shutdown, and the log line written inside one names its trace.

@@ -6,26 +6,10 @@ import asyncio
 
 import nats
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tickmesh import tracing
 from tests.support.timing import t
-
-
-@pytest.fixture
-def spans():
-    """Tracing on with an in-memory exporter; ``spans(ratio)`` (re)configures it."""
-    holder: dict[str, InMemorySpanExporter] = {}
-
-    def configure(ratio: float) -> InMemorySpanExporter:
-        holder["exp"] = InMemorySpanExporter()  # a shut-down exporter drops spans: one per setup
-        assert tracing.setup("test", exporter=holder["exp"], set_global=False,
-                             environ={"TICKMESH_TRACE_SAMPLE_RATIO": str(ratio)})
-        return holder["exp"]
-
-    yield configure
-    tracing.shutdown()
 
 
 async def _next(queue: asyncio.Queue):

@@ -10,9 +10,10 @@ import pytest
 from tickmesh import metrics
 from tickmesh.services.market_feed.coinbase import CoinbaseSession
 from tickmesh.services.market_feed.loglimit import LogLimiter
-from tickmesh.services.market_feed.normalise import Tick
 from tickmesh.services.market_feed.pipeline import Pipeline
 from tickmesh.services.market_feed.provider import ProviderStats
+
+from .util import tick
 
 
 def test_one_line_per_key_per_interval_then_the_count_of_those_held_back():
@@ -50,22 +51,18 @@ def test_bad_arguments_are_refused():
         LogLimiter(max_keys=0)
 
 
-def _tick(symbol: str, n: int) -> Tick:
-    return Tick(symbol=symbol, last="1.00", ts=n, ingest_ts=n, provider="test")
-
-
 def test_stale_lines_are_limited_per_symbol_and_say_how_many_were_held_back(caplog):
     caplog.set_level(logging.INFO, logger="tickmesh.services.market_feed.pipeline")
     p = Pipeline(stale_after=1.0, log_interval=10.0)
     now = 0.0
     for n in range(1, 8):  # AAPL flaps: a tick, then silence past stale_after, every 1.5 s
-        p.offer(_tick("AAPL", n), now=now)
+        p.offer(tick("AAPL", "1.00", n), now=now)
         now += 1.5
         assert [t.stale for t in p.poll(now=now)] == [True], "every stale mark is still published"
     lines = [r for r in caplog.records if getattr(r, "event", None) == "feed.stale"]
     # Marks at 1.5, 3.0, ..., 10.5: the first is logged, the next at >= 11.5 s would be; 10.5 is not.
     assert [(r.symbol, r.suppressed) for r in lines] == [("AAPL", 0)]
-    p.offer(_tick("AAPL", 9), now=11.0)
+    p.offer(tick("AAPL", "1.00", 9), now=11.0)
     p.poll(now=12.5)
     lines = [r for r in caplog.records if getattr(r, "event", None) == "feed.stale"]
     assert [(r.symbol, r.suppressed) for r in lines] == [("AAPL", 0), ("AAPL", 6)]
@@ -74,10 +71,10 @@ def test_stale_lines_are_limited_per_symbol_and_say_how_many_were_held_back(capl
 def test_the_pipeline_reports_each_drop_with_its_reason():
     reasons: list[str] = []
     p = Pipeline(symbols={"AAPL"}, on_drop=reasons.append)
-    p.offer(_tick("AAPL", 5), now=0.0)
-    p.offer(_tick("AAPL", 5), now=0.0)   # exact repeat
-    p.offer(_tick("AAPL", 4), now=0.0)   # older
-    p.offer(_tick("MSFT", 6), now=0.0)   # outside the universe
+    p.offer(tick("AAPL", "1.00", 5), now=0.0)
+    p.offer(tick("AAPL", "1.00", 5), now=0.0)   # exact repeat
+    p.offer(tick("AAPL", "1.00", 4), now=0.0)   # older
+    p.offer(tick("MSFT", "1.00", 6), now=0.0)   # outside the universe
     assert reasons == ["stale", "stale", "invalid"]
     assert all(r in metrics.DROP_REASONS for r in reasons)
 

@@ -7,30 +7,24 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-import urllib.request
 
 import orjson
 from opentelemetry.trace import SpanKind
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.services.conftest import Inbox, account, publish_tick, seed, service
 from tests.support.procs import Proc, base_env, free_port, wait_http
+from tests.support.metrics import sample, scrape
 from tests.support.timing import t
 from tickmesh import metrics, tracing
 from tickmesh.contracts.channels import Kind, tick_subject, user_subject
 from tickmesh.publish import now_us
-from tickmesh.services.market_feed.normalise import Tick
 from tickmesh.services.market_feed.pipeline import Pipeline
 from tickmesh.publish import Publisher
 from tickmesh.services.market_feed.pump import Pump
 from tickmesh.services.portfolio_valuer import service as valuer_service
 
 from .fakes import FakeCoinbase
-
-
-def _tick(symbol: str, last: str) -> Tick:
-    ts = now_us()
-    return Tick(symbol=symbol, last=last, ts=ts, ingest_ts=ts, provider="test")
+from .util import tick
 
 
 def _priced(value: str):
@@ -51,7 +45,7 @@ async def test_a_sampled_tick_is_one_trace_from_the_feed_through_the_valuer_to_t
     out0, latency0 = _state_out(), metrics.value("tickmesh_publish_latency_seconds_count", **{"class": "state"})
     async with service(valuer_service, nats_server.url, VALUER_MAX_HZ="50"):
         await portfolio.wait_for(_priced("190.00"))
-        await pump.emit(_tick("AAPL", "191.00"))
+        await pump.emit(tick("AAPL", "191.00", now_us()))
         tick_msg = await ticks.wait_for(lambda m: orjson.loads(m.data)["last"] == "191.00")
         valued = await portfolio.wait_for(_priced("191.00"))
         with tracing.receive("edge.fanout", tick_msg.headers):  # what the edge's Upstream does
@@ -87,22 +81,11 @@ async def test_an_unsampled_tick_carries_no_trace_and_is_still_counted(nc, spans
     pump = Pump(Pipeline(), Publisher(nc))
     out0 = _state_out()
     for last in ("415.30", "415.31"):
-        await pump.emit(_tick("MSFT", last))
+        await pump.emit(tick("MSFT", last, now_us()))
     await ticks.wait_for(lambda m: orjson.loads(m.data)["last"] == "415.31")
     assert all("traceparent" not in m.headers and "Tm-Seq" in m.headers for m in ticks.msgs)
     assert exporter.get_finished_spans() == ()
     assert _state_out() == out0 + 2
-
-
-def _scrape(url: str) -> dict[tuple[str, frozenset], float]:
-    with urllib.request.urlopen(url, timeout=t(5)) as resp:
-        text = resp.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def _get(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 async def test_a_feed_process_serves_provider_health_gaps_reconnects_and_drops(nats_server, tmp_path):
@@ -118,27 +101,27 @@ async def test_a_feed_process_serves_provider_health_gaps_reconnects_and_drops(n
         url = f"http://127.0.0.1:{port}/metrics"
 
         def healthy(s: dict) -> bool:
-            return (_get(s, "tickmesh_provider_connected", provider="coinbase") == 1
-                    and _get(s, "tickmesh_provider_reconnects_total", provider="coinbase") >= 1
-                    and _get(s, "tickmesh_dropped_messages_total", reason="stale") >= 1)
+            return (sample(s, "tickmesh_provider_connected", 0.0, provider="coinbase") == 1
+                    and sample(s, "tickmesh_provider_reconnects_total", 0.0, provider="coinbase") >= 1
+                    and sample(s, "tickmesh_dropped_messages_total", 0.0, reason="stale") >= 1)
 
         try:
             await loop.run_in_executor(None, wait_http, url, 20, proc.proc)
             deadline = loop.time() + t(20)
-            samples = await loop.run_in_executor(None, _scrape, url)
+            samples = await loop.run_in_executor(None, scrape, url)
             while not healthy(samples):
                 assert loop.time() < deadline, (samples, proc.output()[-3000:])
                 await asyncio.sleep(0.1)
-                samples = await loop.run_in_executor(None, _scrape, url)
+                samples = await loop.run_in_executor(None, scrape, url)
         finally:
             code = await loop.run_in_executor(None, proc.stop, signal.SIGTERM)
     assert code == 0, proc.output()
     assert len(fake.connections) >= 2
-    assert _get(samples, "tickmesh_provider_gaps_total", provider="coinbase") >= 1
+    assert sample(samples, "tickmesh_provider_gaps_total", 0.0, provider="coinbase") >= 1
     assert ("tickmesh_provider_last_message_age_seconds", frozenset({("provider", "coinbase")})) in samples
-    assert _get(samples, "tickmesh_messages_total", direction="out", **{"class": "state"}) >= 6
-    assert _get(samples, "tickmesh_publish_latency_seconds_count", **{"class": "state"}) >= 6
-    assert _get(samples, "tickmesh_build_info", component="market-feed", version=_version(samples)) == 1
+    assert sample(samples, "tickmesh_messages_total", 0.0, direction="out", **{"class": "state"}) >= 6
+    assert sample(samples, "tickmesh_publish_latency_seconds_count", 0.0, **{"class": "state"}) >= 6
+    assert sample(samples, "tickmesh_build_info", 0.0, component="market-feed", version=_version(samples)) == 1
 
 
 def _version(samples: dict) -> str:

@@ -8,11 +8,7 @@ from tickmesh.contracts import messages
 from tickmesh.services.market_feed.normalise import Tick
 from tickmesh.services.market_feed.pipeline import Pipeline
 
-T0 = 1_772_460_000_000_000
-
-
-def tick(symbol="AAPL", last="187.20", ts=T0, **kw) -> Tick:
-    return Tick(symbol=symbol, last=last, ts=ts, ingest_ts=ts + 500, provider="test", **kw)
+from .util import T0, tick
 
 
 def lasts(ticks: list[Tick]) -> list[str]:

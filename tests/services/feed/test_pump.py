@@ -9,18 +9,11 @@ import nats
 
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import tick_subject
-from tickmesh.services.market_feed.normalise import Tick
-from tickmesh.services.market_feed.pipeline import Pipeline
 from tickmesh.publish import Publisher
+from tickmesh.services.market_feed.pipeline import Pipeline
 from tickmesh.services.market_feed.pump import Pump
 
-from .util import until
-
-T0 = 1_772_460_000_000_000
-
-
-def tick(last: str, n: int) -> Tick:
-    return Tick(symbol="SOL-USDT", last=last, ts=T0 + n, ingest_ts=T0 + n, provider="test")
+from .util import T0, tick, until
 
 
 async def test_a_rate_limited_burst_still_publishes_its_last_value_then_goes_stale(nats_server):
@@ -35,7 +28,7 @@ async def test_a_rate_limited_burst_still_publishes_its_last_value_then_goes_sta
     timer = asyncio.create_task(pump.run_timer())
     try:
         for n, last in enumerate(("148.30", "148.31", "148.32", "148.33"), 1):
-            await pump.emit(tick(last, n))
+            await pump.emit(tick("SOL-USDT", last, T0 + n))
         await until(lambda: any(x.get("stale") for x in got), what="the trailing tick and the stale mark")
     finally:
         timer.cancel()

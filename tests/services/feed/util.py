@@ -1,4 +1,4 @@
-"""Helpers for adapter tests: collect emitted ticks, wait (bounded) for a condition."""
+"""Helpers for market-feed tests: build ticks, collect emitted ticks, wait (bounded) for a condition."""
 
 from __future__ import annotations
 
@@ -8,6 +8,16 @@ from typing import AsyncIterator, Callable
 
 from tickmesh.services.market_feed.normalise import Tick
 from tests.support.timing import t
+
+
+T0 = 1_772_460_000_000_000  # a provider time (µs) in 2026
+
+
+def tick(symbol: str = "AAPL", last: str = "187.20", ts: int = T0, *, ingest_ts: int | None = None,
+         provider: str = "test", **kw) -> Tick:
+    """A normalised tick (``ingest_ts`` defaults to ``ts``; ``kw``: bid, ask, size, ...)."""
+    return Tick(symbol=symbol, last=last, ts=ts, ingest_ts=ts if ingest_ts is None else ingest_ts,
+                provider=provider, **kw)
 
 
 class Collector:
