@@ -6,6 +6,11 @@ to the holders of its symbol only, and :class:`throttle.Throttle` lets at most `
 publishes per second per user through, the last change always included. A portfolio is published
 only when it differs from the one published before (its time aside).
 
+Sharding: each instance values the users of the shards it holds (``shards``: a stable hash of
+the user id; leases in NATS KV, ``leases``). Every instance keeps every stored account as bytes,
+so a shard taken over from a lost instance is valued at once; failover takes at most
+``VALUER_LEASE_TTL_S`` plus about a second after a crash, and nothing after a clean stop.
+
 Tracing: a tick that carries a trace (see ``common.prices``) is followed into at most
 :data:`TRACED_USERS_PER_TICK` of the portfolios it changes: each of those is published inside a
 ``valuer.publish`` span of the tick's trace, and carries it on to the edge. Enough to see how
@@ -16,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import logging
 from typing import Any
@@ -25,24 +29,20 @@ from tickmesh import streams, tracing
 from tickmesh.contracts.channels import Channel, Kind
 from tickmesh.contracts.instruments import instruments
 from tickmesh.publish import Publisher, current_trace, now_us, traced
-from tickmesh.services.common.holdings import Account, watch_accounts
+from tickmesh.services.common.buckets import follow
+from tickmesh.services.common.holdings import decode_account, user_of_key
 from tickmesh.services.common.prices import PriceBook, follow_prices
 from tickmesh.services.runner import run_service, wait_wake_or_stop
 
+from .leases import ShardLeases
 from .settings import ValuerSettings
+from .shards import shard_of
 from .throttle import Throttle
 from .valuation import Valuer
 
 log = logging.getLogger(__name__)
 
 TRACED_USERS_PER_TICK = 8
-
-
-def shard_of(user: str, shards: int) -> int:
-    """The shard (0 .. shards-1) that values ``user``: stable across processes and restarts."""
-    if shards == 1:
-        return 0
-    return int.from_bytes(hashlib.blake2b(user.encode(), digest_size=8).digest(), "big") % shards
 
 
 class PortfolioPublisher:
@@ -102,22 +102,62 @@ class PortfolioPublisher:
             await wait_wake_or_stop(self.wake, stop, timeout)
 
 
+class Accounts:
+    """Every user's stored account as the bucket holds it (bytes, decoded only for the shards this
+    instance values), so that a shard taken over from a lost instance is valued at once, without
+    reading the bucket again."""
+
+    def __init__(self, shards: int, valuer: Valuer, publisher: PortfolioPublisher) -> None:
+        self.shards = shards
+        self.valuer = valuer
+        self.publisher = publisher
+        self.raw: list[dict[str, bytes]] = [{} for _ in range(shards)]  # by shard: user -> account
+        self.valued: set[int] = set()
+
+    def on_entry(self, user: str, value: bytes | None) -> None:
+        shard = shard_of(user, self.shards)
+        if value is None:
+            self.raw[shard].pop(user, None)
+        else:
+            self.raw[shard][user] = value
+        if shard in self.valued:
+            self._apply(user, value)
+
+    def _apply(self, user: str, value: bytes | None) -> None:
+        try:
+            account = None if value is None else decode_account(value)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignored an unreadable account of %s: %s", user, exc, extra={"event": "holdings.bad_entry"})
+            return
+        if account is None:
+            self.valuer.remove_account(user)
+            self.publisher.forget(user)
+        else:
+            self.valuer.set_account(user, account)
+            self.publisher.changed((user,))
+
+    def take(self, shard: int) -> None:
+        """Start valuing ``shard``: its users' portfolios go out at once."""
+        self.valued.add(shard)
+        for user, value in self.raw[shard].items():
+            self._apply(user, value)
+
+    def give_back(self, shard: int) -> None:
+        self.valued.discard(shard)
+        for user in self.raw[shard]:
+            self.valuer.remove_account(user)
+            self.publisher.forget(user)
+
+    def users(self) -> int:
+        return sum(len(self.raw[s]) for s in self.valued)
+
+
 async def serve(settings: ValuerSettings, nc, stop: asyncio.Event) -> None:
     js = nc.jetstream()
     await streams.ensure(js)
     valuer = Valuer(reference_prices={s: i.reference_price for s, i in instruments().items()}, start_ts=now_us())
     publisher = PortfolioPublisher(Publisher(nc), valuer, Throttle(max_hz=settings.max_hz))
-    home = settings.home_shard
-
-    def on_account(user: str, account: Account | None) -> None:
-        if shard_of(user, settings.shards) != home:
-            return
-        if account is None:
-            valuer.remove_account(user)
-            publisher.forget(user)
-            return
-        valuer.set_account(user, account)
-        publisher.changed((user,))
+    accounts = Accounts(settings.shards, valuer, publisher)
 
     def on_price(symbol: str, price, ts: int) -> None:
         users = valuer.on_price(symbol, price, ts)
@@ -126,10 +166,16 @@ async def serve(settings: ValuerSettings, nc, stop: asyncio.Event) -> None:
 
     kv = await js.key_value(streams.HOLDINGS_BUCKET)
     ready = asyncio.Event()
-    holdings_task = asyncio.ensure_future(watch_accounts(kv, on_account, ready))
+    holdings_task = asyncio.ensure_future(
+        follow(kv, lambda key, value: (user_of_key(key), value), lambda item, initial: accounts.on_entry(*item),
+               ready=ready, what="account", event="holdings.bad_entry"))
     ticks = await follow_prices(nc, js, PriceBook(), on_price)
     await asyncio.wait([asyncio.ensure_future(ready.wait()), holdings_task], return_when=asyncio.FIRST_COMPLETED)
-    log.info("portfolio-valuer running: %d accounts", len(list(valuer.users())), extra={"event": "valuer.started"})
+    leases = ShardLeases(js, shards=settings.shards, home=settings.home_shard, ttl=settings.lease_ttl,
+                         on_take=accounts.take, on_give_back=accounts.give_back)
+    await leases.start()
+    log.info("portfolio-valuer running: shards %s of %d, %d accounts", sorted(accounts.valued), settings.shards,
+             accounts.users(), extra={"event": "valuer.started"})
     runner = asyncio.ensure_future(publisher.run(stop))
     try:
         await asyncio.wait([runner, holdings_task], return_when=asyncio.FIRST_COMPLETED)
@@ -138,6 +184,7 @@ async def serve(settings: ValuerSettings, nc, stop: asyncio.Event) -> None:
         await runner
     finally:
         runner.cancel()
+        await leases.stop()  # the others take our shards over at once
         holdings_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await holdings_task

@@ -24,10 +24,14 @@ class ValuerSettings:
     max_hz: float = setting("VALUER_MAX_HZ", 4.0,
                             "Most portfolio updates per second per user (the last change always goes out)")
 
-    shards: int = setting("VALUER_SHARDS", 1, "Valuer instances sharing the users (each values a stable 1/N of them)")
+    shards: int = setting("VALUER_SHARDS", 1, "Shards the users are split into by a stable hash of their id (one instance "
+                          "per shard; a lost instance's shard is taken over by another)")
     shard: str = setting("VALUER_SHARD", "0",
                          "This instance's shard, 0 .. VALUER_SHARDS-1, or `ordinal`: the number ending the host "
                          "name (a StatefulSet pod's ordinal)")
+    lease_ttl: float = setting("VALUER_LEASE_TTL_S", 6.0,
+                               "Seconds a lost instance's shards wait before another takes them over (its leases' "
+                               "TTL, whole seconds, at least 2; renewed every third of it)")
 
     @property
     def home_shard(self) -> int:
@@ -48,5 +52,7 @@ class ValuerSettings:
             raise ConfigError("VALUER_MAX_HZ", str(self.max_hz), "must be in (0, 1000] updates/s")
         if self.shards < 1:
             raise ConfigError("VALUER_SHARDS", str(self.shards), "must be at least 1")
+        if not 2 <= self.lease_ttl <= 300:
+            raise ConfigError("VALUER_LEASE_TTL_S", str(self.lease_ttl), "must be 2 to 300 seconds")
         if not 0 <= self.home_shard < self.shards:
             raise ConfigError("VALUER_SHARD", self.shard, f"must be in 0..{self.shards - 1}")

@@ -16,7 +16,7 @@ from tickmesh.services.portfolio_valuer import service as valuer_service
 from tickmesh.services.portfolio_valuer.demo import DEMO_ACCOUNTS, seed_demo_accounts
 from tickmesh.services.common.holdings import (Account, HoldingsError, Position, apply_fill,
                                                          decode_account, encode_account)
-from tickmesh.services.portfolio_valuer.service import shard_of
+from tickmesh.services.portfolio_valuer.shards import shard_of
 from tickmesh.services.portfolio_valuer.throttle import Throttle
 from tickmesh.services.portfolio_valuer.valuation import DAY_US, Valuer
 
