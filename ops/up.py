@@ -5,6 +5,10 @@ under ``TICKMESH_HOME``) unless ``NATS_URL`` points elsewhere, then every servic
 The embedded server grants each component only its role (``contracts/permissions.toml``): each
 connects as its own user (``ops/natsauth.py`` keeps the local passwords under ``TICKMESH_HOME``),
 and this supervisor, as the admin, creates the streams before anything else starts.
+``--nats-cluster N`` runs N nodes forming one JetStream cluster instead (client ports from
+``TICKMESH_NATS_PORT`` up, routes on ``TICKMESH_NATS_CLUSTER_PORT`` and up, streams replicated
+on min(N, 3) of them), and ``--edges N`` runs N edges on ``EDGE_PORT`` and the ports after it:
+failover on a laptop (stop a node or an edge and watch the dashboard carry on).
 A child that exits is restarted with jittered exponential backoff (``tickmesh.backoff``, at
 least half a second apart; the reason is logged). SIGINT or
 SIGTERM stops the edge first, then the services, then NATS, each given a few seconds before
@@ -157,16 +161,26 @@ class Supervisor:
                 await proc.wait()
 
 
-async def ensure_streams(url: str, credentials: Credentials) -> None:
-    """Create or update every stream and bucket as the admin (the components may not)."""
+async def ensure_streams(url: str, credentials: Credentials, *, timeout: float = 0.0) -> None:
+    """Create or update every stream and bucket as the admin (the components may not). With
+    ``timeout``, JetStream not answering yet (a cluster electing its leaders) is retried that long."""
+    from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+    from nats.js.errors import ServiceUnavailableError
+
     from tickmesh import streams
     from tickmesh.natsconn import connect
 
     nc = await connect(url, name="tickmesh-up", first_attempt_timeout=20.0, credentials=credentials)
+    deadline = time.monotonic() + timeout
     try:
-        await streams.ensure(nc.jetstream())
-    except streams.StreamSetupError as exc:
-        raise UpError(str(exc)) from None
+        while True:
+            try:
+                await streams.ensure(nc.jetstream())
+                return
+            except (NoRespondersError, NatsTimeout, ServiceUnavailableError, streams.StreamSetupError) as exc:
+                if time.monotonic() >= deadline:
+                    raise UpError(str(exc) or type(exc).__name__) from None
+                await asyncio.sleep(0.5)
     finally:
         await nc.close()
 
@@ -187,7 +201,32 @@ def _wait_ready(url: str, timeout: float) -> bool:
     return False
 
 
-async def run_up(stop: asyncio.Event) -> int:
+def nats_children(home: Path, env: dict[str, str], port: int, nodes: int, cluster_port: int,
+                  conf: Path) -> list[Child]:
+    """One nats-server with JetStream, or ``nodes`` of them forming one cluster on loopback; each
+    with the users and permissions of ``conf``."""
+    if nodes <= 1:
+        check_port_free("127.0.0.1", port, "embedded NATS, TICKMESH_NATS_PORT")
+        store = home / "nats"
+        store.mkdir(exist_ok=True)
+        return [Child("nats-server", [nats_server_binary(), "-c", str(conf), "-a", "127.0.0.1", "-p", str(port),
+                                      "-js", "-sd", str(store), "-n", "tickmesh-local"], env)]
+    routes = ",".join(f"nats://127.0.0.1:{cluster_port + i}" for i in range(nodes))
+    children = []
+    for i in range(nodes):
+        check_port_free("127.0.0.1", port + i, f"NATS node {i}, TICKMESH_NATS_PORT + {i}")
+        check_port_free("127.0.0.1", cluster_port + i, f"NATS node {i} routes, TICKMESH_NATS_CLUSTER_PORT + {i}")
+        store = home / "nats-cluster" / f"node{i}"
+        store.mkdir(parents=True, exist_ok=True)
+        children.append(Child(f"nats-{i}", [nats_server_binary(), "-c", str(conf), "-a", "127.0.0.1", "-p", str(port + i), "-js",
+                                            "-sd", str(store), "-n", f"tickmesh-local-{i}",
+                                            "--cluster_name", "tickmesh-local",
+                                            "--cluster", f"nats://127.0.0.1:{cluster_port + i}", "--routes", routes],
+                              env))
+    return children
+
+
+async def run_up(stop: asyncio.Event, *, nats_cluster: int = 1, edges: int = 1) -> int:
     home = devtokens.home()
     home.mkdir(parents=True, exist_ok=True)
     secret = devtokens.dev_secret(create=True)
@@ -202,63 +241,75 @@ async def run_up(stop: asyncio.Event) -> int:
     try:
         edge_port = int(env.get("EDGE_PORT", "8000"))
         nats_port = int(env.get("TICKMESH_NATS_PORT", "4222"))
+        cluster_port = int(env.get("TICKMESH_NATS_CLUSTER_PORT", "6222"))
     except ValueError as exc:
         raise UpError(f"bad port setting: {exc}") from None
+    if not 1 <= nats_cluster <= 5 or not 1 <= edges <= 16:
+        raise UpError("--nats-cluster takes 1 to 5 nodes and --edges 1 to 16")
 
     py = sys.executable
     from tickmesh.cli import services
 
     children: list[Child] = []
-    nats_child: Child | None = None
+    nats_nodes: list[Child] = []
     passwords: dict[str, str] = {}
     if not env.get("NATS_URL"):
-        check_port_free("127.0.0.1", nats_port, "embedded NATS, TICKMESH_NATS_PORT")
-        store = home / "nats"
-        store.mkdir(exist_ok=True)
         try:
             passwords = natsauth.local_credentials(home, [*services(), "edge"])
             conf = natsauth.write_server_config(home, passwords)
         except PermissionsError as exc:
             raise UpError(f"NATS permissions: {exc}") from None
-        nats_child = Child("nats-server", [nats_server_binary(), "-c", str(conf), "-a", "127.0.0.1",
-                                           "-p", str(nats_port), "-js", "-sd", str(store), "-n", "tickmesh-local"], env)
-        env["NATS_URL"] = f"nats://127.0.0.1:{nats_port}"
-        children.append(nats_child)
-    check_port_free(edge_host, edge_port, "edge, EDGE_PORT")
+        nats_nodes = nats_children(home, env, nats_port, nats_cluster, cluster_port, conf)
+        env["NATS_URL"] = ",".join(f"nats://127.0.0.1:{nats_port + i}" for i in range(len(nats_nodes)))
+        if nats_cluster > 1:
+            env.setdefault("TICKMESH_STREAM_REPLICAS", str(min(nats_cluster, 3)))
+            # This process creates the streams (as the admin): with the same replicas.
+            os.environ["TICKMESH_STREAM_REPLICAS"] = env["TICKMESH_STREAM_REPLICAS"]
+        children += nats_nodes
+    edge_ports = [edge_port + i for i in range(edges)]
+    for port in edge_ports:
+        check_port_free(edge_host, port, "edge, EDGE_PORT" + (f" + {port - edge_port}" if port != edge_port else ""))
 
     def own_env(user: str) -> dict[str, str]:
         return {**env, **natsauth.component_env(user, passwords[user])} if passwords else env
 
     for name in services():
         children.append(Child(name, [py, "-m", "tickmesh", "service", name], own_env(name)))
-    edge = Child("edge", [py, "-m", "tickmesh", "edge"], own_env("edge"))
-    children.append(edge)
+    edge_children = [Child("edge" if edges == 1 else f"edge-{i}", [py, "-m", "tickmesh", "edge"],
+                           {**own_env("edge"), "EDGE_PORT": str(port)}) for i, port in enumerate(edge_ports)]
+    children += edge_children
 
     sup = Supervisor(children)
     try:
         for child in children:
             await sup.start(child)
-            if child is nats_child:
-                await sup.wait_port(child, "127.0.0.1", nats_port)
+            if nats_nodes and child is nats_nodes[-1]:
+                for i, node in enumerate(nats_nodes):
+                    await sup.wait_port(node, "127.0.0.1", nats_port + i)
                 from tickmesh.services.portfolio_valuer.demo import seed_demo_accounts
 
                 admin = Credentials(user=natsauth.ADMIN, password=passwords[natsauth.ADMIN])
-                await ensure_streams(env["NATS_URL"], admin)  # before any component waits for them
+                # Before any component waits for them; a cluster may still be electing its leaders.
+                await ensure_streams(env["NATS_URL"], admin, timeout=60.0 if len(nats_nodes) > 1 else 0.0)
                 # idempotent: never overwrites an account
-                await seed_demo_accounts(env["NATS_URL"], credentials=admin)
-        await sup.wait_port(edge, edge_host, edge_port)
+                await seed_demo_accounts(env["NATS_URL"], credentials=admin, attempts=60)
+        for edge, port in zip(edge_children, edge_ports):
+            await sup.wait_port(edge, edge_host, port)
         for child in children:
             child.task = asyncio.ensure_future(sup.watch(child))
         secure = bool(env.get("EDGE_TLS_CERT_FILE"))
         scheme = "https" if secure else "http"
         ready = await asyncio.get_running_loop().run_in_executor(
             None, _wait_ready, f"{scheme}://{edge_host}:{edge_port}/readyz", 20.0)
+        urls = ", ".join(f"{scheme}://{edge_host}:{port}" for port in edge_ports)
         if ready:
-            log.info("tickmesh is up: %s://%s:%d  (WebSocket %s://%s:%d/ws; stop with Ctrl-C)",
-                     scheme, edge_host, edge_port, "wss" if secure else "ws", edge_host, edge_port,
+            log.info("tickmesh is up: %s  (WebSocket at /ws%s; stop with Ctrl-C)", urls, ", wss" if secure else "",
                      extra={"event": "up.ready"})
         else:
             log.warning("the edge is not ready yet; see the logs above", extra={"event": "up.not_ready"})
+        if len(nats_nodes) > 1:
+            log.info("NATS: a %d-node JetStream cluster (%s), streams with %s replicas", len(nats_nodes),
+                     env["NATS_URL"], env["TICKMESH_STREAM_REPLICAS"], extra={"event": "up.nats_cluster"})
         await stop.wait()
         log.info("stopping tickmesh", extra={"event": "up.stopping"})
         return 0

@@ -49,7 +49,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     logs.setup("up")
 
     async def main() -> int:
-        return await run_up(runtime.stop_event())
+        return await run_up(runtime.stop_event(), nats_cluster=args.nats_cluster, edges=args.edges)
 
     try:
         return runtime.run(main())
@@ -150,7 +150,12 @@ def cmd_flags(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickmesh", description="Real-time streaming mesh for an investment platform.")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="run NATS, every service and one edge locally, supervised").set_defaults(fn=cmd_up)
+    u = sub.add_parser("up", help="run NATS, every service and one edge locally, supervised")
+    u.add_argument("--nats-cluster", type=int, default=1, metavar="N",
+                   help="run N NATS nodes as one JetStream cluster, streams replicated on min(N, 3) (default 1)")
+    u.add_argument("--edges", type=int, default=1, metavar="N",
+                   help="run N edges on EDGE_PORT and the ports after it (default 1)")
+    u.set_defaults(fn=cmd_up)
     e = sub.add_parser("edge", help="run an edge (its WebSocket engine in front of Quart on Hypercorn)")
     e.add_argument("--workers", type=int, default=None,
                    help="edge processes sharing the port with SO_REUSEPORT (default: EDGE_WORKERS, 1)")

@@ -69,7 +69,8 @@ async def seed_demo_accounts(nats_url: str, *, attempts: int = 20, credentials: 
 
     for attempt in range(attempts):
         try:
-            nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=0,
+            nc = await nats.connect([u.strip() for u in nats_url.split(",")], connect_timeout=2,
+                                    max_reconnect_attempts=0,
                                     **(credentials.options() if credentials is not None else {}))
             try:
                 js = nc.jetstream()
