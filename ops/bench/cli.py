@@ -115,6 +115,9 @@ def options(args: argparse.Namespace):
     return opts
 
 
+KEPT_MARKER = "<!-- Sections below come from other benches and are kept when this file is rewritten. -->"
+
+
 def _commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
@@ -161,6 +164,10 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     report.write_json(path, rows, meta)
     print(f"\nJSON record: {path}", file=sys.stderr)
     if args.write_results:
-        (HERE / "RESULTS.md").write_text(report.results_markdown(rows, meta))
-        print(f"wrote {HERE / 'RESULTS.md'}", file=sys.stderr)
+        results = HERE / "RESULTS.md"
+        # Sections measured by other benches (e.g. valuation.py) follow KEPT_MARKER: keep them.
+        old = results.read_text() if results.exists() else ""
+        kept = old[old.index(KEPT_MARKER):] if KEPT_MARKER in old else ""
+        results.write_text(report.results_markdown(rows, meta) + (f"\n{kept}" if kept else ""))
+        print(f"wrote {results}", file=sys.stderr)
     return 0

@@ -1,11 +1,19 @@
-"""Throughput of portfolio-valuer's core: ticks/s for N users × K symbols each.
+"""Throughput of portfolio-valuer: its core in one process, or real sharded valuers over NATS.
 
-Run: ``.venv/bin/python -m tickmesh.ops.bench.valuation [--users 10000] [--symbols 20] [--ticks 2000]``
+Core: ``.venv/bin/python -m tickmesh.ops.bench.valuation [--users 10000] [--symbols 20] [--ticks 2000]``
 
 Builds the state (every user holds K random symbols of the listed instruments), then applies a
 random walk of ticks through :meth:`Valuer.on_price` and marks the changed users in the publish
 throttle, as the service does per tick. Prints ticks/s and holder updates/s. Building portfolio
 messages is measured separately (it is bounded by ``VALUER_MAX_HZ`` per user, not per tick).
+
+Sharded: ``... valuation --shards 2 [--rate 500] [--seconds 20]`` starts a nats-server, stores
+the N accounts in the holdings bucket, runs ``--shards`` real ``tickmesh service
+portfolio-valuer`` processes (one per shard), publishes ticks at ``--rate`` per second (a random
+walk over the instruments, as market-feed publishes them), and reads each valuer's own counters
+(``/metrics``: ticks in, portfolios out) and CPU (``/proc``) over the measured window. Prints
+per shard and in total: ticks/s handled, portfolios/s published against the demand (every user
+at ``VALUER_MAX_HZ``), CPU, memory, and the cost per tick and per portfolio (:mod:`.valuation_shards`).
 """
 
 from __future__ import annotations
@@ -39,7 +47,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--symbols", type=int, default=20, help="symbols held per user")
     p.add_argument("--ticks", type=int, default=2_000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--shards", type=int, default=0, help="run this many real valuer processes over NATS instead")
+    p.add_argument("--rate", type=float, default=500.0, help="sharded: ticks per second published")
+    p.add_argument("--seconds", type=float, default=20.0, help="sharded: length of the measured window")
+    p.add_argument("--max-hz", type=float, default=4.0, help="sharded: VALUER_MAX_HZ")
     args = p.parse_args(argv)
+    if args.shards:
+        from .valuation_shards import run_sharded
+
+        run_sharded(args)
+        return
 
     t0 = time.perf_counter()
     valuer, universe, rng = build(args.users, args.symbols, args.seed)

@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 
-import nats
 import orjson
 
 from tests.services.conftest import account, seed
