@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import socket
@@ -46,7 +47,9 @@ async def test_up_runs_a_three_node_cluster_and_two_edges_and_stops_them_all(tmp
     try:
         for port in (edge_port, edge_port + 1):
             wait_http(f"http://127.0.0.1:{port}/readyz", 90, up.proc)
-        nc = await nats.connect([f"nats://127.0.0.1:{nats_port + i}" for i in range(3)])
+        # The embedded cluster admits only the users tickmesh up made (NATS permissions): the admin.
+        admin = json.loads((tmp_path / "home" / "nats" / "credentials.json").read_text())["admin"]
+        nc = await nats.connect([f"nats://127.0.0.1:{nats_port + i}" for i in range(3)], user="admin", password=admin)
         info = await nc.jetstream().stream_info("TM_USER_EVENTS")
         assert info.config.num_replicas == 3 and len(info.cluster.replicas) == 2, info.cluster
         await nc.close()
