@@ -81,6 +81,25 @@ class Buckets:
         return len(self._by_key)
 
 
+class UserBucket:
+    """A handle on one user's bucket in :class:`Buckets`, looked up at each use: a connection
+    holds this small handle, not the bucket, so idle users cost no bucket at all and a
+    forgotten bucket is never kept alive by a connection (two of the user's connections always
+    share one)."""
+
+    __slots__ = ("_buckets", "_user")
+
+    def __init__(self, buckets: Buckets, user: str) -> None:
+        self._buckets = buckets
+        self._user = user
+
+    def take(self, now: float, cost: float = 1.0) -> float:
+        return self._buckets.get(self._user, now).take(now, cost)
+
+    def peek(self, now: float, cost: float = 1.0) -> float:
+        return self._buckets.get(self._user, now).peek(now, cost)
+
+
 class Admission:
     """The edge's admission decisions. Plain state with time passed in; no I/O here (the
     revocation feed is read by :mod:`revocations` and handed in through :meth:`revoke`)."""
@@ -96,6 +115,7 @@ class Admission:
         self.revocation_ttl = revocation_ttl
         self.revoked: dict[str, float] = {}  # user -> revocation time (Unix seconds)
         self.draining = False
+        self._ticks = 0
 
     # -- conditions ------------------------------------------------------------------------
 
@@ -133,9 +153,10 @@ class Admission:
     def close_user(self, user: str) -> None:
         self.per_user.release(user)
 
-    def command_limiter(self, user: str, now: float) -> TokenBucket:
-        """The user's command bucket, shared by all their connections and ``POST /cmd``."""
-        return self.commands.get(user, now)
+    def command_limiter(self, user: str) -> UserBucket:
+        """The user's command bucket, shared by all their connections and ``POST /cmd``; made
+        when the user first sends a command, forgotten once full again."""
+        return UserBucket(self.commands, user)
 
     def http_address(self, peer: str, now: float) -> Refusal | None:
         """One request from ``peer`` to a non-streaming HTTP endpoint (``/ticket``, ``/cmd``,
@@ -166,7 +187,11 @@ class Admission:
         return True
 
     def tick(self, now: float) -> None:
-        """Forget what no longer matters: old revocations and idle buckets."""
+        """Forget what no longer matters (old revocations, buckets idle long enough to be full
+        again); called once a second, it sweeps every tenth call."""
+        self._ticks += 1
+        if self._ticks % 10:
+            return
         ttl = self.revocation_ttl
         for user, at in list(self.revoked.items()):
             if now - at > ttl:

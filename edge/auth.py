@@ -76,6 +76,20 @@ class Verifier:
         """Verify ``token``; never raises. A token verified before is answered from a bounded
         cache until it expires (a reconnect storm re-presents the same tokens; checking a
         signature costs far more than the rest of a connection's opening)."""
+        result = self.verify_now(token, now)
+        if result is not None:
+            return result
+        assert isinstance(token, str)
+        try:
+            header = jwt.get_unverified_header(token)
+            key = await self._asymmetric_key(token, header)
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            return AuthFailure(int(CloseCode.AUTH_FAILED), *_reason(exc))
+        return self._remember(token, self._decode(token, key, self._asym_algs))
+
+    def verify_now(self, token: object, now: float) -> Identity | AuthFailure | None:
+        """The answer when it needs no I/O (a malformed token, a cached one, an HMAC token or a
+        static public key), else None: then :meth:`verify` must be awaited (a JWKS lookup)."""
         if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_BYTES:
             return AuthFailure(int(CloseCode.AUTH_FAILED), "token missing or malformed", "missing")
         cached = self._cache.get(token)
@@ -83,29 +97,30 @@ class Verifier:
             if now <= cached.expires_at + self.config.leeway:
                 return cached
             del self._cache[token]
-        result = await self._verify(token)
+        if not self._asym_algs:
+            # HMAC only: pyjwt checks the token's alg against these and refuses "none".
+            return self._remember(token, self._decode(token, self.config.secret, self._hmac_algs))
+        try:
+            alg = jwt.get_unverified_header(token).get("alg")
+        except jwt.PyJWTError:
+            return AuthFailure(int(CloseCode.AUTH_FAILED), "token is not a JWT", "malformed")
+        if alg in self._hmac_algs:
+            return self._remember(token, self._decode(token, self.config.secret, self._hmac_algs))
+        if alg not in self._asym_algs:
+            return AuthFailure(int(CloseCode.AUTH_FAILED), f"algorithm {str(alg)[:10]!r} not accepted", "malformed")
+        if self._jwks is None:
+            return self._remember(token, self._decode(token, self._public_key, self._asym_algs))
+        return None
+
+    def _remember(self, token: str, result: Identity | AuthFailure) -> Identity | AuthFailure:
         if isinstance(result, Identity):
             if len(self._cache) >= CACHE_SIZE:
                 del self._cache[next(iter(self._cache))]  # the oldest entry
             self._cache[token] = result
         return result
 
-    async def _verify(self, token: str) -> Identity | AuthFailure:
+    def _decode(self, token: str, key: Any, algorithms: list[str]) -> Identity | AuthFailure:
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            return AuthFailure(int(CloseCode.AUTH_FAILED), "token is not a JWT", "malformed")
-        alg = header.get("alg")
-        try:
-            if alg in self._hmac_algs:
-                key: Any = self.config.secret
-                algorithms = self._hmac_algs
-            elif alg in self._asym_algs:
-                key = await self._asymmetric_key(token, header)
-                algorithms = self._asym_algs
-            else:
-                return AuthFailure(int(CloseCode.AUTH_FAILED), f"algorithm {str(alg)[:10]!r} not accepted",
-                                   "malformed")
             claims = jwt.decode(
                 token, key, algorithms=algorithms, audience=self.config.audience, issuer=self.config.issuer,
                 leeway=self.config.leeway, options={"require": ["sub", "exp", "iss", "aud"]},

@@ -35,7 +35,7 @@ from tickmesh.contracts.channels import encode_token
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import decode_reply
 
-from .limits import TokenBucket
+from .limits import Limiter
 from .session import RunCommand, rate_limited_reason
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class CommandRunner:
         self.nc = nc
         self.kv = await nc.jetstream().key_value(streams.COMMAND_REPLIES_BUCKET)
 
-    async def run(self, action: RunCommand, limiter: TokenBucket) -> dict[str, Any]:
+    async def run(self, action: RunCommand, limiter: Limiter) -> dict[str, Any]:
         """The reply frame (without ``id``) for ``action``. Never raises. ``limiter`` is the
         user's command bucket, charged here for a keyed command's first run only (the session
         core charged unkeyed ones already)."""
@@ -96,7 +96,7 @@ class CommandRunner:
             return {"op": "ok", "data": reply.data}
         return _err(reply.code, reply.reason)
 
-    async def _once(self, action: RunCommand, limiter: TokenBucket) -> dict[str, Any]:
+    async def _once(self, action: RunCommand, limiter: Limiter) -> dict[str, Any]:
         assert self.kv is not None and action.key is not None
         key = f"{encode_token(action.user)}.{encode_token(action.name)}.{encode_token(action.key)}"
         wait = limiter.peek(time.time())

@@ -41,6 +41,14 @@ def _error_name(code: Any) -> str:
     return _ERROR_NAMES.get(code, "other") if isinstance(code, int) else "other"
 
 
+def _count_error(code: int) -> None:
+    """The session's observer of every error code it sends (a function, not a method: the
+    session must not hold its connection)."""
+    metrics.error_sent(code)
+    if code == ErrorCode.RATE_LIMITED:
+        metrics.rate_limited("command")
+
+
 def new_conn_id() -> str:
     """Unique across edges and restarts in practice: a random per-process prefix and a counter."""
     return f"{_prefix}-{next(_ids):x}"
@@ -65,7 +73,7 @@ class Connection:
         settings = state.settings
         self.session = Session(conn_id=new_conn_id(), now=time.time(), limits=state.session_limits,
                                codec=codec, channel_exists=state.channel_exists,
-                               client_heartbeats=transport == "ws", on_error=self._on_error,
+                               client_heartbeats=transport == "ws", on_error=_count_error,
                                feature_enabled=state.feature_enabled)
         self._metrics: metrics.Connection | None = None
         self.outbox = Outbox(max_frames=settings.outbox_max_frames, max_bytes=settings.outbox_max_bytes,
@@ -105,7 +113,7 @@ class Connection:
         """Register with the edge; authenticate at once when the transport carried a token."""
         self.begin()
         if self._identity_at_connect is not None:
-            await self._authenticated(self._identity_at_connect, rid=None)
+            self._admit(self._identity_at_connect, rid=None)
 
     # -- input from the transport ----------------------------------------------------------
 
@@ -117,20 +125,12 @@ class Connection:
 
     def receive(self, data: bytes | str) -> Any:
         """One client message. What needs no await is done before this returns; the rest (a
-        subscribe, an authentication) comes back as an awaitable the caller must run to its end
-        before the next message, or None when there is nothing left to do."""
+        subscribe that must ask NATS, a token that needs a key fetched) comes back as an
+        awaitable the caller must run to its end before the next message, or None when there is
+        nothing left to do - the common case, so most messages cost no task."""
         metrics.messages_in("control", 1, len(data))
         self.session.receive_frame(data, time.time())
-        outputs = self.session.take()
-        for out in outputs:
-            if isinstance(out, (Subscribe, Authenticate)):
-                return self.apply(outputs)
-        for out in outputs:
-            if isinstance(out, RunCommand):
-                self._spawn(self._command(out))
-            elif not self._apply_one(out):
-                break
-        return None
+        return self._carry_out(self.session.take())
 
     def tick(self, now: float) -> None:
         """Called by the edge's clock about once a second."""
@@ -170,21 +170,46 @@ class Connection:
     # -- carrying out the core's actions ---------------------------------------------------
 
     async def apply(self, outputs: list) -> None:
-        """Carry out the core's outputs in order; subscribing and authenticating take awaits."""
-        for out in outputs:
+        """Carry out the core's outputs in order, awaiting what must be awaited."""
+        pending = self._carry_out(outputs)
+        if pending is not None:
+            await pending
+
+    def _carry_out(self, outputs: list) -> Any:
+        """Carry out ``outputs`` in order as far as possible without awaiting; return a
+        coroutine for the rest, or None."""
+        for i, out in enumerate(outputs):
             if isinstance(out, Subscribe):
-                if out.audited_owner is not None:
-                    log.info("privileged read of another user's channel", extra={
-                        "event": "audit.cross_user_read", "conn_id": self.conn_id, "user": self.user,
-                        "owner": out.audited_owner, "channel": out.name})
-                metrics.subscription_added("state" if out.state else "event")
-                await self.state.subscriptions.attach(self, out)
+                self._subscribing(out)
+                if not self.state.subscriptions.attach_now(self, out):
+                    return self._finish(outputs, i)
             elif isinstance(out, Authenticate):
-                await self._authenticate(out)
+                result = self.state.verifier.verify_now(out.token, time.time())
+                if result is None:
+                    return self._finish(outputs, i)
+                self._verified(out, result)
             elif isinstance(out, RunCommand):
                 self._spawn(self._command(out))
             elif not self._apply_one(out):
-                return
+                return None
+        return None
+
+    async def _finish(self, outputs: list, i: int) -> None:
+        out = outputs[i]
+        if isinstance(out, Subscribe):
+            await self.state.subscriptions.attach(self, out)
+        else:
+            self._verified(out, await self.state.verify(out.token))
+        pending = self._carry_out(outputs[i + 1:])
+        if pending is not None:
+            await pending
+
+    def _subscribing(self, out: Subscribe) -> None:
+        if out.audited_owner is not None:
+            log.info("privileged read of another user's channel", extra={
+                "event": "audit.cross_user_read", "conn_id": self.conn_id, "user": self.user,
+                "owner": out.audited_owner, "channel": out.name})
+        metrics.subscription_added("state" if out.state else "event")
 
     def _apply_now(self, outputs: list) -> None:
         """Outputs that need no await (frames, releases, a close), carried out at once, so that
@@ -208,22 +233,22 @@ class Connection:
             self.state.flusher.closing(self)
         return True
 
-    async def _authenticate(self, action: Authenticate) -> None:
-        result = await self.state.verify(action.token)
+    def _verified(self, action: Authenticate, result: Identity | AuthFailure) -> None:
+        """The verifier's answer to an ``auth`` or ``refresh`` frame."""
         if action.refresh:
             self.session.auth_result(result, time.time(), rid=action.rid, refresh=True)
-            await self.apply(self.session.take())
-            return
-        if isinstance(result, AuthFailure):
+        elif isinstance(result, AuthFailure):
             metrics.auth_failed(result.kind)
             log.info("authentication failed: %s", result.reason, extra={
                 "event": "auth.failed", "conn_id": self.conn_id, "code": result.close_code})
             self.session.auth_result(result, time.time(), rid=action.rid, refresh=False)
-            await self.apply(self.session.take())
+        else:
+            self._admit(result, action.rid)
             return
-        await self._authenticated(result, action.rid)
+        self._apply_now(self.session.take())
 
-    async def _authenticated(self, identity: Identity, rid: Any) -> None:
+    def _admit(self, identity: Identity, rid: Any) -> None:
+        """Admission for a verified identity (revocation, the per-user limit), then welcome."""
         admission = self.state.admission
         refusal = admission.open_user(identity)
         result: Identity | AuthFailure
@@ -234,8 +259,8 @@ class Connection:
             self.user = identity.user
             self.state.user_connected(self)
         self.session.auth_result(result, time.time(), rid=rid, refresh=False,
-                                 rate_limiter=admission.command_limiter(identity.user, time.time()))
-        await self.apply(self.session.take())
+                                 rate_limiter=admission.command_limiter(identity.user))
+        self._apply_now(self.session.take())
 
     async def _command(self, action: RunCommand) -> None:
         started = time.monotonic()
@@ -246,11 +271,6 @@ class Connection:
             self.outbox.push(self.codec.encode({"op": reply["op"], "id": action.rid, **reply}))
 
     # -- outbox callbacks ------------------------------------------------------------------
-
-    def _on_error(self, code: int) -> None:
-        metrics.error_sent(code)
-        if code == ErrorCode.RATE_LIMITED:
-            metrics.rate_limited("command")
 
     def _on_overflow(self) -> None:
         """The outbox refused a frame: close with 4001. Called from inside the hub's fan-out,
@@ -299,6 +319,8 @@ class Connection:
                 metrics.subscription_removed("state" if out.state else "event")
                 self.state.subscriptions.detach(out.subject, out.name, self.outbox)
         self.state.unregister(self)
+        self.writer = None
+        self.outbox.unhook()  # its callbacks point back here: let reference counting free us
         closed = self.session.closed
         if self._metrics is not None:
             self._metrics.closed(closed.code if closed else code)

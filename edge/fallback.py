@@ -281,7 +281,7 @@ async def _run_command(state: EdgeState, identity: Identity, parsed: dict[str, A
              "data": parsed.get("data")}
     now = time.time()
     session = Session(conn_id="http", now=now, limits=state.session_limits, codec=JSON, identity=identity,
-                      rate_limiter=state.admission.command_limiter(identity.user, now), client_heartbeats=False,
+                      rate_limiter=state.admission.command_limiter(identity.user), client_heartbeats=False,
                       feature_enabled=state.feature_enabled)
     session.take()  # the welcome
     session.receive_frame(orjson.dumps(frame), now)

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
+
+class Limiter(Protocol):
+    """What rate-limits a user's commands: a :class:`TokenBucket`, or a handle on one."""
+
+    def take(self, now: float, cost: float = 1.0) -> float: ...
+
+    def peek(self, now: float, cost: float = 1.0) -> float: ...
+
 
 class TokenBucket:
     """``rate`` tokens per second, holding at most ``burst``. Shared by a user's connections on

@@ -143,6 +143,10 @@ class Outbox:
             self._last_queued.pop(key, None)
             self._min_gap.pop(key, None)
 
+    def unhook(self) -> None:
+        """Drop the callbacks (they refer to the connection): the connection is gone."""
+        self._on_ready = self._on_overflow = self._on_defer = None
+
     def drain(self) -> list[bytes]:
         """Take every pending frame, oldest first."""
         frames = self._frames

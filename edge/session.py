@@ -30,7 +30,7 @@ from tickmesh.contracts.messages import ContractError, schema
 from .frames import JSON, Codec, FrameError
 from .gates import feature_of_channel, feature_of_command, feature_of_op, refusal
 from .identity import AuthFailure, Identity
-from .limits import TokenBucket
+from .limits import Limiter
 from .permissions import Denial, check_channel, check_command
 
 
@@ -165,7 +165,7 @@ class Session:
         codec: Codec = JSON,
         channel_exists: Callable[[Channel], bool] = lambda ch: True,
         identity: Identity | None = None,
-        rate_limiter: TokenBucket | None = None,
+        rate_limiter: Limiter | None = None,
         client_heartbeats: bool = True,
         on_error: Callable[[int], None] | None = None,
         feature_enabled: Callable[[str, Identity], bool] | None = None,
@@ -244,7 +244,7 @@ class Session:
             self._error(rid, ErrorCode.INTERNAL, "internal error")
 
     def auth_result(self, result: Identity | AuthFailure, now: float, *, rid: Any, refresh: bool,
-                    rate_limiter: TokenBucket | None = None) -> None:
+                    rate_limiter: Limiter | None = None) -> None:
         """The I/O layer's answer to :class:`Authenticate` (or a header token at connect)."""
         if self.closed is not None:
             return

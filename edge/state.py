@@ -169,7 +169,7 @@ class EdgeState:
         return True
 
     async def run_command(self, action: RunCommand) -> dict[str, Any]:
-        return await self.commands.run(action, self.admission.command_limiter(action.user, time.time()))
+        return await self.commands.run(action, self.admission.command_limiter(action.user))
 
     # -- edge-wide events ------------------------------------------------------------------
 

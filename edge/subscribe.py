@@ -60,12 +60,27 @@ class Subscriptions:
         self._fetching: dict[str, asyncio.Future] = {}  # snapshot requests in flight
 
     async def attach(self, conn: Connection, sub: Subscribe) -> None:
-        if sub.subject.startswith(FLAGS_PREFIX):
-            self.flags.attach(conn, sub)  # evaluated here, per identity: nothing upstream
-        elif sub.state:
+        if self.attach_now(conn, sub):
+            return
+        if sub.state:
             await self._attach_state(conn, sub)
         else:
             await self._attach_event(conn, sub)
+
+    def attach_now(self, conn: Connection, sub: Subscribe) -> bool:
+        """Attach without waiting when nothing needs asking: the flags channel, or a state
+        subject whose upstream subscription is live and whose snapshot the hub holds (or knows
+        the stream lacks) - the common case of many clients on one hot channel. False when the
+        caller must ``await attach``."""
+        if sub.subject.startswith(FLAGS_PREFIX):
+            self.flags.attach(conn, sub)  # evaluated here, per identity: nothing upstream
+            return True
+        subject = sub.subject
+        if (not sub.state or sub.history is not None or subject in self._pending
+                or not self.upstream.is_live(subject) or self.hub.needs_snapshot(subject)):
+            return False
+        self._go_live(conn, sub, _SKIPPED, [])
+        return True
 
     def detach(self, subject: str, name: str, outbox: Outbox) -> None:
         """Stop delivering at once; release the upstream subscription (in the background) when
@@ -93,12 +108,18 @@ class Subscriptions:
                 del self._pending[subject]
         if not conn.wants(sub.name):
             return
-        outbox = conn.outbox
         if sub.history is not None:
             await self._send_history(conn, sub, history)
             if not conn.wants(sub.name):
                 return
-        else:
+        self._go_live(conn, sub, fetched, history)
+
+    def _go_live(self, conn: Connection, sub: Subscribe, fetched: Any, history: list[tuple[int, bytes]]) -> None:
+        """``ok`` (unless history sent it), the snapshot, then live messages: no await in
+        between, so no update can slip between the snapshot and the first live message."""
+        subject = sub.subject
+        outbox = conn.outbox
+        if sub.history is None:
             conn.subscribed(sub, {})
         self.hub.add(subject, sub.name, outbox, conflate=True)
         if fetched is not _SKIPPED and fetched is not _UNAVAILABLE:

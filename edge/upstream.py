@@ -59,6 +59,11 @@ class Upstream:
             except Exception:  # closing anyway
                 await self.nc.close()
 
+    def is_live(self, subject: str) -> bool:
+        """Whether the server has this edge's subscription to ``subject`` (its round trip done)."""
+        entry = self._subs.get(subject)
+        return entry is not None and entry[1].done() and self.connected
+
     async def ensure(self, subject: str) -> None:
         """Make sure this edge is subscribed to ``subject`` and return once the server has the
         subscription (a PING/PONG round trip), so that anything published afterwards arrives.

@@ -71,7 +71,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from prometheus_client import (
     CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server,
@@ -374,9 +374,13 @@ class Connection:
 
     def __init__(self, transport: str, encoding: str) -> None:
         self.transport = _clamp(transport, TRANSPORTS)
-        self._gauge = _CONNS.labels(self.transport, _clamp(encoding, ENCODINGS))
+        key = (self.transport, _clamp(encoding, ENCODINGS))
+        children = _OPEN_CHILDREN.get(key)
+        if children is None:  # labels() costs a few µs: bound once per pair, not per connection
+            children = _OPEN_CHILDREN[key] = (_CONNS.labels(*key), _OPENED.labels(*key))
+        self._gauge = children[0]
         self._gauge.inc()
-        _OPENED.labels(self.transport, _clamp(encoding, ENCODINGS)).inc()
+        children[1].inc()
         self.opened_at = time.monotonic()
         self._done = False
 
@@ -386,8 +390,16 @@ class Connection:
             return
         self._done = True
         self._gauge.dec()
-        _CLOSED.labels(self.transport, _code(code, CLOSE_CODES)).inc()
+        key = (self.transport, _code(code, CLOSE_CODES))
+        child = _CLOSED_CHILDREN.get(key)
+        if child is None:
+            child = _CLOSED_CHILDREN[key] = _CLOSED.labels(*key)
+        child.inc()
         _CONN_SECONDS.observe(time.monotonic() - self.opened_at)
+
+
+_OPEN_CHILDREN: dict[tuple[str, str], tuple[Any, Any]] = {}
+_CLOSED_CHILDREN: dict[tuple[str, str], Any] = {}
 
 
 def connection_opened(transport: str, encoding: str = "json") -> Connection:
