@@ -69,6 +69,11 @@ class EdgeSettings:
     ws_high_water: int = setting("EDGE_WS_HIGH_WATER", 262144,
                                  "Bytes buffered for a WebSocket above which the direct engine stops writing to it "
                                  "until it drains (its outbox conflates or overflows meanwhile)")
+    replay_cache_mb: int = setting("EDGE_REPLAY_CACHE_MB", 64,
+                                   "Recent events kept in memory per edge (MiB) to answer resubscriptions without "
+                                   "asking JetStream")
+    replay_concurrency: int = setting("EDGE_REPLAY_CONCURRENCY", 16,
+                                      "Replays read from JetStream at once per edge (a consumer each); more wait")
     head_timeout: float = setting("EDGE_HEAD_TIMEOUT_S", 10.0,
                                   "Seconds a new connection has to send its whole request head (slow clients are cut off)")
     keep_alive: float = setting("EDGE_KEEP_ALIVE_S", 5.0,
@@ -113,7 +118,9 @@ class EdgeSettings:
                            ("EDGE_HTTP_IP_RATE", self.http_ip_rate), ("EDGE_HTTP_IP_BURST", self.http_ip_burst),
                            ("EDGE_WS_HIGH_WATER", self.ws_high_water), ("EDGE_WORKERS", self.workers),
                            ("EDGE_HEAD_TIMEOUT_S", self.head_timeout), ("EDGE_KEEP_ALIVE_S", self.keep_alive),
-                           ("EDGE_MAX_BODY_BYTES", self.max_body_bytes), ("EDGE_BODY_TIMEOUT_S", self.body_timeout)):
+                           ("EDGE_MAX_BODY_BYTES", self.max_body_bytes), ("EDGE_BODY_TIMEOUT_S", self.body_timeout),
+                           ("EDGE_REPLAY_CACHE_MB", self.replay_cache_mb),
+                           ("EDGE_REPLAY_CONCURRENCY", self.replay_concurrency)):
             if value <= 0:
                 raise ConfigError(env, str(value), "must be positive")
         if self.ws_engine not in ("direct", "quart"):

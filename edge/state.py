@@ -53,7 +53,8 @@ class EdgeState:
         self.retention = cfg.load(streams.Retention)
         self.hub = Hub()
         self.upstream = Upstream(self.hub, url=settings.nats_url, on_status=self._on_nats_status)
-        self.events = EventFeeds(self.hub)
+        self.events = EventFeeds(self.hub, cache_bytes=settings.replay_cache_mb << 20,
+                                 replay_concurrency=settings.replay_concurrency)
         self.flagfeed = FlagFeed()
         self.flagfeed.on_change(self._flags_changed)
         self.subscriptions = Subscriptions(self.hub, self.upstream, self.events, self.flagfeed)

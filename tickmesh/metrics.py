@@ -105,7 +105,7 @@ AUTH_REASONS = ("missing", "malformed", "bad_signature", "expired", "not_yet_val
                 "wrong_issuer", "revoked", "timeout", "forbidden_origin")
 RATE_LIMITS = ("command", "subscribe", "frame", "connection", "auth", "http", "head_timeout")
 DROP_REASONS = ("bad_payload", "invalid", "overflow", "stale", "no_subscriber")
-RECOVERY_RESULTS = ("replayed", "snapshot", "gap", "unavailable")
+RECOVERY_RESULTS = ("replayed", "snapshot", "gap", "unavailable", "from_memory")
 COMMAND_RESULTS = ("ok", *ERRORS)
 # Closes that count against connection stability (SLO: >= 99.9% of connections end without one).
 UNSTABLE_CLOSE_CODES = ("1006", "1011", "4001", "4002")
