@@ -271,6 +271,17 @@ def flags_subject(user_id: str) -> str:
 
 FLAG_AUDIT_SUBJECT = f"{SUBJECT_ROOT}.flags.audit"  # every change to a flag, with who made it
 
+# The trade-delivery audit trail (stream TM_TRADE_AUDIT): every edge writes, per user, when each
+# `trades` event reached each connection and when the client acknowledged it.
+TRADE_AUDIT_WILDCARD = f"{SUBJECT_ROOT}.audit.trades.*"
+
+
+def trade_audit_subject(user_id: str) -> str:
+    """Subject of ``user_id``'s trade-delivery audit records."""
+    if not USER_ID_RE.fullmatch(user_id):
+        raise ChannelError("user id must be 1-64 of A-Z a-z 0-9 . _ @ -")
+    return f"{SUBJECT_ROOT}.audit.trades.{encode_token(user_id)}"
+
 
 def public_subject(kind: Kind) -> str:
     if kind not in (Kind.ANNOUNCEMENTS, Kind.NEWS):

@@ -66,6 +66,8 @@ export interface Portfolio {
   positions: Position[];
   /** Time of the valuation. */
   ts: TimestampUs;
+  /** Causal position: the highest `trades` position (the `seq` of the user's `trades` msg frames, a TM_USER_EVENTS stream sequence) among the fills this valuation includes; absent when the valuer learned of none since it started. The edge holds this value back until that fill was delivered on the same connection (PROTOCOL.md, "Causal order"). */
+  trade_seq?: number;
 }
 
 /** Data of the `order.submit` command: a new order from the authenticated user. */
@@ -451,6 +453,50 @@ export interface ConnectionLimits {
   commands_burst: number;
 }
 
+/** What one edge recorded about one user's `trades` events in one flush: when each reached each of the user's connections, and when the client acknowledged it. Written in batches by the edges on `tm.audit.trades.<user-token>` (stream TM_TRADE_AUDIT, kept TM_RETAIN_TRADE_AUDIT_S). */
+export interface TradeAudit {
+  /** The user whose trade events these are (the connection's verified user). */
+  user: string;
+  /** The edge process that recorded them (host name and process id). */
+  edge: string;
+  /** The records, oldest first. */
+  records: TradeDelivery[];
+  /** When the batch was written. */
+  ts: TimestampUs;
+}
+
+/** One trade event reaching one connection (`delivered`: handed to the transport, the socket's send buffer or the HTTP response), or the client acknowledging it (`acked`: an `ack` frame named its position). */
+export interface TradeDelivery {
+  /** delivered or acked. */
+  event: "delivered" | "acked";
+  /** The connection (the `conn_id` of its `welcome`; every long poll is a connection of its own). */
+  conn_id: string;
+  /** The transport of the connection. */
+  transport: "ws" | "sse" | "poll";
+  /** The epoch of the position (as in the `ok` of `sub`). */
+  epoch?: string;
+  /** The position of the trade event (the `seq` of its `msg` frame). */
+  seq: number;
+  /** The execution's id, when the edge could read it. */
+  exec_id?: string;
+  /** The broker's order id. */
+  order_id?: string;
+  /** The client's order id. */
+  client_order_id?: string;
+  /** The execution's status (accepted, filled, rejected, cancelled). */
+  status?: string;
+  /** When it happened, by the edge's clock. */
+  at: TimestampUs;
+}
+
+/** Data of `audit.trades`: which user, and which order (its order id or client order id). */
+export interface AuditQuery {
+  /** The user whose deliveries to look up. */
+  user: string;
+  /** An order id (as returned by order.submit) or a client order id. */
+  order: string;
+}
+
 
 // --- error codes (codes.toml [err]; the flag says whether retrying may succeed) ---
 export const ErrorCode = {
@@ -636,9 +682,11 @@ export interface Commands {
   "flag.list": Empty;
   /** Change one feature flag (create, set, rollout, rules, schedule, kill switch, delete); recorded with the admin's id on `tm.flags.audit`. Reply data: {flag: definition or null, revision}. Roles: admin. */
   "flag.update": FlagChange;
+  /** Did the user's connections receive an order's trade events, and when? Answered by the edges themselves from TM_USER_EVENTS and TM_TRADE_AUDIT; every query is logged with who asked. Reply data: {user, order, executions: [{seq, exec_id, status, ts, delivered_at, acked_at, connections}], deliveries: [trade_delivery records with their edge], truncated}. Roles: admin, support. */
+  "audit.trades": AuditQuery;
 }
 export type CommandName = keyof Commands;
-export const COMMAND_NAMES: readonly CommandName[] = ["order.submit", "order.cancel", "alert.create", "alert.list", "alert.delete", "announcement.publish", "watchlist.create", "watchlist.list", "watchlist.edit", "watchlist.share", "watchlist.unshare", "watchlist.history", "watchlist.delete", "flag.list", "flag.update"];
+export const COMMAND_NAMES: readonly CommandName[] = ["order.submit", "order.cancel", "alert.create", "alert.list", "alert.delete", "announcement.publish", "watchlist.create", "watchlist.list", "watchlist.edit", "watchlist.share", "watchlist.unshare", "watchlist.history", "watchlist.delete", "flag.list", "flag.update", "audit.trades"];
 
 // --- channels (channels.py) ---
 /** The message type carried by each channel kind (the part of the name before `:`). */
