@@ -24,7 +24,8 @@ from tickmesh.contracts.codes import CloseCode, ErrorCode
 from .frames import Codec
 from .identity import AuthFailure, Identity
 from .outbox import Outbox
-from .session import Authenticate, Close, RunCommand, Session, Subscribe, Unsubscribe
+from .ownchannels import OwnChannels
+from .session import Ack, Authenticate, Close, RunCommand, Session, Subscribe, Unsubscribe
 
 if TYPE_CHECKING:
     from .state import EdgeState
@@ -56,7 +57,7 @@ def new_conn_id() -> str:
 
 class Connection:
     __slots__ = ("state", "peer", "transport", "codec", "opened", "_wake", "user", "session", "_metrics",
-                 "outbox", "_tasks", "_defer_handle", "_identity_at_connect", "writer", "__weakref__")
+                 "outbox", "_tasks", "_defer_handle", "_identity_at_connect", "writer", "own", "__weakref__")
 
     def __init__(self, state: EdgeState, *, codec: Codec, peer: str, transport: str,
                  identity: Identity | None = None) -> None:
@@ -82,6 +83,7 @@ class Connection:
         self._tasks: set[asyncio.Task] | None = None
         self._defer_handle: asyncio.TimerHandle | None = None
         self._identity_at_connect = identity
+        self.own: OwnChannels | None = None  # the user's own trades/portfolio, when subscribed
 
     @property
     def conn_id(self) -> str:
@@ -159,8 +161,28 @@ class Connection:
     def subscribe_failed(self, sub: Subscribe, code: int, reason: str) -> None:
         if sub.name in self.session.subscriptions:
             metrics.subscription_removed("state" if sub.state else "event")
+            if self.own is not None:
+                self.own.ended(sub.subject, sub.name)
         self.session.subscribe_failed(sub.name, sub.rid, code, reason)
         self._push_frames(self.session.take())
+
+    def sink(self, sub: Subscribe) -> Any:
+        """Where subscription ``sub``'s frames go: the outbox, or for the user's own trades and
+        portfolio a tap that audits deliveries and keeps causal order (ownchannels.py)."""
+        own = self.own
+        if own is None:
+            if sub.audited_owner is not None or self.user is None or not sub.subject.endswith((".trades", ".portfolio")):
+                return self.outbox
+            own = OwnChannels(self, audit=self.state.audit, hold_s=self.state.settings.causal_hold_ms / 1000.0)
+            if not own.active:
+                return self.outbox
+            self.own = own
+        return own.sink(sub)
+
+    def _detach(self, out: Unsubscribe) -> None:
+        own = self.own
+        sink = own.ended(out.subject, out.name) if own is not None else None
+        self.state.subscriptions.detach(out.subject, out.name, sink or self.outbox)
 
     def _push_frames(self, outputs: list) -> None:
         for out in outputs:
@@ -223,10 +245,13 @@ class Connection:
             return self.outbox.push(out)
         if isinstance(out, Unsubscribe):
             metrics.subscription_removed("state" if out.state else "event")
-            self.state.subscriptions.detach(out.subject, out.name, self.outbox)
+            self._detach(out)
             self.outbox.forget(out.name)
             if out.answer:
                 self.push_frame({"op": "ok", "id": out.rid})
+        elif isinstance(out, Ack):
+            if self.own is not None:
+                self.own.acked(out.seqs)
         elif isinstance(out, Close):
             if out.code == CloseCode.AUTH_TIMEOUT:
                 metrics.auth_failed("timeout")
@@ -317,7 +342,9 @@ class Connection:
         for out in self.session.take():
             if isinstance(out, Unsubscribe):
                 metrics.subscription_removed("state" if out.state else "event")
-                self.state.subscriptions.detach(out.subject, out.name, self.outbox)
+                self._detach(out)
+        if self.own is not None:
+            self.own.close()
         self.state.unregister(self)
         self.writer = None
         self.outbox.unhook()  # its callbacks point back here: let reference counting free us

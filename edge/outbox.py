@@ -19,7 +19,7 @@ from typing import Callable
 class Outbox:
     __slots__ = ("_frames", "_state_slots", "_bytes", "max_frames", "max_bytes", "overflowed",
                  "conflated", "_on_ready", "_on_overflow", "_min_gap", "_last_queued", "_deferred",
-                 "_on_defer", "codec", "oldest_ts", "oldest_state", "conflate_after")
+                 "_on_defer", "codec", "oldest_ts", "oldest_state", "conflate_after", "on_drain")
 
     def __init__(self, *, max_frames: int = 1024, max_bytes: int = 4 * 1024 * 1024,
                  on_ready: Callable[[], None] | None = None,
@@ -46,6 +46,9 @@ class Outbox:
         # the end-to-end latency measured when the batch is handed to the socket.
         self.oldest_ts: int | None = None
         self.oldest_state = False
+        # Called after every drain, once the frames are on their way to the transport: the
+        # connection's own trades tap (ownchannels.py) counts its positions as delivered then.
+        self.on_drain: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -154,6 +157,8 @@ class Outbox:
         self._state_slots.clear()
         self._bytes = 0
         self.oldest_ts = None
+        if self.on_drain is not None:
+            self.on_drain()
         return frames
 
 

@@ -95,6 +95,15 @@ class RunCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class Ack:
+    """The client says it received positions ``seqs`` of subscription ``name`` (a ``trades``
+    channel): record the receipt (``audit.py``); nothing is answered unless the frame had an id."""
+
+    name: str
+    seqs: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """Close the connection with ``code`` after flushing queued frames."""
 
@@ -102,11 +111,12 @@ class Close:
     reason: str
 
 
-Action = Union[Authenticate, Subscribe, Unsubscribe, RunCommand, Close]
+Action = Union[Authenticate, Subscribe, Unsubscribe, RunCommand, Ack, Close]
 Output = Union[bytes, Action]
 
 _MAX_ID_LENGTH = 64
 _MAX_KEY_LENGTH = 64
+MAX_ACK_SEQS = 256
 
 
 @dataclass(frozen=True)
@@ -391,6 +401,20 @@ class Session:
             raise FrameError(ErrorCode.NOT_SUBSCRIBED, f"not subscribed to {channel.name}")
         self._out.append(Unsubscribe(channel.name, sub.subject, sub.state, rid, answer=True))
 
+    def _on_ack(self, frame: dict[str, Any], rid: Any, now: float) -> None:
+        channel = self._channel(frame)
+        if channel.kind is not Kind.TRADES:
+            raise FrameError(ErrorCode.INVALID_FIELD, "ack applies to trades channels only")
+        if channel.name not in self.subscriptions:
+            raise FrameError(ErrorCode.NOT_SUBSCRIBED, f"not subscribed to {channel.name}")
+        seqs = frame.get("seqs")
+        if (not isinstance(seqs, list) or not 1 <= len(seqs) <= MAX_ACK_SEQS
+                or not all(type(s) is int and 0 < s < 2**63 for s in seqs)):
+            raise FrameError(ErrorCode.INVALID_FIELD, f"seqs must be a list of 1 to {MAX_ACK_SEQS} positions (integers >= 1)")
+        self._out.append(Ack(channel.name, tuple(seqs)))
+        if rid is not None:
+            self._send({"op": "ok", "id": rid})
+
     def _on_cmd(self, frame: dict[str, Any], rid: Any, now: float) -> None:
         assert self.identity is not None
         name = frame.get("name")
@@ -470,5 +494,6 @@ _HANDLERS: dict[str, Callable[[Session, dict[str, Any], Any, float], None]] = {
     "sub": Session._on_sub,
     "unsub": Session._on_unsub,
     "cmd": Session._on_cmd,
+    "ack": Session._on_ack,
 }
 _BEFORE_AUTH = frozenset({"auth", "ping", "pong"})

@@ -98,6 +98,18 @@ class EdgeSettings:
     poll_wait: float = setting("EDGE_POLL_WAIT_S", 25.0, "Seconds a long poll waits for messages")
     ticket_ttl: float = setting("EDGE_TICKET_TTL_S", 60.0, "Seconds a fresh SSE/polling ticket is valid")
     ticket_secret: str = setting("EDGE_TICKET_SECRET", "", "Key all edges share to sign tickets (default: derived from TICKMESH_JWT_SECRET)")
+    # audit trail and causal order of a user's own channels
+    audit_trades: bool = setting("EDGE_AUDIT_TRADES", True,
+                                 "Record when each trades event reaches each of its user's connections, and the "
+                                 "client's acks, on TM_TRADE_AUDIT (retention TM_RETAIN_TRADE_AUDIT_S)")
+    audit_flush_ms: float = setting("EDGE_AUDIT_FLUSH_MS", 1000.0,
+                                    "Audit records are written to NATS in a batch this often (milliseconds)")
+    audit_max_records: int = setting("EDGE_AUDIT_MAX_RECORDS", 100000,
+                                     "Audit records held while NATS is slow or away; beyond it the oldest are "
+                                     "dropped (counted in tickmesh_edge_audit_records_total)")
+    causal_hold_ms: float = setting("EDGE_CAUSAL_HOLD_MS", 2000.0,
+                                    "Longest a portfolio value waits for the fill it includes to be delivered on "
+                                    "the same connection (0: never wait)")
     # local development
     dev_mode: bool = setting("EDGE_DEV_MODE", False, "Serve /dev/token and /dev/users (never in production)")
     static_dir: str = setting("EDGE_STATIC_DIR", "", "Folder with the dashboard build served at / (default: web/apps/dashboard/dist)")
@@ -120,9 +132,13 @@ class EdgeSettings:
                            ("EDGE_HEAD_TIMEOUT_S", self.head_timeout), ("EDGE_KEEP_ALIVE_S", self.keep_alive),
                            ("EDGE_MAX_BODY_BYTES", self.max_body_bytes), ("EDGE_BODY_TIMEOUT_S", self.body_timeout),
                            ("EDGE_REPLAY_CACHE_MB", self.replay_cache_mb),
-                           ("EDGE_REPLAY_CONCURRENCY", self.replay_concurrency)):
+                           ("EDGE_REPLAY_CONCURRENCY", self.replay_concurrency),
+                           ("EDGE_AUDIT_FLUSH_MS", self.audit_flush_ms),
+                           ("EDGE_AUDIT_MAX_RECORDS", self.audit_max_records)):
             if value <= 0:
                 raise ConfigError(env, str(value), "must be positive")
+        if self.causal_hold_ms < 0:
+            raise ConfigError("EDGE_CAUSAL_HOLD_MS", str(self.causal_hold_ms), "must be 0 or more")
         if self.ws_engine not in ("direct", "quart"):
             raise ConfigError("EDGE_WS_ENGINE", self.ws_engine, "must be direct or quart")
         if self.hard_frame_bytes < self.max_frame_bytes:

@@ -24,6 +24,7 @@ from tickmesh.contracts.codes import CloseCode
 from tickmesh.contracts.instruments import instruments
 
 from .admission import Admission
+from .audit import TradeAudit, edge_name
 from .auth import AuthConfig, Verifier
 from .commands import CommandRunner
 from .events import EventFeeds
@@ -60,6 +61,9 @@ class EdgeState:
         self.subscriptions = Subscriptions(self.hub, self.upstream, self.events, self.flagfeed)
         self.commands = CommandRunner()
         self.flusher = Flusher(settings.flush_ms)
+        self.audit = TradeAudit(edge=edge_name(), flush_s=settings.audit_flush_ms / 1000.0,
+                                max_records=settings.audit_max_records, enabled=settings.audit_trades)
+        self._audit_queries: list = []
         self.admission = Admission(
             max_conns_per_user=settings.max_conns_per_user, max_conns_per_ip=settings.max_conns_per_ip,
             cmd_rate=settings.cmd_rate, cmd_burst=settings.cmd_burst, http_rate=settings.http_rate,
@@ -105,6 +109,10 @@ class EdgeState:
         await self.events.start(js)
         await self.commands.start(nc)
         self.tickets.kv = await js.key_value(streams.TICKETS_BUCKET)
+        self.audit.start(js)
+        from .auditquery import serve_queries
+
+        self._audit_queries = await serve_queries(nc)
         metrics.nats_status(True)
         self.ready = True
 
@@ -112,6 +120,7 @@ class EdgeState:
         if self._clock is not None:
             self._clock.cancel()
         self.flusher.stop()
+        await self.audit.stop()
         await self.flagfeed.stop()
         await self.upstream.close()
 

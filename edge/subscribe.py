@@ -121,7 +121,8 @@ class Subscriptions:
         outbox = conn.outbox
         if sub.history is None:
             conn.subscribed(sub, {})
-        self.hub.add(subject, sub.name, outbox, conflate=True)
+        sink = conn.sink(sub)  # the outbox, or the causal gate of the user's own portfolio
+        self.hub.add(subject, sub.name, sink, conflate=True)
         if fetched is not _SKIPPED and fetched is not _UNAVAILABLE:
             self.hub.seed(subject, fetched)
         snap = self.hub.snapshot(subject)
@@ -130,8 +131,8 @@ class Subscriptions:
         if snap is not None:
             metrics.recovery("snapshot")
             seq, payload = snap
-            outbox.push_state(sub.name, conn.codec.msg(sub.name, seq, payload, lambda: orjson.loads(payload)),
-                              time.monotonic())
+            sink.push_state(sub.name, conn.codec.msg(sub.name, seq, payload, lambda: orjson.loads(payload)),
+                            time.monotonic())
         if sub.max_hz:
             outbox.throttle(sub.name, sub.max_hz)
 
@@ -191,18 +192,19 @@ class Subscriptions:
     async def _attach_event(self, conn: Connection, sub: Subscribe) -> None:
         recorder = Recorder(conn.codec.index)
         self.hub.add(sub.subject, sub.name, recorder, conflate=False)
+        sink = conn.sink(sub)  # the outbox, or the audit tap of the user's own trades
         live = False
         try:
-            live = await self._replay(conn, sub, recorder)
+            live = await self._replay(conn, sub, recorder, sink)
         finally:
             # Whatever ended the replay (done, refused, the connection gone, a cancellation),
             # the recorder must not stay in the hub collecting frames for nobody.
             if live:
-                self.hub.replace(sub.subject, sub.name, recorder, conn.outbox)
+                self.hub.replace(sub.subject, sub.name, recorder, sink)
             else:
                 self.hub.remove(sub.subject, sub.name, recorder)
 
-    async def _replay(self, conn: Connection, sub: Subscribe, recorder: Recorder) -> bool:
+    async def _replay(self, conn: Connection, sub: Subscribe, recorder: Recorder, sink: Any) -> bool:
         """Replay to the outbox and cut the seam; True when the outbox may take over from the
         recorder."""
         try:
@@ -223,6 +225,8 @@ class Subscriptions:
             messages = rec.messages = messages[-sub.history:]
         outbox = conn.outbox
         conn.subscribed(sub, rec.reply_fields())
+        if sink is not outbox:  # the trades tap: positions up to the first replayed one never come
+            sink.live(rec.epoch, messages[0][0] - 1 if messages else rec.seq)
         last = rec.seq
         # Replay no faster than the client reads: whenever half the outbox is in use (frames or
         # bytes), wait for the writer to drain it, instead of overflowing it. Live messages keep
@@ -235,9 +239,9 @@ class Subscriptions:
                 await asyncio.sleep(0.005)
             if not conn.wants(sub.name):
                 return False
-            outbox.push(conn.codec.msg(sub.name, seq, payload, lambda p=payload: orjson.loads(p)))
+            sink.push_event(conn.codec.msg(sub.name, seq, payload, lambda p=payload: orjson.loads(p)), seq)
         for seq, frame in recorder.frames:
             if seq > last:
-                outbox.push(frame)
+                sink.push_event(frame, seq)
                 last = seq
         return True

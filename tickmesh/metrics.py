@@ -172,6 +172,11 @@ _AUTH_FAILED = _counter("tickmesh_edge_auth_failures_total", "Authentication fai
 _RATE_LIMITED = _counter("tickmesh_edge_rate_limited_total", "Requests refused by a rate limit", ("limit",))
 _RECOVERY = _counter("tickmesh_edge_recovery_requests_total", "Resume requests, by outcome", ("result",))
 _REPLAYED = _counter("tickmesh_edge_recovery_replayed_messages_total", "Messages replayed to resuming clients")
+_AUDIT = _counter("tickmesh_edge_audit_records_total",
+                  "Trade-delivery audit records written to TM_TRADE_AUDIT, or dropped (buffer full)", ("result",))
+_CAUSAL = _counter("tickmesh_edge_causal_holds_total",
+                   "Portfolio frames held for the fill they include: released after it, or at the timeout",
+                   ("result",))
 
 def flag_evaluated(flag: str, variant: str, n: int = 1) -> None:
     """Count ``n`` evaluations of ``flag`` that gave ``variant`` (bounded: at most 256 flag
@@ -447,6 +452,14 @@ def auth_failed(reason: str) -> None:
 
 def rate_limited(limit: str) -> None:
     _RATE_LIMITED.labels(_clamp(limit, RATE_LIMITS)).inc()
+
+
+def audit_records(result: str, n: int) -> None:
+    _AUDIT.labels(_clamp(result, ("written", "dropped"))).inc(n)
+
+
+def causal_hold(result: str) -> None:
+    _CAUSAL.labels(_clamp(result, ("released", "timeout"))).inc()
 
 
 def recovery(result: str, replayed: int = 0) -> None:
