@@ -147,6 +147,60 @@ def cmd_flags(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _when(us: int | None) -> str:
+    from datetime import datetime, timezone
+
+    if not us:
+        return "-"
+    return datetime.fromtimestamp(us / 1e6, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """``tickmesh audit trades``: did the user's connections receive an order's trade events?
+    Reads TM_USER_EVENTS and TM_TRADE_AUDIT at ``NATS_URL``. Exit 0 when every execution of the
+    order was delivered, 1 when some was not (or none was found), 2 on bad usage or no NATS."""
+    import asyncio
+    import json
+
+    import nats
+
+    from tickmesh.contracts.channels import USER_ID_RE
+    from tickmesh.edge.auditquery import trade_deliveries
+
+    if not USER_ID_RE.fullmatch(args.user) or not 0 < len(args.order) <= 64:
+        print("tickmesh audit: --user must be a user id and --order 1-64 characters", file=sys.stderr)
+        return 2
+    url = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
+
+    async def query() -> dict:
+        nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=1)
+        try:
+            return await trade_deliveries(nc.jetstream(), args.user, args.order)
+        finally:
+            await nc.close()
+
+    try:
+        answer = asyncio.run(query())
+    except Exception as exc:  # NATS unreachable
+        print(f"tickmesh audit: could not read NATS at {url}: {type(exc).__name__} {exc}", file=sys.stderr)
+        return 2
+    executions = answer["executions"]
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    elif not executions:
+        print(f"no trade event of order {args.order} for {args.user} is retained")
+    else:
+        for e in executions:
+            print(f"seq {e['seq']}  {e.get('status') or '?':<9} {e.get('exec_id') or ''}  published {_when(e.get('ts'))}  "
+                  f"delivered {_when(e['delivered_at'])} ({e['connections']} connection(s))  acked {_when(e['acked_at'])}")
+        for r in answer["deliveries"]:
+            print(f"  {_when(r.get('at'))}  {r.get('event'):<9} seq {r.get('seq')}  {r.get('transport')} "
+                  f"conn {r.get('conn_id')} on {r.get('edge')}")
+        if answer["truncated"]:
+            print("  (more records than shown: the scan stopped at its limit)")
+    return 0 if executions and all(e["delivered_at"] for e in executions) else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickmesh", description="Real-time streaming mesh for an investment platform.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -188,6 +242,13 @@ def parser() -> argparse.ArgumentParser:
 
     flag_arguments(fl)
     fl.set_defaults(fn=cmd_flags)
+    au = sub.add_parser("audit", help="the audit trail of trade events: who received what, when")
+    au_sub = au.add_subparsers(dest="what", required=True)
+    at = au_sub.add_parser("trades", help="did a user's connections receive an order's trade events, and when")
+    at.add_argument("--user", required=True, help="the user id")
+    at.add_argument("--order", required=True, help="the order id (from order.submit) or the client order id")
+    at.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+    at.set_defaults(fn=cmd_audit)
     st = sub.add_parser("settings", help="list every setting, its environment variable and default")
     st.add_argument("name", nargs="?", choices=["edge", "metrics", "tracing", "streams", "nats", *services()])
     st.set_defaults(fn=cmd_settings)
