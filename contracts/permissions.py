@@ -74,7 +74,7 @@ def _subjects(where: str, value: str) -> list[str]:
         if (arg not in messages.schema_names() or not messages.schema(arg).subject
                 or arg in messages.channel_schemas().values()):
             raise PermissionsError(f"{where}: {value}: no control schema {arg!r} (a subject that is no channel's)")
-        return [messages.schema(arg).subject]  # type: ignore[list-item]
+        return [messages.schema(arg).subject.replace("<user-token>", "*")]  # type: ignore[union-attr]
     raise PermissionsError(f"{where}: {value!r} is not channel:, commands:, control: or >")
 
 

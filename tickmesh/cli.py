@@ -173,7 +173,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     url = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
 
     async def query() -> dict:
-        nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=1)
+        from tickmesh.ops.natsauth import tool_credentials
+
+        credentials, inbox = tool_credentials()  # the environment's NATS identity, or the local stack's admin
+        nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=1,
+                                inbox_prefix=inbox, **(credentials.options() if credentials is not None else {}))
         try:
             return await trade_deliveries(nc.jetstream(), args.user, args.order)
         finally:

@@ -19,7 +19,11 @@ def test_roles_resolve_to_the_subjects_the_contracts_build():
     notifier = p.role("notifier")
     assert f"$JS.ACK.{table.stream('user_events').name}.notifier-trades.>" in notifier.publish
     perms = p.role("edge").server_permissions("_INBOX_edge")
-    assert "_INBOX_edge.>" in perms["subscribe"]["allow"] and "allow_responses" not in perms
+    assert "_INBOX_edge.>" in perms["subscribe"]["allow"]
+    # The edges answer one command themselves (audit.trades, from the audit trail they write),
+    # and receive no other service's requests.
+    assert perms["allow_responses"] is True
+    assert [s for s in perms["subscribe"]["allow"] if s.startswith("tm.cmd.")] == [command_subject("audit.trades")]
 
 
 def test_only_the_admin_may_revoke_manage_streams_or_use_wildcards_over_everything():

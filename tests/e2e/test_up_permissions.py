@@ -78,6 +78,23 @@ async def test_every_component_works_within_its_role_and_only_the_admin_revokes(
         flags, _ = await admin.request("cmd", name="flag.list", data={})
         assert flags["op"] == "ok", flags
 
+        # A fill reaches alice; her edge writes its delivery to the audit trail and answers the
+        # admin's question about it, all within the edge's role.
+        assert (await alice.request("sub", ch="trades"))[0]["op"] == "ok"
+        order, early = await alice.request("cmd", name="order.submit", data={
+            "client_order_id": "perm-1", "symbol": "AAPL", "side": "buy", "type": "market", "quantity": "1"})
+        assert order["op"] == "ok", order
+        await _until_frame(alice, lambda f: f.get("op") == "msg" and f["ch"] == "trades"
+                           and f["data"]["status"] == "filled", "fill", seen=early)
+        deadline = time.monotonic() + t(20)
+        while True:
+            audit, _ = await admin.request("cmd", name="audit.trades", data={"user": "alice", "order": "perm-1"})
+            assert audit["op"] == "ok", audit
+            if [e for e in audit["data"]["executions"] if e["status"] == "filled" and e["delivered_at"]]:
+                break
+            assert time.monotonic() < deadline, audit
+            await asyncio.sleep(0.2)
+
         # The operator tool acts as the local stack's admin identity.
         nats_url = f"nats://127.0.0.1:{stack.env['TICKMESH_NATS_PORT']}"
         done = subprocess.run([sys.executable, "-m", "tickmesh", "announce", "--text", "Maintenance at 22:00"],
