@@ -192,8 +192,12 @@ def render_document() -> dict[str, Any]:
         if s.subject and name not in messages.channel_schemas().values():
             key = f"nats_{name}"
             comp_messages[f"{name}_message"] = {"name": name, "payload": _schema_ref(name), "headers": _headers("control")}
-            channels[key] = {"address": s.subject, "title": f"control: {name}", "servers": [_ref("servers", "nats")],
+            channels[key] = {"address": s.subject.replace("<user-token>", "{user}"), "title": f"control: {name}",
+                             "servers": [_ref("servers", "nats")],
                              "messages": {name: _ref("components", "messages", f"{name}_message")}}
+            if "<user-token>" in s.subject:  # a per-user control subject (trade_audit)
+                channels[key]["parameters"] = {"user": {"description": "One subject token: the user id escaped by "
+                                                                "contracts.channels.encode_token."}}
             operations[f"publish_{name}"] = {"action": "send", "channel": _ref("channels", key),
                                              "messages": [_ref("channels", key, "messages", name)]}
 
