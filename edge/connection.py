@@ -345,6 +345,7 @@ class Connection:
                 self._detach(out)
         if self.own is not None:
             self.own.close()
+            self.own = None  # it refers back here
         self.state.unregister(self)
         self.writer = None
         self.outbox.unhook()  # its callbacks point back here: let reference counting free us

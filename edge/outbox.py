@@ -148,7 +148,7 @@ class Outbox:
 
     def unhook(self) -> None:
         """Drop the callbacks (they refer to the connection): the connection is gone."""
-        self._on_ready = self._on_overflow = self._on_defer = None
+        self._on_ready = self._on_overflow = self._on_defer = self.on_drain = None
 
     def drain(self) -> list[bytes]:
         """Take every pending frame, oldest first."""
