@@ -86,13 +86,6 @@ class Hub:
     def subjects(self) -> list[str]:
         return list(self._topics)
 
-    def subscribers(self, subject: str) -> int:
-        topic = self._topics.get(subject)
-        return topic.count if topic else 0
-
-    def total_subscriptions(self) -> int:
-        return sum(t.count for t in self._topics.values())
-
     def snapshot(self, subject: str) -> tuple[int, bytes] | None:
         """The newest message of a state subject this edge holds, as ``(seq, payload)``."""
         topic = self._topics.get(subject)

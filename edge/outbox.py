@@ -177,10 +177,6 @@ class Recorder:
         self.frames.append((seq, frame))
         return True
 
-    def push(self, frame: bytes) -> bool:  # not used for event channels; kept for the interface
-        self.frames.append((0, frame))
-        return True
-
     def push_state(self, key: str, frame: bytes, now: float = 0.0, ts: int | None = None) -> bool:
         self.frames.append((0, frame))
         return True

@@ -213,6 +213,7 @@ class Subscriptions:
             rec = await self.events.recover(sub.subject, sub.since, replay_all=replay_all)
         except Exception as exc:
             log.warning("recovery failed for %s: %s", sub.name, exc, extra={"event": "recovery.failed"})
+            metrics.recovery("unavailable")
             conn.subscribe_failed(sub, int(ErrorCode.UNAVAILABLE), "history unavailable; retry")
             return False
         if not conn.wants(sub.name):

@@ -103,8 +103,8 @@ CLOSE_CODES = tuple(sorted({str(c.code) for c in CLOSES.values()} | {"1001", "10
 ERROR_CODES = tuple(sorted(str(e.code) for e in ERRORS.values()))
 AUTH_REASONS = ("missing", "malformed", "bad_signature", "expired", "not_yet_valid", "wrong_audience",
                 "wrong_issuer", "revoked", "timeout", "forbidden_origin")
-RATE_LIMITS = ("command", "subscribe", "frame", "connection", "auth", "http", "head_timeout")
-DROP_REASONS = ("bad_payload", "invalid", "overflow", "stale", "no_subscriber")
+RATE_LIMITS = ("command", "connection", "http", "head_timeout")
+DROP_REASONS = ("bad_payload", "invalid", "overflow", "stale")
 RECOVERY_RESULTS = ("replayed", "snapshot", "gap", "unavailable", "from_memory")
 COMMAND_RESULTS = ("ok", *ERRORS)
 # Closes that count against connection stability (SLO: >= 99.9% of connections end without one).

@@ -13,6 +13,8 @@ from tickmesh import streams
 from tickmesh.contracts.channels import Kind, public_subject, tick_subject, user_subject
 from tickmesh.contracts.codes import ErrorCode
 from tests.support.httpclient import SSE, command, poll, ticket
+from tests.support.timing import eventually
+from tests.edge.conftest import edge_subjects
 from tests.support.tokens import token
 from tests.support.wsclient import Client
 
@@ -37,10 +39,9 @@ async def publish_events(js, n, subject=NOTES, start=0):
 async def test_state_channels_send_the_current_value_first(edge, nats_mon):
     nc, js = await js_ctx(nats_mon.url)
     tick = {"symbol": "NVDA", "last": "121.40", "ts": 1_795_000_000_000_000, "ingest_ts": 1_795_000_000_000_000, "provider": "t"}
-    await nc.publish(tick_subject("NVDA"), json.dumps(tick).encode(), headers={"Tm-Seq": "41"})
-    await nc.publish(user_subject(Kind.PORTFOLIO, "alice"), b'{"total_value":"1000.00"}', headers={"Tm-Seq": "9"})
-    await nc.flush()
-    await asyncio.sleep(0.2)
+    # Acknowledged publishes: both are stored before the client subscribes.
+    await js.publish(tick_subject("NVDA"), json.dumps(tick).encode(), headers={"Tm-Seq": "41"})
+    await js.publish(user_subject(Kind.PORTFOLIO, "alice"), b'{"total_value":"1000.00"}', headers={"Tm-Seq": "9"})
     c = await Client.login(edge.ws_url, token("alice"))
     reply, _ = await c.request("sub", ch="prices:NVDA")
     [snap] = await c.messages(1)
@@ -135,8 +136,7 @@ async def test_positions_older_than_retention_and_from_another_epoch_are_said_ex
     await c.close()
 
     await js.delete_stream(streams.USER_EVENTS)
-    await asyncio.sleep(1.1)  # a new stream gets a new creation time: its epoch
-    await streams.ensure(js)
+    await streams.ensure(js)  # a new stream has a new creation time: its epoch
     c = await Client.login(edge.ws_url, token("alice"))
     reply, _ = await c.request("sub", ch="notifications", since={"epoch": ok["epoch"], "seq": seqs[-1]})
     assert reply["recovered"] is False and reply["reason"] == "epoch_changed" and reply["epoch"] != ok["epoch"]
@@ -258,15 +258,14 @@ async def test_polling_delivers_every_event_once_across_edges_and_keeps_no_state
 
 
 async def test_polling_returns_state_snapshots_once(edge, nats_mon):
-    nc, _ = await js_ctx(nats_mon.url)
-    await nc.publish(tick_subject("MSFT"), b'{"symbol":"MSFT","last":"415.30"}', headers={"Tm-Seq": "5"})
-    await nc.flush()
-    await asyncio.sleep(0.2)
+    nc, js = await js_ctx(nats_mon.url)
+    await js.publish(tick_subject("MSFT"), b'{"symbol":"MSFT","last":"415.30"}', headers={"Tm-Seq": "5"})
     t = await ticket(edge.http, token("alice"))
     _, body = await poll(edge.http, t, ["prices:MSFT"])
     assert [f["seq"] for f in body["frames"] if f["op"] == "msg"] == [5]
     waiter = asyncio.ensure_future(poll(edge.http, t, ["prices:MSFT"], body["cursor"]))
-    await asyncio.sleep(0.5)
+    # The long poll is waiting once the edge holds the subscription upstream again.
+    await eventually(lambda: edge_subjects(nats_mon) == ["tm.tick.MSFT"])
     await nc.publish(tick_subject("MSFT"), b'{"symbol":"MSFT","last":"416.00"}', headers={"Tm-Seq": "6"})
     await nc.flush()
     _, body = await waiter

@@ -11,6 +11,7 @@ import websockets
 from tickmesh.contracts.channels import Kind, tick_subject, user_subject
 from tickmesh.contracts.codes import CloseCode, ErrorCode
 from tests.edge.test_auth import closed_with
+from tests.support.timing import eventually
 from tests.support.tokens import token
 from tests.support.wsclient import Client
 
@@ -59,9 +60,9 @@ async def test_support_reads_another_users_portfolio_and_the_read_is_logged(edge
     [m] = await sam.messages(1)
     assert m["ch"] == "portfolio:bob"
     await sam.close()
-    await asyncio.sleep(0.2)
-    audit = [json.loads(line) for line in edge.output().splitlines() if "audit.cross_user_read" in line]
-    assert audit and audit[0]["user"] == "sam" and audit[0]["owner"] == "bob"
+    audit = await eventually(lambda: [json.loads(line) for line in edge.output().splitlines()
+                                      if "audit.cross_user_read" in line])
+    assert audit[0]["user"] == "sam" and audit[0]["owner"] == "bob"
 
 
 async def test_connections_per_user_are_limited(edge_factory):
@@ -72,8 +73,16 @@ async def test_connections_per_user_are_limited(edge_factory):
     assert await closed_with(third) == CloseCode.CONNECTION_LIMIT
     other = await Client.login(edge.ws_url, token("bob"))  # other users are unaffected
     await first[0].close()
-    await asyncio.sleep(0.3)
-    again = await Client.login(edge.ws_url, token("alice"))  # a freed slot can be used again
+
+    async def log_in():  # the slot is freed once the edge has seen the close
+        c = await Client.connect(edge.ws_url)
+        reply, _ = await c.request("auth", token=token("alice"))
+        if reply["op"] == "welcome":
+            return c
+        await c.close()
+        return None
+
+    again = await eventually(log_in)  # a freed slot can be used again
     for c in (*first, other, again):
         await c.close()
 

@@ -1,30 +1,24 @@
 """The edge's /metrics and logs, as an operator sees them, while a real client comes and goes."""
 
-import asyncio
 import urllib.request
 
 import nats
 
 from tickmesh.contracts.channels import tick_subject
 from tickmesh.contracts.codes import ErrorCode
+from tests.support.metrics import Samples, total
+from tests.support.metrics import scrape as scrape_url
+from tests.support.timing import eventually
 from tests.support.tokens import token
 from tests.support.wsclient import Client
 
 
-def scrape(edge) -> dict[str, float]:
-    with urllib.request.urlopen(edge.http + "/metrics") as resp:
-        text = resp.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
+def scrape(edge) -> Samples:
+    return scrape_url(edge.http + "/metrics")
 
 
-def metric(samples, name, **labels):
-    want = [f'{k}="{v}"' for k, v in labels.items()]
-    return sum(v for k, v in samples.items() if k.split("{")[0] == name and all(w in k for w in want))
+def metric(samples: Samples, name: str, **labels) -> float:
+    return total(samples, name, **labels)
 
 
 async def test_metrics_follow_a_client_through_its_life(edge_factory, nats_mon):
@@ -45,8 +39,9 @@ async def test_metrics_follow_a_client_through_its_life(edge_factory, nats_mon):
     await c.request("cmd", name="alert.list")
     limited, _ = await c.request("cmd", name="alert.list")
     assert limited["code"] == ErrorCode.RATE_LIMITED
-    await asyncio.sleep(1.2)  # counts from the writers reach the registry once a second
-    during = scrape(edge)
+    # Counts from the writers reach the registry once a second.
+    during = await eventually(lambda: (lambda m: m if metric(m, "tickmesh_messages_total", direction="out",
+                                                               **{"class": "state"}) >= 40 else None)(scrape(edge)))
     assert metric(during, "tickmesh_edge_connections", transport="ws") == 1
     assert metric(during, "tickmesh_edge_subscriptions", **{"class": "state"}) == 1
     assert metric(during, "tickmesh_edge_subscriptions", **{"class": "event"}) == 1
@@ -58,8 +53,9 @@ async def test_metrics_follow_a_client_through_its_life(edge_factory, nats_mon):
     await c.close()
     bad = await Client.connect(edge.ws_url)
     await bad.send({"op": "auth", "id": 1, "token": "nope"})
-    await asyncio.sleep(0.5)
-    after = scrape(edge)
+    after = await eventually(lambda: (lambda m: m if metric(m, "tickmesh_edge_auth_failures_total") >= 1
+                                      and metric(m, "tickmesh_edge_connections", transport="ws") == 0
+                                      else None)(scrape(edge)))
     assert metric(after, "tickmesh_edge_connections", transport="ws") == 0
     assert metric(after, "tickmesh_edge_auth_failures_total") >= 1
     assert metric(after, "tickmesh_edge_subscriptions") == 0

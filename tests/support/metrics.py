@@ -22,3 +22,9 @@ def scrape(url: str) -> Samples:
 def sample(samples: Samples, name: str, default: float | None = None, **labels: str) -> float | None:
     """The value of ``name`` with exactly ``labels`` (``default`` when absent)."""
     return samples.get((name, frozenset(labels.items())), default)
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of ``name`` over every sample whose labels include ``labels``."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
