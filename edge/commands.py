@@ -41,6 +41,7 @@ from .session import RunCommand, rate_limited_reason
 log = logging.getLogger(__name__)
 
 _PENDING = b"pending"
+STALE_MARGIN_S = 2.0  # a pending marker older than the command's timeout plus this is a lost edge's
 # What JetStream answers while a stream (here the bucket) has no leader or the connection is
 # moving to another server: worth a retry, not an internal error.
 _TRANSIENT = (NoRespondersError, NoStreamResponseError, NatsTimeout, asyncio.TimeoutError, ServiceUnavailableError,
@@ -106,11 +107,16 @@ class CommandRunner:
                 await self.kv.get(key)
             except NotFoundError:  # never run, or deleted after a failed first run
                 return _err(ErrorCode.RATE_LIMITED, rate_limited_reason(wait))
-            return await self._wait_for(key, action.timeout + 2.0)
+            return await self._wait_for(action, key, limiter)
         try:
-            revision = await self.kv.create(key, _PENDING)
+            revision = await self.kv.create(key, _pending())
         except KeyWrongLastSequenceError:
-            return await self._wait_for(key, action.timeout + 2.0)
+            return await self._wait_for(action, key, limiter)
+        return await self._run_owned(action, key, revision, limiter)
+
+    async def _run_owned(self, action: RunCommand, key: str, revision: int, limiter: Limiter) -> dict[str, Any]:
+        """Run a command whose ``pending`` marker (at ``revision``) this edge holds."""
+        assert self.kv is not None
         wait = limiter.take(time.time())
         if wait > 0:  # another connection of the user took the last token meanwhile
             await self.kv.delete(key, last=revision)
@@ -135,17 +141,41 @@ class CommandRunner:
                     raise
                 await asyncio.sleep(0.2)
 
-    async def _wait_for(self, key: str, timeout: float) -> dict[str, Any]:
+    async def _wait_for(self, action: RunCommand, key: str, limiter: Limiter) -> dict[str, Any]:
+        """The reply of a command another attempt runs (or ran). An attempt that has been
+        ``pending`` longer than the command's timeout plus :data:`STALE_MARGIN_S` belongs to an
+        edge that died mid-command: this attempt takes the marker over (compare-and-set, so only
+        one does) and runs the command itself; services see the same ``cmd_id`` and dedupe."""
         assert self.kv is not None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + action.timeout + 2.0
         while True:
             try:
                 entry = await self.kv.get(key)
             except NotFoundError:
                 return _err(ErrorCode.TIMEOUT, "the first attempt of this command failed; retry")
-            if entry.value and entry.value != _PENDING:
-                return orjson.loads(entry.value)
+            value = entry.value or b""
+            if not value.startswith(_PENDING):
+                return orjson.loads(value)
+            if _pending_age(value) > action.timeout + STALE_MARGIN_S and entry.revision is not None:
+                try:
+                    revision = await self.kv.update(key, _pending(), last=entry.revision)
+                except KeyWrongLastSequenceError:
+                    continue  # another attempt took it over first
+                log.warning("took over a command left pending by a lost edge", extra={
+                    "event": "command.takeover", "command": action.name})
+                return await self._run_owned(action, key, revision, limiter)
             if loop.time() > deadline:
                 return _err(ErrorCode.TIMEOUT, "the first attempt of this command is still running; retry")
             await asyncio.sleep(0.05)
+
+
+def _pending() -> bytes:
+    """A marker that a command runs, stamped with when it started (Unix ms)."""
+    return _PENDING + b":%d" % int(time.time() * 1000)
+
+
+def _pending_age(value: bytes) -> float:
+    """Seconds since a pending marker was stamped (0 for an unstamped one)."""
+    _, _, stamp = value.partition(b":")
+    return time.time() - int(stamp) / 1000 if stamp.isdigit() else 0.0

@@ -1,6 +1,7 @@
 """Commands through a real edge to a real NATS responder: identity, errors, idempotency."""
 
 import asyncio
+import time
 
 import nats
 
@@ -97,4 +98,32 @@ async def test_a_retried_command_with_the_same_key_runs_once_on_any_edge(edge_fa
     assert count == 2 and r4["data"]["order_id"] == "ord-2"
     for c in (a, b, bob):
         await c.close()
+    await nc.close()
+
+
+async def test_a_command_left_pending_by_a_lost_edge_is_taken_over_by_its_retry(edge, nats_mon):
+    """An edge killed mid-command leaves its `pending` marker behind; once the marker is older
+    than the command's timeout, the client's retry with the same key runs the command."""
+    from tickmesh import streams
+    from tickmesh.contracts.channels import encode_token
+    from tickmesh.contracts.commands import commands
+
+    runs = []
+
+    async def fill(req):
+        runs.append(req.cmd_id)
+        return reply_ok({"order_id": "o-taken-over", "status": "filled"})
+
+    nc, _ = await responder(nats_mon.url, "tm.cmd.order.submit", fill)
+    kv = await nc.jetstream().key_value(streams.COMMAND_REPLIES_BUCKET)
+    stale = int((time.time() - commands()["order.submit"].timeout - 5) * 1000)
+    key = ".".join(encode_token(part) for part in ("alice", "order.submit", "lost-1"))
+    await kv.put(key, b"pending:%d" % stale)
+    c = await Client.login(edge.ws_url, token("alice"))
+    reply, _ = await c.request("cmd", name="order.submit", key="lost-1", data=ORDER, timeout=10)
+    assert reply["op"] == "ok" and reply["data"]["order_id"] == "o-taken-over" and runs == ["k:lost-1"]
+    again, _ = await c.request("cmd", name="order.submit", key="lost-1", data=ORDER)
+    assert again["data"] == reply["data"] and runs == ["k:lost-1"]  # stored now: answered, not run
+    assert "command.takeover" in edge.output()
+    await c.close()
     await nc.close()
