@@ -80,6 +80,9 @@ class FrontDoor(asyncio.Protocol):
             else:
                 self._buf = buf
             return
+        if end > wsf.MAX_HEAD:  # whole, but too large: the same answer however it was segmented
+            self._refuse(431, "request head too large")
+            return
         self._buf = b""
         if self._timer is not None:
             self._timer.cancel()

@@ -17,7 +17,7 @@ from typing import Callable
 from tickmesh.contracts.codes import CLOSES, ERRORS
 from tickmesh.contracts.commands import commands
 
-from . import asyncapi, gen_ts, natsconf
+from . import asyncapi, gen_ts, natsconf, openapi
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,6 +58,7 @@ WHOLE_FILES["web/packages/client/src/generated/contracts.ts"] = gen_ts.render
 WHOLE_FILES["contracts/asyncapi.yaml"] = asyncapi.render
 WHOLE_FILES["helm/tickmesh/files/nats-authorization.conf"] = natsconf.embedded_conf
 WHOLE_FILES["helm/tickmesh/files/nats-users.yaml"] = natsconf.users_file
+WHOLE_FILES["contracts/openapi.yaml"] = openapi.render
 
 
 def _render(text: str, regions: dict[str, Callable[[], str]], *, comment: str = "html") -> str:

@@ -8,6 +8,7 @@ import time
 
 import aiohttp
 import orjson
+import pytest
 
 from tests.support.timing import t
 from tests.support.tokens import token
@@ -131,6 +132,17 @@ async def test_a_request_head_growing_past_16_kib_gets_431(edge_factory):
     writer.write(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Big: " + b"a" * 17000)
     status, _, _ = await response(reader)
     assert status == 431
+    writer.close()
+
+
+
+@pytest.mark.engines("direct")
+async def test_a_whole_request_head_over_16_kib_gets_431_however_it_arrives(edge_factory, engine):
+    edge = edge_factory()
+    reader, writer = await raw(edge.port)
+    writer.write(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Big: " + b"a" * 17000 + b"\r\n\r\n")
+    status, headers, body = await response(reader)
+    assert status == 431 and headers["content-type"].startswith("text/plain") and body
     writer.close()
 
 

@@ -612,6 +612,10 @@ export const ERROR_INFO: Readonly<Record<number, readonly [string, boolean]>> = 
 export const CloseCode = {
   /** Normal closure (WebSocket standard). */
   NORMAL: 1000,
+  /** The client broke the WebSocket framing rules (unmasked or fragmented control frames, reserved bits or opcodes, a bad close frame) (WebSocket standard); the connection is closed. */
+  PROTOCOL_VIOLATION: 1002,
+  /** A text message or close reason that is not valid UTF-8, or compressed data that does not inflate (WebSocket standard); the connection is closed. */
+  INVALID_PAYLOAD: 1007,
   /** A frame exceeded the hard transport limit (WebSocket standard); the connection is closed. */
   MESSAGE_TOO_BIG: 1009,
   /** The edge is shutting down or draining; reconnect (to any edge) after a short, jittered delay. */
@@ -637,6 +641,8 @@ export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 /** code -> [name, reconnect] */
 export const CLOSE_INFO: Readonly<Record<number, readonly [string, boolean]>> = {
   1000: ["normal", false],
+  1002: ["protocol_violation", false],
+  1007: ["invalid_payload", false],
   1009: ["message_too_big", false],
   4000: ["shutdown", true],
   4001: ["slow_consumer", true],
