@@ -203,8 +203,10 @@ async def test_random_and_mutated_frames_never_hurt_the_edge_or_leak(tmp_path):
             await asyncio.sleep(0.05)
 
     try:
-        bob = Bob(await Client.login(edge.ws_url, token("bob")))
-        await bob.client.send({"op": "sub", "id": "n", "ch": "notifications"})
+        client = await Client.login(edge.ws_url, token("bob"))
+        ok, _ = await client.request("sub", ch="notifications")  # live before the first notification
+        assert ok["op"] == "ok", ok
+        bob = Bob(client)
         publisher = asyncio.ensure_future(publish())
 
         corpus = sorted(CORPUS.glob("*.bin")) if CORPUS.exists() else []
