@@ -27,7 +27,7 @@ from .admission import Refusal
 from .connection import Connection
 from .frames import JSON
 from .identity import AuthFailure, Identity
-from .session import RunCommand, Session
+from .session import MAX_HISTORY, RunCommand, Session
 from .state import EdgeState
 from .tickets import TicketError
 from .ws import bearer_token
@@ -47,19 +47,25 @@ def _refused(refusal: Refusal) -> tuple[dict, int]:
 class _Stream:
     """Tracks what a fallback client has: each channel's epoch and last position, as a cursor."""
 
-    def __init__(self, channels: list[str], known: cursors.Positions) -> None:
+    def __init__(self, channels: list[str], known: cursors.Positions, history: dict[str, int] | None = None) -> None:
         self.channels = channels
         self.first = not known  # a stream's first request: no cursor yet
         self.positions: cursors.Positions = {ch: known[ch] for ch in channels if ch in known}
         self.state = {ch: parse_channel(ch).kind.conflates for ch in channels}
+        self.history = history or {}
 
     def sub_frames(self) -> list[bytes]:
+        """The ``sub`` of each channel: from its position when the cursor has one (``since``),
+        else with the ``history`` asked for (the same as a WebSocket's first subscription; a
+        resumed stream never replays history again, its cursor has positions by then)."""
         out = []
         for ch in self.channels:
             frame: dict[str, Any] = {"op": "sub", "id": ch, "ch": ch}
             pos = self.positions.get(ch)
             if pos is not None and not self.state[ch] and pos[0] is not None:
                 frame["since"] = {"epoch": pos[0], "seq": pos[1]}
+            elif pos is None and ch in self.history:
+                frame["history"] = self.history[ch]
             out.append(orjson.dumps(frame))
         return out
 
@@ -107,6 +113,13 @@ async def _open(state: EdgeState, transport: str) -> tuple[Connection, _Stream] 
             parse_channel(ch)
         except ChannelError as exc:
             return _error(ErrorCode.BAD_CHANNEL, f"{ch[:80]}: {exc.reason}")
+    history: dict[str, int] = {}
+    for item in request.args.getlist("history"):
+        ch, _, n = item.rpartition(":")
+        if ch not in channels or not n.isdigit() or not 1 <= int(n) <= MAX_HISTORY:
+            return _error(ErrorCode.INVALID_FIELD,
+                          f"history must be <channel>:<1-{MAX_HISTORY}> for a channel of the request")
+        history[ch] = int(n)
     raw_cursor = request.args.get("cursor") or request.headers.get("Last-Event-ID") or ""
     try:
         known = cursors.decode(raw_cursor)
@@ -126,7 +139,7 @@ async def _open(state: EdgeState, transport: str) -> tuple[Connection, _Stream] 
         closed = conn.closing
         conn.release()
         return _error(closed.code, closed.reason)
-    stream = _Stream(list(dict.fromkeys(channels)), known)
+    stream = _Stream(list(dict.fromkeys(channels)), known, history)
     for frame in stream.sub_frames():
         await conn.feed(frame)
     return conn, stream

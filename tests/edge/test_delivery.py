@@ -316,3 +316,18 @@ async def test_a_fresh_page_can_ask_for_the_last_events_then_live(edge, nats_mon
     assert bad["code"] == ErrorCode.INVALID_FIELD
     await c.close()
     await nc.close()
+
+
+async def test_sse_and_polling_honour_history_like_a_websocket_sub(edge_factory, nats_mon):
+    edge = edge_factory(EDGE_POLL_WAIT_S="1")
+    nc, js = await js_ctx(nats_mon.url)
+    sent = await publish_events(js, 8)
+    t = await ticket(edge.http, token("alice"))
+    status, body = await poll(edge.http, t, ["notifications"], history=["notifications:3"])
+    assert status == 200 and [f["seq"] for f in body["frames"] if f["op"] == "msg"] == sent[-3:]
+    # A resumed poll has a position: history is not replayed again.
+    status, again = await poll(edge.http, t, ["notifications"], body["cursor"], history=["notifications:3"])
+    assert [f for f in again["frames"] if f["op"] == "msg"] == []
+    status, bad = await poll(edge.http, t, ["notifications"], history=["trades:3"])
+    assert status == 400 and bad["code"] == 102
+    await nc.close()

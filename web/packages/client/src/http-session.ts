@@ -14,7 +14,9 @@ export interface StreamSink {
 
 /** Opens one HTTP stream of frames for a ticket, a set of channels and a cursor. */
 export interface StreamDriver {
-  start(url: (path: string) => string, ticket: string, channels: readonly string[], cursor: string | undefined, sink: StreamSink): void;
+  /** `history`: channels whose first subscription asked for their last N messages. */
+  start(url: (path: string) => string, ticket: string, channels: readonly string[], cursor: string | undefined, sink: StreamSink,
+    history?: ReadonlyMap<string, number>): void;
   stop(): void;
   /** Whether frames can arrive right now (answers the client's app-level ping). */
   healthy(): boolean;
@@ -62,6 +64,7 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
   const url = (path: string) => httpUrl(options.baseUrl, path);
   const channels = new Set(options.channels);
   const pendingSubs = new Map<string, RequestId>();
+  const history = new Map<string, number>(); // asked with the sub; the edge applies it while the cursor has no position
   let cursor = options.cursor;
   let token = "";
   let authId: RequestId = 0;
@@ -137,7 +140,7 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
       failed: (code, reason, answered) => mine === generation && fail(code, reason, answered),
     };
     try {
-      driver.start(url, t, [...channels], cursor, sink);
+      driver.start(url, t, [...channels], cursor, sink, history);
     } catch (err) {
       // Whatever throws while opening the stream (a missing or refusing constructor, a
       // synchronous TypeError) ends this transport: never an unhandled rejection and a hang.
@@ -189,6 +192,8 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
           return;
         case "sub":
           pendingSubs.set(frame.ch, frame.id);
+          if (frame.history !== undefined) history.set(frame.ch, frame.history);
+          else history.delete(frame.ch);
           if (!channels.has(frame.ch) || !opened) {
             channels.add(frame.ch);
             restart();
@@ -196,6 +201,7 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
           return;
         case "unsub":
           channels.delete(frame.ch);
+          history.delete(frame.ch);
           queueMicrotask(() => !done && handlers.onFrame({ op: "ok", id: frame.id }));
           restart();
           return;

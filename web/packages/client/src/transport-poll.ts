@@ -10,7 +10,7 @@ function pollDriver(doFetch: typeof fetch): StreamDriver {
   let abort: AbortController | undefined;
   let healthy = false;
   return {
-    start(url, ticket, channels, cursor, sink) {
+    start(url, ticket, channels, cursor, sink, history) {
       const controller = new AbortController();
       abort = controller;
       const loop = async () => {
@@ -20,6 +20,7 @@ function pollDriver(doFetch: typeof fetch): StreamDriver {
           u.searchParams.set("ticket", ticket);
           for (const ch of channels) u.searchParams.append("ch", ch);
           if (cursor) u.searchParams.set("cursor", cursor);
+          for (const [ch, n] of history ?? []) u.searchParams.append("history", `${ch}:${n}`);
           let body: { frames?: unknown[]; cursor?: string };
           try {
             const resp = await doFetch(u.toString(), { signal: controller.signal, cache: "no-store" });

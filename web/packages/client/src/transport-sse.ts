@@ -10,11 +10,12 @@ const OPS = ["msg", "ok", "err", "status", "reconnect", "welcome", "ping", "pong
 function sseDriver(EventSourceImpl: EventSourceConstructor | undefined): StreamDriver {
   let es: EventSourceLike | undefined;
   return {
-    start(url, ticket, channels, cursor, sink) {
+    start(url, ticket, channels, cursor, sink, history) {
       const u = new URL(url("/sse"));
       u.searchParams.set("ticket", ticket);
       for (const ch of channels) u.searchParams.append("ch", ch);
       if (cursor) u.searchParams.set("cursor", cursor);
+      for (const [ch, n] of history ?? []) u.searchParams.append("history", `${ch}:${n}`);
       let source: EventSourceLike;
       try {
         if (!EventSourceImpl) throw new Error("no EventSource in this environment");
