@@ -331,6 +331,28 @@ def presence_subject(topic: str) -> str:
     return f"{SUBJECT_ROOT}.presence.{encode_token(parse_topic(topic).name)}"
 
 
+PRESENCE_PREFIX = f"{SUBJECT_ROOT}.presence."
+WATCHLIST_PREFIX = f"{SUBJECT_ROOT}.wl."
+
+
+def is_presence_subject(subject: str) -> bool:
+    return subject.startswith(PRESENCE_PREFIX)
+
+
+def topic_of(subject: str) -> str:
+    """The topic behind :func:`presence_subject` (raises ValueError for anything else)."""
+    if not subject.startswith(PRESENCE_PREFIX):
+        raise ValueError(f"not a presence subject: {subject!r}")
+    return parse_topic(decode_token(subject[len(PRESENCE_PREFIX):])).name
+
+
+def watchlist_of(subject: str) -> str | None:
+    """The watch-list id of a ``tm.wl.<id>`` subject, else ``None``."""
+    if subject.startswith(WATCHLIST_PREFIX) and WATCHLIST_ID_RE.fullmatch(subject[len(WATCHLIST_PREFIX):]):
+        return subject[len(WATCHLIST_PREFIX):]
+    return None
+
+
 def subject_for(channel: Channel, *, user_id: str | None = None) -> str:
     """The NATS subject that feeds ``channel``.
 

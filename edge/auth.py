@@ -178,8 +178,10 @@ def _identity(claims: dict[str, Any]) -> Identity | AuthFailure:
         return AuthFailure(int(CloseCode.AUTH_FAILED), str(exc), "malformed")
     iat = claims.get("iat")
     jti = claims.get("jti")
+    name = claims.get("name")  # display name for presence; anything unusable falls back to the id
     return Identity(
         user=sub, roles=roles, entitlements=ents, expires_at=float(claims["exp"]),
         issued_at=float(iat) if isinstance(iat, (int, float)) else 0.0,
         jti=jti if isinstance(jti, str) and len(jti) <= 128 else None,
+        name=name.strip() if isinstance(name, str) and 0 < len(name.strip()) <= 64 else None,
     )

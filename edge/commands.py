@@ -95,7 +95,10 @@ class CommandRunner:
         reply = decode_reply(msg.data)
         if reply.ok:
             return {"op": "ok", "data": reply.data}
-        return _err(reply.code, reply.reason)
+        err = _err(reply.code, reply.reason)
+        if reply.data:  # what the client needs to act on the error (610: the current watch-list)
+            err["data"] = reply.data
+        return err
 
     async def _once(self, action: RunCommand, limiter: Limiter) -> dict[str, Any]:
         assert self.kv is not None and action.key is not None

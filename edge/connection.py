@@ -25,7 +25,7 @@ from .frames import Codec
 from .identity import AuthFailure, Identity
 from .outbox import Outbox
 from .ownchannels import OwnChannels
-from .session import Ack, Authenticate, Close, RunCommand, Session, Subscribe, Unsubscribe
+from .session import Ack, Authenticate, Close, Join, Leave, RunCommand, Session, Subscribe, Unsubscribe
 
 if TYPE_CHECKING:
     from .state import EdgeState
@@ -184,6 +184,15 @@ class Connection:
         sink = own.ended(out.subject, out.name) if own is not None else None
         self.state.subscriptions.detach(out.subject, out.name, sink or self.outbox)
 
+    def flush_session(self) -> None:
+        """Carry out what the core produced outside :meth:`feed` (answers to joins, server ends)."""
+        self._apply_now(self.session.take())
+
+    def end_subscription(self, name: str, code: int, reason: str) -> None:
+        """The server ends subscription ``name`` (watch-list access revoked, list deleted)."""
+        self.session.end_subscription(name, code, reason)
+        self._apply_now(self.session.take())
+
     def _push_frames(self, outputs: list) -> None:
         for out in outputs:
             if isinstance(out, bytes):
@@ -212,6 +221,10 @@ class Connection:
                 self._verified(out, result)
             elif isinstance(out, RunCommand):
                 self._spawn(self._command(out))
+            elif isinstance(out, Join):
+                return self._finish(outputs, i)  # a watch-list topic's membership is looked up
+            elif isinstance(out, Leave):
+                self.state.presence.leave(self, out)
             elif not self._apply_one(out):
                 return None
         return None
@@ -220,6 +233,8 @@ class Connection:
         out = outputs[i]
         if isinstance(out, Subscribe):
             await self.state.subscriptions.attach(self, out)
+        elif isinstance(out, Join):
+            await self.state.presence.join(self, out)
         else:
             self._verified(out, await self.state.verify(out.token))
         pending = self._carry_out(outputs[i + 1:])

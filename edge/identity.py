@@ -15,6 +15,11 @@ class Identity:
     expires_at: float  # Unix seconds (the token's exp)
     issued_at: float = 0.0
     jti: str | None = None
+    name: str | None = None  # the token's ``name`` claim: shown by presence
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.user
 
     @property
     def privileged(self) -> bool:

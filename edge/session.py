@@ -13,7 +13,9 @@ Guarantees:
   channel and command is checked against the verified identity (deny by default).
 * ``sub`` and ``unsub`` are answered by the I/O layer (their actions carry the request id),
   because only it knows when the reply may go: after the upstream subscription is live and
-  recovery is done for ``sub``; after the last ``msg`` for ``unsub``.
+  recovery is done for ``sub``; after the last ``msg`` for ``unsub``. ``join`` likewise (a
+  watch-list topic needs the stored list to check membership), and the I/O layer may end a
+  subscription or a membership itself (:meth:`Session.end_subscription`, access revoked).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-from tickmesh.contracts.channels import Channel, ChannelError, Kind, parse_channel, subject_for
+from tickmesh.contracts.channels import Channel, ChannelError, Kind, parse_channel, parse_topic, subject_for
 from tickmesh.contracts.codes import CloseCode, ErrorCode
 from tickmesh.contracts.commands import command_subject, commands, encode_request
 from tickmesh.contracts.messages import ContractError, schema
@@ -31,7 +33,7 @@ from .frames import JSON, Codec, FrameError
 from .gates import feature_of_channel, feature_of_command, feature_of_op, refusal
 from .identity import AuthFailure, Identity
 from .limits import Limiter
-from .permissions import Denial, check_channel, check_command
+from .permissions import Denial, check_channel, check_command, check_join
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class Subscribe:
     max_hz: float | None = None
     audited_owner: str | None = None
     history: int | None = None
+    watchlist: str | None = None  # only for members of this list: the I/O layer checks at attach
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,26 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True)
+class Join:
+    """Make this connection a member of presence ``topic`` with ``data`` (again: update it),
+    then answer ``rid``; ``watchlist``: only if the user is a member of that list."""
+
+    rid: Any
+    topic: str
+    data: Any
+    again: bool
+    watchlist: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """End this connection's membership of ``topic`` now; answer ``rid``."""
+
+    rid: Any
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """Close the connection with ``code`` after flushing queued frames."""
 
@@ -111,10 +134,11 @@ class Close:
     reason: str
 
 
-Action = Union[Authenticate, Subscribe, Unsubscribe, RunCommand, Ack, Close]
+Action = Union[Authenticate, Subscribe, Unsubscribe, RunCommand, Ack, Join, Leave, Close]
 Output = Union[bytes, Action]
 
 _MAX_ID_LENGTH = 64
+_SOME_TIME = 1_795_630_000_000_000  # any valid time: only a member's data is checked by its schema
 _MAX_KEY_LENGTH = 64
 MAX_ACK_SEQS = 256
 
@@ -128,6 +152,7 @@ class SessionLimits:
     expiry_leeway: float = 30.0
     commands_per_second: float = 10.0
     commands_burst: float = 20.0
+    max_topics: int = 16
 
     def for_welcome(self) -> dict[str, Any]:
         return {
@@ -135,6 +160,7 @@ class SessionLimits:
             "max_frame_bytes": self.max_frame_bytes,
             "commands_per_second": self.commands_per_second,
             "commands_burst": self.commands_burst,
+            "max_topics": self.max_topics,
         }
 
 
@@ -189,6 +215,7 @@ class Session:
         self.identity: Identity | None = None
         self.state = self.AWAITING_AUTH
         self.subscriptions: dict[str, _Sub] = {}
+        self.joined: set[str] = set()  # presence topics (the memberships live in edge/presence.py)
         self.closed: Close | None = None
         self._out: list[Output] = []
         self._next_ping = now + limits.heartbeat_interval
@@ -385,6 +412,8 @@ class Session:
             raise FrameError(ErrorCode.TOO_MANY_SUBSCRIPTIONS,
                              f"at most {self.limits.max_subscriptions} subscriptions per connection")
         state = channel.kind.conflates
+        if channel.kind is Kind.PRESENCE and (frame.get("since") is not None or frame.get("history") is not None):
+            raise FrameError(ErrorCode.INVALID_FIELD, "presence channels start from a snapshot: no since or history")
         max_hz = _max_hz(frame.get("max_hz"), state)
         since = _since(frame.get("since"), state)
         # Prices keep their recent ticks (TM_TICKS), so a chart may ask for them too.
@@ -392,7 +421,69 @@ class Session:
         subject = subject_for(channel, user_id=grant.owner)
         self.subscriptions[name] = _Sub(subject, state)
         self._out.append(Subscribe(rid, name, subject, state, since, max_hz,
-                                   grant.owner if grant.audited else None, history))
+                                   grant.owner if grant.audited else None, history, grant.watchlist))
+
+    # -- presence --------------------------------------------------------------------------
+
+    def _on_join(self, frame: dict[str, Any], rid: Any, now: float) -> None:
+        assert self.identity is not None
+        try:
+            topic = parse_topic(frame.get("topic"))
+        except ChannelError as exc:
+            if "topic" not in frame:
+                raise FrameError(ErrorCode.INVALID_FIELD, "missing field: topic") from None
+            raise FrameError(ErrorCode.BAD_CHANNEL, exc.reason) from None
+        grant = check_join(self.identity, topic)
+        if isinstance(grant, Denial):
+            raise FrameError(grant.code, grant.reason)
+        data = frame.get("data")
+        try:
+            schema("presence_member").validate({"user": self.identity.user, "name": "x", "conns": 1,
+                                                "since": _SOME_TIME, "data": data})
+        except ContractError as exc:
+            raise FrameError(ErrorCode.INVALID_FIELD, f"data: {exc.reason}") from None
+        again = topic.name in self.joined
+        if not again and len(self.joined) >= self.limits.max_topics:
+            raise FrameError(ErrorCode.TOO_MANY_TOPICS, f"at most {self.limits.max_topics} presence topics per connection")
+        self.joined.add(topic.name)
+        self._out.append(Join(rid, topic.name, data, again, grant.watchlist))
+
+    def _on_leave(self, frame: dict[str, Any], rid: Any, now: float) -> None:
+        try:
+            topic = parse_topic(frame.get("topic"))
+        except ChannelError as exc:
+            raise FrameError(ErrorCode.BAD_CHANNEL, exc.reason) from None
+        if topic.name not in self.joined:
+            raise FrameError(ErrorCode.NOT_JOINED, f"not joined to {topic.name}")
+        self.joined.discard(topic.name)
+        self._out.append(Leave(rid, topic.name))
+
+    def join_done(self, rid: Any, topic: str, again: bool) -> None:
+        """The I/O layer recorded the membership: answer the ``join``."""
+        if self.closed is None and topic in self.joined:
+            self._send({"op": "ok", "id": rid, **({"updated": True} if again else {})})
+
+    def join_failed(self, rid: Any, topic: str, code: int, reason: str, *, again: bool) -> None:
+        """The I/O layer refused the join (membership, rate): answer ``err``; a first join is
+        forgotten, an update leaves the membership as it was."""
+        if self.closed is None:
+            if not again:
+                self.joined.discard(topic)
+            self._error(rid, code, reason)
+
+    def end_subscription(self, name: str, code: int, reason: str) -> None:
+        """The server ends subscription ``name`` (access revoked, list deleted): tell the client
+        with a server ``unsub`` frame and release it."""
+        sub = self.subscriptions.pop(name, None) if self.closed is None else None
+        if sub is not None:
+            self._send({"op": "unsub", "ch": name, "code": int(code), "reason": reason})
+            self._out.append(Unsubscribe(name, sub.subject, sub.state))
+
+    def end_membership(self, topic: str, code: int, reason: str) -> None:
+        """The server ended this connection's membership of ``topic`` (already released)."""
+        if self.closed is None and topic in self.joined:
+            self.joined.discard(topic)
+            self._send({"op": "leave", "topic": topic, "code": int(code), "reason": reason})
 
     def _on_unsub(self, frame: dict[str, Any], rid: Any, now: float) -> None:
         channel = self._channel(frame)
@@ -495,5 +586,7 @@ _HANDLERS: dict[str, Callable[[Session, dict[str, Any], Any, float], None]] = {
     "unsub": Session._on_unsub,
     "cmd": Session._on_cmd,
     "ack": Session._on_ack,
+    "join": Session._on_join,
+    "leave": Session._on_leave,
 }
 _BEFORE_AUTH = frozenset({"auth", "ping", "pong"})

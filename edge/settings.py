@@ -94,6 +94,19 @@ class EdgeSettings:
                                       "(mutual TLS)")
     hsts_max_age: int = setting("EDGE_HSTS_MAX_AGE_S", 31536000,
                                 "Strict-Transport-Security max-age sent on HTTPS responses (0: no header)")
+    # presence (PROTOCOL.md, "Presence")
+    presence_heartbeat: float = setting("EDGE_PRESENCE_HEARTBEAT_S", 5.0,
+                                        "Seconds between renewals of the edge's presence lease (at least 1; the "
+                                        "lease lives two of them: a dead edge's members leave within that)")
+    presence_grace: float = setting("EDGE_PRESENCE_GRACE_S", 5.0,
+                                    "Seconds a closed connection's memberships are kept, so a reconnect shows no leave/join")
+    presence_max_topics: int = setting("EDGE_PRESENCE_MAX_TOPICS", 16, "Presence topics one connection may join")
+    presence_list_limit: int = setting("EDGE_PRESENCE_LIST_LIMIT", 100,
+                                       "Members listed per presence topic (larger topics send counts plus these)")
+    presence_flush_ms: float = setting("EDGE_PRESENCE_FLUSH_MS", 250.0,
+                                       "Least milliseconds between two presence deltas of one topic (changes coalesce)")
+    presence_rate: float = setting("EDGE_PRESENCE_RATE", 5.0, "Presence joins and data updates per second per user")
+    presence_burst: float = setting("EDGE_PRESENCE_BURST", 10.0, "Such joins and updates a user may send at once")
     # delivery and fallbacks
     poll_wait: float = setting("EDGE_POLL_WAIT_S", 25.0, "Seconds a long poll waits for messages")
     ticket_ttl: float = setting("EDGE_TICKET_TTL_S", 60.0, "Seconds a fresh SSE/polling ticket is valid")
@@ -134,13 +147,21 @@ class EdgeSettings:
                            ("EDGE_REPLAY_CACHE_MB", self.replay_cache_mb),
                            ("EDGE_REPLAY_CONCURRENCY", self.replay_concurrency),
                            ("EDGE_AUDIT_FLUSH_MS", self.audit_flush_ms),
-                           ("EDGE_AUDIT_MAX_RECORDS", self.audit_max_records)):
+                           ("EDGE_AUDIT_MAX_RECORDS", self.audit_max_records),
+                           ("EDGE_PRESENCE_MAX_TOPICS", self.presence_max_topics),
+                           ("EDGE_PRESENCE_LIST_LIMIT", self.presence_list_limit),
+                           ("EDGE_PRESENCE_RATE", self.presence_rate), ("EDGE_PRESENCE_BURST", self.presence_burst)):
             if value <= 0:
                 raise ConfigError(env, str(value), "must be positive")
         if self.causal_hold_ms < 0:
             raise ConfigError("EDGE_CAUSAL_HOLD_MS", str(self.causal_hold_ms), "must be 0 or more")
         if self.ws_engine not in ("direct", "quart"):
             raise ConfigError("EDGE_WS_ENGINE", self.ws_engine, "must be direct or quart")
+        if self.presence_heartbeat < 1:
+            raise ConfigError("EDGE_PRESENCE_HEARTBEAT_S", str(self.presence_heartbeat),
+                              "must be at least 1 (NATS key TTLs are whole seconds)")
+        if self.presence_grace < 0 or self.presence_flush_ms < 0:
+            raise ConfigError("EDGE_PRESENCE_GRACE_S", str(self.presence_grace), "grace and flush must not be negative")
         if self.hard_frame_bytes < self.max_frame_bytes:
             raise ConfigError("EDGE_HARD_FRAME_BYTES", str(self.hard_frame_bytes),
                               "must be at least EDGE_MAX_FRAME_BYTES")

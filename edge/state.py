@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from tickmesh import config as cfg
 from tickmesh import metrics, streams
-from tickmesh.contracts.channels import Channel, Kind
+from tickmesh.contracts.channels import WATCHLIST_PREFIX, Channel, Kind
 from tickmesh.contracts.codes import CloseCode
 from tickmesh.contracts.instruments import instruments
 
@@ -39,6 +39,8 @@ from .settings import EdgeSettings
 from .subscribe import Subscriptions
 from .tickets import Tickets, ticket_key
 from .upstream import Upstream
+from .watchlists import WatchlistGate
+from .presence import EdgePresence
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -59,6 +61,11 @@ class EdgeState:
         self.flagfeed = FlagFeed()
         self.flagfeed.on_change(self._flags_changed)
         self.subscriptions = Subscriptions(self.hub, self.upstream, self.events, self.flagfeed)
+        self.watchlists = WatchlistGate(self.hub, self.upstream)
+        self.upstream.intercept(WATCHLIST_PREFIX, self.watchlists.intercept)
+        self.presence = EdgePresence(settings, self.hub, self.watchlists)
+        self.subscriptions.gate = self.watchlists
+        self.subscriptions.presence = self.presence
         self.commands = CommandRunner()
         self.flusher = Flusher(settings.flush_ms)
         self.audit = TradeAudit(edge=edge_name(), flush_s=settings.audit_flush_ms / 1000.0,
@@ -79,7 +86,7 @@ class EdgeState:
             auth_timeout=settings.auth_timeout, heartbeat_interval=settings.heartbeat,
             max_subscriptions=settings.max_subscriptions, max_frame_bytes=settings.max_frame_bytes,
             expiry_leeway=settings.jwt_leeway, commands_per_second=settings.cmd_rate,
-            commands_burst=settings.cmd_burst)
+            commands_burst=settings.cmd_burst, max_topics=settings.presence_max_topics)
         self.tickets = Tickets(ticket_key(settings.jwt_secret, settings.ticket_secret),
                                ttl=settings.ticket_ttl, resume=self.retention.tickets_ttl)
         self.connections: set[Connection] = set()
@@ -113,6 +120,7 @@ class EdgeState:
         from .auditquery import serve_queries
 
         self._audit_queries = await serve_queries(nc)
+        await self.presence.start(js)
         metrics.nats_status(True)
         self.ready = True
 
@@ -122,6 +130,7 @@ class EdgeState:
         self.flusher.stop()
         await self.audit.stop()
         await self.flagfeed.stop()
+        await self.presence.stop(draining=self.draining)
         await self.upstream.close()
 
     async def _tick_forever(self) -> None:
@@ -137,6 +146,7 @@ class EdgeState:
                     conn.tick(now)
             self.flusher.stats.flush()
             self.admission.tick(now)
+            self.presence.tick(now)
 
     # -- connections -----------------------------------------------------------------------
 
@@ -152,6 +162,7 @@ class EdgeState:
         """Release everything ``conn`` counted against (its address was counted by the
         transport before the connection existed)."""
         self.connections.discard(conn)
+        self.presence.closed(conn)
         self.admission.close_peer(conn.peer)
         if conn.user is not None:
             self.admission.close_user(conn.user)
@@ -187,6 +198,8 @@ class EdgeState:
         metrics.nats_status(up)
         if up:
             self.hub.reset_seeds()
+        if up and self.ready:
+            self.presence.reconnected()
         frame = {"op": "status", "state": "ok"} if up else {"op": "status", "state": "degraded",
                                                             "reason": "nats unavailable"}
         for conn in list(self.connections):

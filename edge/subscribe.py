@@ -26,7 +26,9 @@ from nats.js.errors import NotFoundError
 
 from tickmesh import metrics
 from tickmesh.contracts import streams as stream_table
-from tickmesh.contracts.channels import Kind, flags_subject, is_state_subject, public_subject
+from tickmesh.contracts.channels import (
+    Kind, flags_subject, is_presence_subject, is_state_subject, public_subject, watchlist_of,
+)
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.messages import SEQ_HEADER
 
@@ -37,9 +39,11 @@ from .hub import Hub
 from .outbox import Outbox, Recorder
 from .session import Subscribe
 from .upstream import Upstream
+from .watchlists import NOT_FOUND, WatchlistGate, members_of
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .presence import EdgePresence
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +62,16 @@ class Subscriptions:
         self.events = events
         self._pending: dict[str, int] = {}  # subjects with an attach waiting on upstream
         self._fetching: dict[str, asyncio.Future] = {}  # snapshot requests in flight
+        self.presence: EdgePresence | None = None  # presence:<topic> (edge/presence.py)
+        self.gate: WatchlistGate | None = None  # watch-list access (edge/watchlists.py)
 
     async def attach(self, conn: Connection, sub: Subscribe) -> None:
         if self.attach_now(conn, sub):
             return
-        if sub.state:
+        if is_presence_subject(sub.subject):
+            assert self.presence is not None
+            await self.presence.attach(conn, sub)
+        elif sub.state:
             await self._attach_state(conn, sub)
         else:
             await self._attach_event(conn, sub)
@@ -88,7 +97,15 @@ class Subscriptions:
         if subject.startswith(FLAGS_PREFIX):
             self.flags.detach(outbox)
             return
-        if self.hub.remove(subject, name, outbox) and is_state_subject(subject) and subject not in self._pending:
+        last = self.hub.remove(subject, name, outbox)
+        if is_presence_subject(subject):
+            assert self.presence is not None
+            self.presence.detached(subject, name, outbox, last)
+            return
+        wl_id = watchlist_of(subject)
+        if wl_id is not None and self.gate is not None:
+            self.gate.forget(wl_id, (outbox, name))
+        if last and is_state_subject(subject) and subject not in self._pending:
             self.upstream.release_soon(subject)
 
     async def _attach_state(self, conn: Connection, sub: Subscribe) -> None:
@@ -118,6 +135,9 @@ class Subscriptions:
         """``ok`` (unless history sent it), the snapshot, then live messages: no await in
         between, so no update can slip between the snapshot and the first live message."""
         subject = sub.subject
+        if sub.watchlist is not None and not self._admit_watchlist(
+                conn, sub, fetched if isinstance(fetched, tuple) else None):
+            return
         outbox = conn.outbox
         if sub.history is None:
             conn.subscribed(sub, {})
@@ -171,9 +191,29 @@ class Subscriptions:
             inflight.add_done_callback(lambda _: self._fetching.pop(subject, None))
         return asyncio.shield(inflight)
 
+    def _admit_watchlist(self, conn: Connection, sub: Subscribe, fetched: tuple[int, bytes] | None) -> bool:
+        """Membership of the list, checked on the newest revision this edge has, and the
+        subscription registered with the gate in the same step (no await in between), so a
+        revocation arriving later always finds it."""
+        assert self.gate is not None and sub.watchlist is not None
+        held = self.hub.snapshot(sub.subject)
+        newest = fetched if held is None or (fetched is not None and fetched[0] > held[0]) else held
+        if newest is None or conn.user not in members_of(newest[1]):
+            conn.subscribe_failed(sub, int(ErrorCode.FORBIDDEN), NOT_FOUND)
+            if not self.hub.subscribers(sub.subject) and sub.subject not in self._pending:
+                self.upstream.release_soon(sub.subject)
+            return False
+        outbox = conn.outbox
+        self.gate.depend(sub.watchlist, (outbox, sub.name), conn.user,
+                         lambda code, reason: conn.end_subscription(sub.name, code, reason))
+        return True
+
     async def _fetch_snapshot(self, subject: str) -> Any:
         """The stream's last message for ``subject`` as ``(seq, payload)``, None when it has
         none, or ``_UNAVAILABLE`` when it could not be asked (live updates will follow)."""
+        wl_id = watchlist_of(subject)
+        if wl_id is not None and self.gate is not None:
+            return await self.gate.fetch(wl_id)  # a list's bucket holds its snapshot
         nc = self.upstream.nc
         if nc is None or not nc.is_connected:
             return _UNAVAILABLE

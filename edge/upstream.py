@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any, Callable
 
 import orjson
 from nats.aio.client import Client as NATS
@@ -39,6 +40,18 @@ class Upstream:
         self._local_seq: dict[str, int] = {}
         self._on_status = on_status
         self._unsubscribing: set[asyncio.Task] = set()
+        # (subject prefix, check): a check sees each message of its subjects before the hub
+        # does and may stop it (watch-list access is enforced there: edge/watchlists.py).
+        self._intercepts: list[tuple[str, Callable[[str, Any, bytes], bool]]] = []
+
+    def intercept(self, prefix: str, check: Callable[[str, Any, bytes], bool]) -> None:
+        self._intercepts.append((prefix, check))
+
+    def ensure_soon(self, subject: str) -> None:
+        """:meth:`ensure` in the background (for subscribers that need not wait for it)."""
+        task = asyncio.ensure_future(self.ensure(subject))
+        self._unsubscribing.add(task)
+        task.add_done_callback(self._unsubscribing.discard)
 
     @property
     def connected(self) -> bool:
@@ -109,6 +122,9 @@ class Upstream:
     async def _on_msg(self, msg: Msg) -> None:
         payload = msg.data
         metrics.messages_in("state", 1, len(payload))
+        for prefix, check in self._intercepts:
+            if msg.subject.startswith(prefix) and not check(msg.subject, msg.headers, payload):
+                return
         try:
             body = orjson.loads(payload)
         except orjson.JSONDecodeError:

@@ -45,8 +45,8 @@ def dev_secret(create: bool = False) -> str | None:
 
 def mint(user: str, *, secret: str, roles: tuple[str, ...] = ("user",),
          entitlements: tuple[str, ...] = ALL_MARKETS, ttl: int = 3600, now: float | None = None,
-         issuer: str = DEV_ISSUER, audience: str = AUDIENCE) -> str:
-    """Sign a token for ``user`` valid for ``ttl`` seconds."""
+         issuer: str = DEV_ISSUER, audience: str = AUDIENCE, name: str | None = None) -> str:
+    """Sign a token for ``user`` valid for ``ttl`` seconds (``name``: the display name presence shows)."""
     iat = int(time.time() if now is None else now)
     claims = {
         "sub": user,
@@ -58,4 +58,6 @@ def mint(user: str, *, secret: str, roles: tuple[str, ...] = ("user",),
         "roles": list(roles),
         "ent": list(entitlements),
     }
+    if name:
+        claims["name"] = name
     return jwt.encode(claims, secret, algorithm="HS256")

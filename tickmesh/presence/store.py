@@ -162,13 +162,12 @@ class PresenceStore:
             entry = self._watches[topic] = (task, ready)
         await asyncio.shield(entry[1])
 
-    async def unwatch(self, topic: str) -> None:
+    def unwatch(self, topic: str) -> None:
+        """Stop following ``topic`` (at once: a later :meth:`watch` starts afresh)."""
         entry = self._watches.pop(topic, None)
         self.directory.close(topic)
         if entry is not None:
             entry[0].cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await entry[0]
 
     async def _follow_topic(self, topic: str, ready: asyncio.Future) -> None:
         watcher = await self.kv.watch(topic_filter(topic))
