@@ -185,7 +185,7 @@ class _Sub:
 class Session:
     __slots__ = ("conn_id", "opened_at", "last_seen", "limits", "codec", "_channel_exists", "identity", "state",
                  "subscriptions", "closed", "_out", "_next_ping", "_limiter", "_commands", "client_heartbeats",
-                 "_on_error", "_feature_enabled")
+                 "_on_error", "_feature_enabled", "joined")
 
     AWAITING_AUTH = "awaiting_auth"
     AUTHENTICATING = "authenticating"
@@ -470,14 +470,6 @@ class Session:
             if not again:
                 self.joined.discard(topic)
             self._error(rid, code, reason)
-
-    def end_subscription(self, name: str, code: int, reason: str) -> None:
-        """The server ends subscription ``name`` (access revoked, list deleted): tell the client
-        with a server ``unsub`` frame and release it."""
-        sub = self.subscriptions.pop(name, None) if self.closed is None else None
-        if sub is not None:
-            self._send({"op": "unsub", "ch": name, "code": int(code), "reason": reason})
-            self._out.append(Unsubscribe(name, sub.subject, sub.state))
 
     def end_membership(self, topic: str, code: int, reason: str) -> None:
         """The server ended this connection's membership of ``topic`` (already released)."""

@@ -96,6 +96,7 @@ async def test_snapshot_then_join_and_leave_deltas_across_two_edges(edge_factory
         await c.close()
 
 
+@pytest.mark.engines("direct")
 async def test_a_user_with_several_tabs_on_several_edges_counts_once(edge_factory):
     a, b = edge_factory(**FAST), edge_factory(**FAST)
     watcher = await Watcher.start(await login(a, "carol"))
@@ -109,6 +110,7 @@ async def test_a_user_with_several_tabs_on_several_edges_counts_once(edge_factor
     assert all("leaves" not in f for f in watcher.frames)
 
 
+@pytest.mark.engines("direct")
 async def test_a_sigkilled_edge_loses_its_members_within_two_heartbeats(edge_factory):
     a, doomed = edge_factory(**FAST), edge_factory(**FAST)
     watcher = await Watcher.start(await login(a, "carol"))
@@ -122,6 +124,7 @@ async def test_a_sigkilled_edge_loses_its_members_within_two_heartbeats(edge_fac
     assert time.monotonic() - killed <= t(2 * HEARTBEAT + 1.5)
 
 
+@pytest.mark.engines("direct")
 async def test_a_reconnect_through_another_edge_within_the_grace_period_does_not_flicker(edge_factory):
     a, b = edge_factory(**FAST), edge_factory(**FAST)
     watcher = await Watcher.start(await login(a, "carol"))
@@ -139,6 +142,7 @@ async def test_a_reconnect_through_another_edge_within_the_grace_period_does_not
     await watcher.until(lambda w: w.members == {})  # a tab that stays closed leaves after the grace
 
 
+@pytest.mark.engines("direct")
 async def test_permissions_deny_by_default(edge_factory):
     a = edge_factory(**FAST)
     fx_only = await login(a, "dave", ent=("fx",))
@@ -166,6 +170,7 @@ async def test_permissions_deny_by_default(edge_factory):
     assert reply["code"] == 102
 
 
+@pytest.mark.engines("direct")
 async def test_limits_on_topics_joins_and_listed_members(edge_factory):
     a = edge_factory(EDGE_PRESENCE_MAX_TOPICS="2", EDGE_PRESENCE_RATE="1", EDGE_PRESENCE_BURST="3",
                      EDGE_PRESENCE_LIST_LIMIT="2", **FAST)

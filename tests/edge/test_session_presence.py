@@ -76,8 +76,8 @@ def test_presence_and_watchlist_subscriptions():
     assert (wl.state, wl.watchlist, wl.subject) == (True, WL, f"tm.wl.{WL}")
     s.end_subscription(f"watchlist:{WL}", 301, "access revoked")
     out = s.take()
-    assert orjson.loads(out[0]) == {"op": "unsub", "ch": f"watchlist:{WL}", "code": 301, "reason": "access revoked"}
-    assert out[1] == Unsubscribe(f"watchlist:{WL}", f"tm.wl.{WL}", True)
+    assert out[0] == Unsubscribe(f"watchlist:{WL}", f"tm.wl.{WL}", True)
+    assert orjson.loads(out[1]) == {"op": "unsub", "ch": f"watchlist:{WL}", "code": 301, "reason": "access revoked"}
     s.end_subscription(f"watchlist:{WL}", 301, "again")  # already ended: nothing
     assert s.take() == []
 

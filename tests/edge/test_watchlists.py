@@ -67,6 +67,7 @@ def msg_on(ch: str, version: int | None = None):
     return lambda f: f.get("op") == "msg" and f.get("ch") == ch and (version is None or f["seq"] >= version)
 
 
+@pytest.mark.engines("direct")
 async def test_a_shared_list_is_edited_live_across_edges_and_a_stranger_is_refused_everywhere(edge_factory, watchlists):
     a, b = edge_factory(**FAST), edge_factory(**FAST)
     alice, bob, mallory = await login(a, "alice"), await login(b, "bob"), await login(b, "mallory")
@@ -106,6 +107,7 @@ async def test_a_shared_list_is_edited_live_across_edges_and_a_stranger_is_refus
     assert lost["code"] == 610 and lost["data"]["watchlist"]["version"] == 5
 
 
+@pytest.mark.engines("direct")
 async def test_revoking_a_share_and_deleting_a_list_end_access_at_once(edge_factory, watchlists):
     a, b = edge_factory(**FAST), edge_factory(**FAST)
     alice, bob = await login(a, "alice"), await login(b, "bob")
@@ -187,6 +189,7 @@ async def _concurrent(a, b, alice_edits, bob_edits) -> None:
         await bob.close()
 
 
+@pytest.mark.engines("direct")
 def test_concurrent_edits_from_two_edges_converge_with_no_edit_lost(edge_factory, watchlists):
     a, b = edge_factory(**FAST), edge_factory(**FAST)
 

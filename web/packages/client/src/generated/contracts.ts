@@ -451,6 +451,8 @@ export interface ConnectionLimits {
   commands_per_second: number;
   /** Commands allowed in a burst. */
   commands_burst: number;
+  /** Presence topics the connection may join. */
+  max_topics?: number;
 }
 
 /** What one edge recorded about one user's `trades` events in one flush: when each reached each of the user's connections, and when the client acknowledged it. Written in batches by the edges on `tm.audit.trades.<user-token>` (stream TM_TRADE_AUDIT, kept TM_RETAIN_TRADE_AUDIT_S). */
