@@ -1,10 +1,13 @@
 import { TickmeshClient, type Codec, type TransportName } from "@tickmesh/client";
 import { OpenFeature, OpenFeatureProvider, useBooleanFlagValue } from "@openfeature/react-sdk";
 import { followCodecFlag, rememberedMsgpack, TickmeshFlagProvider } from "@tickmesh/openfeature";
-import { TickmeshProvider, useConnectionStatus } from "@tickmesh/react";
+import { TickmeshProvider, useConnectionStatus, useTickmeshClient } from "@tickmesh/react";
 import { AnnouncementBanner, Blotter, ConnectionIndicator, NotificationCentre, NotificationFeed, OrderTicket } from "@tickmesh/react-ui";
 import { lazy, Suspense, useEffect, useMemo, useState } from "react";
-import { savedUser, saveUser, tokenSource } from "./auth";
+import { demoUsers, savedUser, saveUser, tokenSource, type DemoUser } from "./auth";
+import { PresenceAvatars } from "./components/collab/Avatars";
+import { SharedWatchlists } from "./components/collab/SharedWatchlists";
+import { SupportOnline } from "./components/collab/SupportOnline";
 import { Login } from "./components/Login";
 import { PortfolioCard } from "./components/PortfolioCard";
 import { WatchList } from "./components/WatchList";
@@ -107,10 +110,24 @@ function CodecBadge() {
   );
 }
 
+/** The demo users a list can be shared with (the dev stack's /dev/users). */
+function usePeople(): DemoUser[] {
+  const [people, setPeople] = useState<DemoUser[]>([]);
+  useEffect(() => {
+    demoUsers().then(setPeople, () => setPeople([]));
+  }, []);
+  return people;
+}
+
 function Trading(props: { user: string; onLogout(): void }) {
   const watch = useWatchList(props.user);
   const [symbol, setSymbol] = useState(watch.symbols[0] ?? "AAPL");
   const conn = useConnectionStatus();
+  // The edge refuses gated features; the page hides them too (absent flags leave them on).
+  const presence = useBooleanFlagValue("realtime.presence", true);
+  const watchlists = useBooleanFlagValue("realtime.watchlists", true);
+  const people = usePeople();
+  const client = useTickmeshClient();
   return (
     <div className="app">
       <header className="topbar">
@@ -121,6 +138,7 @@ function Trading(props: { user: string; onLogout(): void }) {
           tickmesh <span className="muted">Trader</span>
         </div>
         <div className="topbar-right">
+          {presence && <SupportOnline staff={client.session?.roles?.includes("support") ?? false} />}
           <ConnectionIndicator />
           <CodecBadge />
           <NotificationCentre />
@@ -135,9 +153,16 @@ function Trading(props: { user: string; onLogout(): void }) {
       <main className="layout">
         <div className="col-main">
           <WatchList symbols={watch.symbols} add={watch.add} remove={watch.remove} selected={symbol} onPick={setSymbol} />
+          {presence && (
+            <div className="panel detail-bar">
+              <span className="sym">{symbol}</span>
+              <PresenceAvatars key={symbol} topic={`symbol.${symbol}`} data={{ viewing: "detail" }} label="Watching now" testId="watchers" />
+            </div>
+          )}
           <Suspense fallback={<section className="panel chart-placeholder" aria-busy="true" />}>
             <PriceChart symbol={symbol} />
           </Suspense>
+          {watchlists && <SharedWatchlists people={people} onPick={setSymbol} />}
           <PortfolioCard />
           <Suspense fallback={null}>
             <PortfolioChart />

@@ -7,11 +7,12 @@ import { Emitter } from "./emitter.js";
 import { browserEnvironment, type Environment } from "./environment.js";
 import { shouldReconnect, TickmeshError } from "./errors.js";
 import type { ClientFrame, ErrFrame, MsgFrame, OkFrame, Position, RequestId, ServerFrame, WelcomeFrame } from "./frames.js";
-import { CloseCode, ErrorCode, type CommandName, type Commands } from "./generated/contracts.js";
+import { CloseCode, ErrorCode, type CommandName, type Commands, type Presence } from "./generated/contracts.js";
 import { Heartbeat } from "./heartbeat.js";
 import { tokenSubject } from "./jwt.js";
 import { missingFor, resolvePlatform, type Platform } from "./platform.js";
 import { Positions } from "./positions.js";
+import { PresenceBook, type Membership, type MembershipRecord, type MembershipStatus, type PresenceState } from "./presence.js";
 import { isLive, StateMachine, type ConnectionState } from "./state.js";
 import { HISTORY_ON_FIRST_SUBSCRIBE, type ClientEvents, type ClientOptions, type TokenRequest } from "./options.js";
 import { HANDOVER, SharedLink, shareMode, type HubTransport, type ShareOptions } from "./shared-link.js";
@@ -52,6 +53,8 @@ export class TickmeshClient {
   private readonly cache: MessageCache;
   private readonly positions = new Positions();
   private readonly subs = new Subscriptions();
+  private readonly presenceBook = new PresenceBook();
+  private readonly memberships = new Map<string, MembershipRecord>();
   private readonly commands: CommandQueue;
   private readonly pending = new Map<RequestId, (frame: OkFrame | ErrFrame) => void>();
   private readonly cursors: Partial<Record<TransportName, string>> = {};
@@ -271,6 +274,56 @@ export class TickmeshClient {
     return promise as Promise<Record<string, unknown>>;
   }
 
+  /**
+   * Be a member of presence `topic` (`symbol.AAPL`, `watchlist.<id>`, `desk.support`) with
+   * `data`, for as long as the returned membership is not left. Holders in this client share
+   * one membership (the last `update` wins); it is joined again after every reconnect. Follow
+   * it with {@link membershipStatus} or the `membership` event.
+   */
+  join(topic: string, data?: unknown): Membership {
+    let record = this.memberships.get(topic);
+    if (!record) {
+      record = { topic, data, holders: 0, status: "pending" };
+      this.memberships.set(topic, record);
+    } else if (data !== undefined) {
+      record.data = data;
+    }
+    record.holders += 1;
+    const rec = record;
+    if (this.welcomed && (rec.holders === 1 || data !== undefined)) this.sendJoin(rec);
+    let left = false;
+    return {
+      topic,
+      update: (next: unknown) => {
+        if (left || this.memberships.get(topic) !== rec) return;
+        rec.data = next;
+        if (this.welcomed) this.sendJoin(rec);
+      },
+      leave: () => {
+        if (left) return;
+        left = true;
+        rec.holders -= 1;
+        // Linger one microtask, like subscriptions (StrictMode unmounts and remounts at once).
+        queueMicrotask(() => {
+          if (rec.holders > 0 || this.memberships.get(topic) !== rec) return;
+          this.memberships.delete(topic);
+          if (this.welcomed && rec.status !== "error") this.request({ op: "leave", id: this.nextId(), topic }, () => {});
+          this.setMembership(rec, "pending");
+        });
+      },
+    };
+  }
+
+  membershipStatus(topic: string): { status: MembershipStatus | "idle"; error?: TickmeshError } {
+    const rec = this.memberships.get(topic);
+    return rec ? { status: rec.status, error: rec.error } : { status: "idle" };
+  }
+
+  /** Who is in the topic of presence channel `ch` (subscribe to it first), as last received. */
+  presence(ch: string): PresenceState | undefined {
+    return this.presenceBook.state(ch);
+  }
+
   // --- connecting -------------------------------------------------------------------------
 
   private async attempt(): Promise<void> {
@@ -432,6 +485,7 @@ export class TickmeshClient {
       this.applyUpstream(this.upstream ?? { state: "connecting", reason: "joined the shared connection" });
       // Positions are this tab's own: the hub replays from them what this tab has not seen.
       for (const record of this.subs.all()) this.sendSub(record);
+      for (const rec of this.memberships.values()) this.sendJoin(rec);
       this.flushCommands();
       return;
     }
@@ -453,6 +507,7 @@ export class TickmeshClient {
     this.machine.set("connected", `connected over ${this.transportName}`);
     this.events.emit("welcome", frame);
     for (const record of this.subs.all()) this.sendSub(record);
+    for (const rec of this.memberships.values()) this.sendJoin(rec);
     this.flushCommands();
     if (!this.picker.atBest()) this.setTimer("upgrade", this.options.upgradeIntervalMs, () => this.probeUpgrade());
   }
@@ -515,6 +570,7 @@ export class TickmeshClient {
     this.pending.clear();
     this.commands.interrupted();
     for (const record of this.subs.all()) this.setChannelStatus(record, "pending");
+    for (const rec of this.memberships.values()) if (rec.status !== "error") this.setMembership(rec, "pending");
   }
 
   private stop(reason: string, error?: TickmeshError): void {
@@ -581,6 +637,18 @@ export class TickmeshClient {
         this.edgeDegraded = frame.state === "degraded";
         if (this.welcomed) this.machine.set(this.edgeDegraded ? "degraded" : "connected", frame.reason ?? `edge ${frame.state}`);
         return;
+      case "unsub": {
+        // The server ended a subscription (access revoked, list deleted): no message follows.
+        const record = this.subs.get(frame.ch);
+        if (record) this.setChannelStatus(record, "error", new TickmeshError(frame.code, frame.reason));
+        this.presenceBook.forget(frame.ch);
+        return;
+      }
+      case "leave": {
+        const rec = this.memberships.get(frame.topic);
+        if (rec) this.setMembership(rec, "error", new TickmeshError(frame.code, frame.reason));
+        return;
+      }
       case "reconnect":
         // The edge is draining: leave when it says (it spreads clients with jitter).
         this.setTimer("drain", frame.after_ms ?? 0, () => this.onClosed({ code: CloseCode.SHUTDOWN, reason: "edge draining", opened: true }));
@@ -612,6 +680,7 @@ export class TickmeshClient {
       if (left <= 1) this.historyLeft.delete(frame.ch);
       else this.historyLeft.set(frame.ch, left - 1);
     }
+    if (frame.ch.startsWith("presence:")) return this.onPresence(record, frame);
     // Once only: a replay that overlaps live delivery, or a transport switch, can repeat one.
     if (typeof frame.seq === "number" && !this.positions.accept(frame.ch, frame.seq)) return;
     const message: CachedMessage = { ch: frame.ch, seq: frame.seq, data: frame.data, receivedAt: Date.now() };
@@ -620,6 +689,44 @@ export class TickmeshClient {
     else this.cache.put(message, this.isPriceWithHistory(frame.ch), this.options.priceHistory);
     for (const listener of [...record.listeners]) listener(message);
     this.events.emit("message", message);
+  }
+
+  /** A presence frame: versions are the edge's own (a new snapshot after every resubscribe),
+   * so they bypass positions; a delta that does not follow the list held means one was missed,
+   * and the channel starts again from a snapshot. The cache holds the assembled list. */
+  private onPresence(record: SubscriptionRecord, frame: MsgFrame): void {
+    if (!this.presenceBook.apply(frame.ch, frame.seq, frame.data as Presence)) {
+      if (this.welcomed && record.status === "live") {
+        this.request({ op: "unsub", id: this.nextId(), ch: frame.ch }, () => this.subs.get(frame.ch) === record && this.sendSub(record));
+      }
+      return;
+    }
+    const message: CachedMessage = { ch: frame.ch, seq: frame.seq, data: frame.data, receivedAt: Date.now() };
+    this.cache.put(this.presenceBook.snapshot(frame.ch, message.receivedAt)!, false);
+    for (const listener of [...record.listeners]) listener(message);
+    this.events.emit("message", message);
+  }
+
+  // --- presence memberships -----------------------------------------------------------------
+
+  private sendJoin(rec: MembershipRecord): void {
+    const frame: ClientFrame = { op: "join", id: this.nextId(), topic: rec.topic };
+    if (rec.data !== undefined) frame.data = rec.data;
+    this.setMembership(rec, "joining");
+    this.request(frame, (reply) => {
+      if (this.memberships.get(rec.topic) !== rec) return;
+      if (reply.op === "ok") return this.setMembership(rec, "joined");
+      const error = new TickmeshError(reply.code, reply.reason);
+      // A rate-limited update keeps the membership; the next update or reconnect tries again.
+      this.setMembership(rec, error.code === ErrorCode.RATE_LIMITED && rec.status !== "pending" ? "joined" : "error", error);
+    });
+  }
+
+  private setMembership(rec: MembershipRecord, status: MembershipStatus, error?: TickmeshError): void {
+    if (rec.status === status && rec.error === error) return;
+    rec.status = status;
+    rec.error = error;
+    this.events.emit("membership", { topic: rec.topic, status, error });
   }
 
   // --- subscriptions ----------------------------------------------------------------------

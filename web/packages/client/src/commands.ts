@@ -55,7 +55,7 @@ export class CommandQueue {
     if (!entry) return false;
     this.drop(entry);
     if (frame.op === "ok") entry.resolve(frame.data ?? {});
-    else entry.reject(new TickmeshError(frame.code, frame.reason, entry.name));
+    else entry.reject(new TickmeshError(frame.code, frame.reason, entry.name, frame.data));
     return true;
   }
 

@@ -14,6 +14,8 @@ export class TickmeshError extends Error {
     readonly code: number,
     readonly reason: string,
     readonly command?: string,
+    /** What the server sent with the error for the client to act on (610: the current watch-list). */
+    readonly data?: unknown,
   ) {
     super(`${errorName(code)} (${code}): ${reason}`);
     const info = ERROR_INFO[code] ?? CLOSE_INFO[code];

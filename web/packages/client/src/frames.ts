@@ -15,7 +15,9 @@ export type ClientFrame =
   | { op: "unsub"; id: RequestId; ch: string }
   | { op: "ping"; id: RequestId }
   | { op: "pong" }
-  | { op: "cmd"; id: RequestId; name: string; key?: string; data: unknown };
+  | { op: "cmd"; id: RequestId; name: string; key?: string; data: unknown }
+  | { op: "join"; id: RequestId; topic: string; data?: unknown }
+  | { op: "leave"; id: RequestId; topic: string };
 
 export interface WelcomeFrame {
   op: "welcome";
@@ -53,6 +55,8 @@ export interface ErrFrame {
   id?: RequestId | null;
   code: number;
   reason: string;
+  /** Command errors: what the client needs to act on it (610: `{watchlist}`). */
+  data?: unknown;
   ch?: string;
 }
 
@@ -74,6 +78,10 @@ export type ServerFrame =
   | { op: "ping" }
   | { op: "status"; state: "ok" | "degraded"; reason?: string }
   | { op: "reconnect"; after_ms?: number }
+  /** The server ended a subscription (access revoked: 301; the list was deleted: 201). */
+  | { op: "unsub"; ch: string; code: number; reason: string }
+  /** The server ended this connection's membership of a presence topic. */
+  | { op: "leave"; topic: string; code: number; reason: string }
   /** HTTP transports only: the edge ended the stream with this close code. */
   | { op: "close"; code: number; reason?: string };
 

@@ -14,3 +14,4 @@ export type { ChannelStatus, Listener } from "./subscriptions.js";
 export type { CloseInfo, Transport, TransportFactory, TransportHandlers, TransportName, TransportOptions } from "./transport.js";
 export * from "./generated/contracts.js";
 export { compareDecimal, formatDecimal } from "./decimal.js";
+export { PresenceBook, type Membership, type MembershipStatus, type PresenceState } from "./presence.js";

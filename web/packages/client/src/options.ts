@@ -6,6 +6,7 @@ import type { TickmeshError } from "./errors.js";
 import type { WelcomeFrame } from "./frames.js";
 import type { EventSourceConstructor, FetchLike, WebSocketConstructor } from "./platform.js";
 import type { ShareOptions } from "./shared-link.js";
+import type { MembershipStatus } from "./presence.js";
 import type { StateChange } from "./state.js";
 import type { ChannelStatus } from "./subscriptions.js";
 import type { TransportFactory, TransportName } from "./transport.js";
@@ -84,4 +85,5 @@ export interface ClientEvents {
   recovery: RecoveryEvent;
   error: TickmeshError;
   welcome: WelcomeFrame;
+  membership: { topic: string; status: MembershipStatus; error?: TickmeshError };
 }

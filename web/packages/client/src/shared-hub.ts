@@ -9,6 +9,7 @@ import { ErrorCode } from "./generated/contracts.js";
 import { tokenSubject } from "./jwt.js";
 import type { EngineSettings, HubMessage, Recipients, TabId, TabMessage, Upstream } from "./shared-protocol.js";
 import { randomId } from "./shared-protocol.js";
+import type { Membership } from "./presence.js";
 
 /** Recent messages a tab joining late starts with on an event channel (as the edge's `history`). */
 const LOG_LIMIT = 200;
@@ -46,6 +47,8 @@ interface PeerSub {
 interface Peer {
   id: TabId;
   subs: Map<string, PeerSub>;
+  /** Presence memberships this tab holds through the upstream (counted there across tabs). */
+  joins: Map<string, { membership: Membership; answered: boolean }>;
 }
 
 interface Channel {
@@ -134,6 +137,8 @@ export class Hub {
     if (!peer) return;
     this.peers.delete(tab);
     for (const ch of [...peer.subs.keys()]) this.unregister(peer, ch);
+    for (const held of peer.joins.values()) held.membership.leave();
+    peer.joins.clear();
     for (const ask of this.tokenAsks.values()) if (ask.current === tab) this.askNext(ask);
     if (this.peers.size === 0 && this.engine) {
       clearTimeout(this.idleTimer);
@@ -162,7 +167,7 @@ export class Hub {
     clearTimeout(this.idleTimer);
     const old = this.peers.get(tab);
     if (old) this.leave(tab); // the tab's link broke and it came back: start it afresh
-    this.peers.set(tab, { id: tab, subs: new Map() });
+    this.peers.set(tab, { id: tab, subs: new Map(), joins: new Map() });
     if (!this.watched.has(tab)) {
       this.watched.add(tab);
       this.options.watchTab?.(tab, () => (this.watched.delete(tab), this.leave(tab)));
@@ -207,6 +212,12 @@ export class Hub {
         return this.reply(peer.id, { op: "ok", id: frame.id });
       case "cmd":
         return this.command(peer, frame);
+      case "join":
+        return this.joinTopic(peer, frame);
+      case "leave":
+        peer.joins.get(frame.topic)?.membership.leave();
+        peer.joins.delete(frame.topic);
+        return this.reply(peer.id, { op: "ok", id: frame.id });
       case "ping":
         return this.post(peer.id, { t: "frame", frame: { op: "pong", id: frame.id } });
       case "refresh":
@@ -228,9 +239,35 @@ export class Hub {
       (err: unknown) => {
         if (!this.peers.has(peer.id)) return;
         const e = err instanceof TickmeshError ? err : new TickmeshError(ErrorCode.INTERNAL, String(err));
-        this.post(peer.id, { t: "frame", frame: { op: "err", id: frame.id, code: e.code, reason: e.reason } });
+        this.post(peer.id, { t: "frame", frame: { op: "err", id: frame.id, code: e.code, reason: e.reason, ...(e.data === undefined ? {} : { data: e.data }) } });
       },
     );
+  }
+
+  // --- presence memberships -----------------------------------------------------------------
+
+  /** A tab joins a topic (or updates its data): the upstream holds one membership for all tabs
+   * of this user (the edge counts the user once anyway); the tab is answered as the edge would. */
+  private joinTopic(peer: Peer, frame: Extract<ClientFrame, { op: "join" }>): void {
+    if (this.connecting) return void this.deferred.push(() => this.peers.has(peer.id) && this.joinTopic(peer, frame));
+    const engine = this.engine!;
+    const held = peer.joins.get(frame.topic);
+    const before = engine.membershipStatus(frame.topic).status;
+    if (held && frame.data !== undefined) held.membership.update(frame.data);
+    else if (!held) peer.joins.set(frame.topic, { membership: engine.join(frame.topic, frame.data), answered: false });
+    const entry = peer.joins.get(frame.topic)!;
+    const settle = (status: string, error?: TickmeshError): boolean => {
+      if (status === "joined") this.reply(peer.id, { op: "ok", id: frame.id, ...(held ? { updated: true } : {}) });
+      else if (status === "error" && error) this.post(peer.id, { t: "frame", frame: { op: "err", id: frame.id, code: error.code, reason: error.reason } });
+      else return false;
+      entry.answered = true;
+      return true;
+    };
+    // Nothing was sent upstream (already joined, no new data): answer at once.
+    if (before === "joined" && frame.data === undefined && settle("joined")) return;
+    const off = engine.events.on("membership", (e) => {
+      if (e.topic === frame.topic && this.peers.has(peer.id) && settle(e.status, e.error)) off();
+    });
   }
 
   // --- subscriptions ------------------------------------------------------------------------
@@ -368,6 +405,15 @@ export class Hub {
       if (to.length) this.post(to, { t: "recovery", ...event, epoch: engine.position(event.ch).epoch });
     });
     engine.events.on("error", (err) => this.post("*", { t: "error", code: err.code, reason: err.reason }));
+    engine.events.on("membership", ({ topic, status, error }) => {
+      if (status !== "error" || !error) return;
+      // The edge ended a membership tabs hold (access revoked): tell each, as the edge would.
+      for (const peer of this.peers.values()) {
+        if (!peer.joins.get(topic)?.answered) continue;
+        peer.joins.delete(topic);
+        this.post(peer.id, { t: "frame", frame: { op: "leave", topic, code: error.code, reason: error.reason } });
+      }
+    });
   }
 
   private upstream(): Upstream {

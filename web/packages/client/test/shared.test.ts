@@ -520,3 +520,45 @@ describe("a feature flag switching the codec of a shared connection", () => {
     }
   });
 });
+
+describe("presence through a shared connection", () => {
+  it("joins a topic once for every tab, answers each tab, and leaves with the last one", async () => {
+    const f = fabric();
+    const [a, b] = [f.tab(), f.tab()];
+    a.client.connect();
+    b.client.connect();
+    await settle();
+    f.upstream().welcome({ user: "alice", conn_id: "c1" });
+    await settle();
+    const ma = a.client.join("symbol.AAPL", { tab: "a" });
+    await settle();
+    const up = f.upstream();
+    expect(up.frames("join")).toMatchObject([{ topic: "symbol.AAPL", data: { tab: "a" } }]);
+    up.receive({ op: "ok", id: up.frames("join")[0]!.id });
+    await settle();
+    expect(a.client.membershipStatus("symbol.AAPL").status).toBe("joined");
+    const mb = b.client.join("symbol.AAPL");
+    await settle();
+    expect(up.frames("join")).toHaveLength(1); // the user is one member, however many tabs
+    expect(b.client.membershipStatus("symbol.AAPL").status).toBe("joined");
+    // A tab subscribing late starts from the list the hub assembled.
+    a.client.subscribe("presence:symbol.AAPL", () => {});
+    await settle();
+    up.receive({ op: "ok", id: up.frames("sub").at(-1)!.id },
+      msg("presence:symbol.AAPL", 5, { type: "snapshot", count: 1, conns: 1, limit: 100, members: [{ user: "alice", name: "Alice", conns: 1, since: 1795630000000000 }] }));
+    up.receive(msg("presence:symbol.AAPL", 6, { type: "delta", count: 2, conns: 2, limit: 100, joins: [{ user: "bob", name: "Bob", conns: 1, since: 1795630000000001 }] }));
+    await settle();
+    b.client.subscribe("presence:symbol.AAPL", () => {});
+    await settle();
+    expect(b.client.presence("presence:symbol.AAPL")).toMatchObject({ count: 2, version: 6 });
+    up.receive(msg("presence:symbol.AAPL", 7, { type: "delta", count: 1, conns: 1, limit: 100, leaves: ["bob"] }));
+    await settle();
+    expect(b.client.presence("presence:symbol.AAPL")!.members.map((m) => m.user)).toEqual(["alice"]);
+    ma.leave();
+    await settle();
+    expect(up.frames("leave")).toHaveLength(0);
+    mb.leave();
+    await settle();
+    expect(up.frames("leave")).toMatchObject([{ topic: "symbol.AAPL" }]);
+  });
+});

@@ -7,3 +7,5 @@ export type { ChannelSnapshot } from "./channel-entry.js";
 export type { ConnectionSnapshot } from "./store.js";
 export { TickmeshStore } from "./store.js";
 export { OrderBook, type OptimisticOrder, type OrderInput, type OrderStatus, type Rejection, type OrdersSnapshot } from "./orders.js";
+export { usePresence, type PresenceSnapshot } from "./presence.js";
+export { applyOps, useWatchlist, WatchlistModel, type WatchlistView } from "./watchlists.js";
