@@ -11,7 +11,7 @@ import { login, openBrowser } from "./support/browser.mjs";
 import { freePort, PYTHON, REPO, RESULTS, startStack, t } from "./support/stack.mjs";
 
 // Short presence timings, so the scenarios wait seconds rather than tens of seconds.
-const PRESENCE = { EDGE_PRESENCE_HEARTBEAT_S: "2", EDGE_PRESENCE_GRACE_S: "3", EDGE_PRESENCE_FLUSH_MS: "100", EDGE_ALLOWED_ORIGINS: "*" };
+const PRESENCE = { EDGE_PRESENCE_HEARTBEAT_S: "3", EDGE_PRESENCE_GRACE_S: "3", EDGE_PRESENCE_FLUSH_MS: "100", EDGE_ALLOWED_ORIGINS: "*" };
 
 let stack;
 let second;
@@ -21,8 +21,12 @@ let proxy;
 async function startEdge() {
   const port = await freePort();
   const log = join(RESULTS, "collab-edge-b.log");
+  // The edge's own NATS identity, as `tickmesh up` gives its edge (ops/natsauth.py).
+  const passwords = JSON.parse(readFileSync(join(stack.home, "nats", "credentials.json"), "utf8"));
   const env = {
-    ...process.env, ...PRESENCE, NATS_URL: stack.natsUrl, EDGE_PORT: String(port), EDGE_DEV_MODE: "on",
+    ...process.env, ...PRESENCE, EDGE_PORT: String(port), EDGE_DEV_MODE: "on",
+    NATS_URL: `nats://127.0.0.1:${stack.natsPort}`, NATS_USER: "edge", NATS_PASSWORD: passwords.edge,
+    NATS_INBOX_PREFIX: "_INBOX_edge", TICKMESH_STREAMS_MANAGE: "off",
     TICKMESH_JWT_SECRET: readFileSync(join(stack.home, "jwt-secret"), "utf8").trim(), TICKMESH_LOG_FORMAT: "text",
   };
   const proc = spawn(PYTHON, ["-m", "tickmesh", "edge"], { cwd: REPO, env, stdio: ["ignore", openSync(log, "w"), openSync(log, "a")] });
@@ -172,10 +176,10 @@ describe("presence and shared watch-lists, two users on two edges", { timeout: t
       stack.killEdge(); // SIGKILL: Bob's edge dies without a word
       await bob.page.locator('[data-testid="connection"][data-state="reconnecting"]').waitFor({ timeout: t(15000) }).catch(() => {});
       await bob.page.locator('[data-testid="connection"][data-state="connected"]').waitFor({ timeout: t(30000) });
-      // The dead edge's lease runs out (2 heartbeats: 4 s here) and its records stop counting:
+      // The dead edge's lease runs out (2 heartbeats: 6 s here) and its records stop counting:
       // wait past that, then Bob must still be there, and never have been missing.
-      await sleep(t(7000));
-      assert.equal(await alice.page.locator('[data-testid="watchers"] [data-user="bob"]').count(), 1);
+      await sleep(t(9000));
+      assert.equal(await alice.page.locator('[data-testid="watchers"] [data-user="bob"]').count(), 1, "Bob is not back");
       assert.equal(await alice.page.evaluate(() => window.__bobGone), 0, "Bob's avatar flickered");
       await alice.screenshot("collab-after-edge-kill");
     });
