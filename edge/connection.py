@@ -267,6 +267,8 @@ class Connection:
         elif isinstance(out, Ack):
             if self.own is not None:
                 self.own.acked(out.seqs)
+        elif isinstance(out, Leave):
+            self.state.presence.leave(self, out)
         elif isinstance(out, Close):
             if out.code == CloseCode.AUTH_TIMEOUT:
                 metrics.auth_failed("timeout")

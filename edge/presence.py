@@ -126,7 +126,8 @@ class EdgePresence:
 
     def leave(self, conn: Connection, action: Leave) -> None:
         self._end(conn, action.topic)
-        conn.push_frame({"op": "ok", "id": action.rid})
+        if action.answer:
+            conn.push_frame({"op": "ok", "id": action.rid})
 
     def _end(self, conn: Connection, topic: str) -> None:
         self.local.leave(conn.conn_id, topic)

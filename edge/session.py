@@ -120,10 +120,12 @@ class Join:
 
 @dataclass(frozen=True, slots=True)
 class Leave:
-    """End this connection's membership of ``topic`` now; answer ``rid``."""
+    """End this connection's membership of ``topic`` now; answer ``rid`` if ``answer`` (not when
+    the server ended it)."""
 
     rid: Any
     topic: str
+    answer: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +362,10 @@ class Session:
                 continue
             if feature is not None and not self._feature_enabled(feature, self.identity):
                 self.end_subscription(name, ErrorCode.FORBIDDEN, refusal(feature))
+        if self.joined and not self._feature_enabled("presence", self.identity):
+            for topic in sorted(self.joined):
+                self._out.append(Leave(None, topic, answer=False))
+                self.end_membership(topic, ErrorCode.FORBIDDEN, refusal("presence"))
 
     def _check_feature(self, feature: str | None) -> None:
         if feature is None or self._feature_enabled is None or self.identity is None:

@@ -90,3 +90,17 @@ def test_a_membership_the_server_ends_is_told_once():
     assert [orjson.loads(o) for o in s.take()] == [
         {"op": "leave", "topic": f"watchlist.{WL}", "code": 301, "reason": "access revoked"}]
     assert errors(send(s, {"op": "leave", "id": 2, "topic": f"watchlist.{WL}"})) == [ErrorCode.NOT_JOINED]
+
+
+def test_turning_the_presence_flag_off_ends_memberships_too():
+    enabled = {"presence": True}
+    s = Session(conn_id="c1", now=0.0, identity=ALICE, limits=SessionLimits(max_topics=2),
+                feature_enabled=lambda feature, identity: enabled.get(feature, True))
+    s.take()
+    send(s, {"op": "join", "id": 1, "topic": "symbol.AAPL"})
+    enabled["presence"] = False
+    s.features_changed()
+    out = s.take()
+    assert out[0] == Leave(None, "symbol.AAPL", answer=False)
+    assert orjson.loads(out[1])["op"] == "leave" and orjson.loads(out[1])["code"] == 301
+    assert s.joined == set()
