@@ -1,7 +1,7 @@
 """What presence and shared watch-lists cost: a 10,000-member topic, and a watch-list edit end to end.
 
     python -m tickmesh.ops.bench.presence [--members 10000] [--viewers 200] [--churn 1000]
-                                           [--seconds 10] [--edits 200] [--wl-viewers 100]
+                                           [--seconds 10] [--edits 200] [--wl-viewers 50]
 
 1. **Core** (no I/O): the roster of one topic with ``--members`` members: the cost of taking in
    a member record, of a flush (one delta, whatever the churn since the last one), and the bytes
@@ -293,6 +293,7 @@ async def run(args: argparse.Namespace) -> dict:
                    work / "watchlists.log")
     try:
         result["topic"] = await big_topic(server.url, edge.ws_url, edge.pid, args.members, args.viewers, args.churn, args.seconds)
+        print(json.dumps({"core": result["core"], "topic": result["topic"]}), file=sys.stderr)
         deadline = time.monotonic() + 30
         while "watchlists running" not in service.output() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -311,8 +312,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--churn", type=int, default=1000, help="membership changes a second")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--edits", type=int, default=200)
-    parser.add_argument("--wl-viewers", type=int, default=100)
+    parser.add_argument("--wl-viewers", type=int, default=50, help="at most 50 (a list's members besides its owner)")
     args = parser.parse_args(argv)
+    if not 1 <= args.wl_viewers <= 50:
+        parser.error("--wl-viewers must be 1 to 50")
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     print(json.dumps(asyncio.run(run(args)), indent=2))
 
