@@ -152,3 +152,12 @@ def test_resuming_codec_sends_since_keeps_ok_and_err_and_retries():
     assert again.ready and again.failed == 1 and again.errs[0]["code"] == 501
     assert orjson.loads(again.retry())["since"] == {"epoch": "e1", "seq": 5}
     assert not again.ready  # waiting for the retried sub's answer
+
+
+def test_presence_bench_core_runs_and_reports_bounded_deltas():
+    from tickmesh.ops.bench.presence import core
+
+    out = core(600)
+    assert out["members"] == 600 and out["snapshot_bytes"] > 0
+    # Under churn a delta carries counts plus the listed members that changed, never the topic.
+    assert out["delta_bytes_max"] < out["snapshot_bytes"]
