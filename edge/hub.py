@@ -86,6 +86,12 @@ class Hub:
     def subjects(self) -> list[str]:
         return list(self._topics)
 
+    def subscribers(self, subject: str) -> int:
+        """Local subscribers of ``subject`` (presence and watch-lists release what nobody here
+        uses any more: a topic's watch, a list's upstream subscription)."""
+        topic = self._topics.get(subject)
+        return topic.count if topic else 0
+
     def snapshot(self, subject: str) -> tuple[int, bytes] | None:
         """The newest message of a state subject this edge holds, as ``(seq, payload)``."""
         topic = self._topics.get(subject)
