@@ -29,6 +29,9 @@ class ValuerSettings:
     shard: str = setting("VALUER_SHARD", "0",
                          "This instance's shard, 0 .. VALUER_SHARDS-1, or `ordinal`: the number ending the host "
                          "name (a StatefulSet pod's ordinal)")
+    fill_wait: float = setting("VALUER_FILL_WAIT_S", 1.0,
+                               "Longest an account change that applied a fill waits for that fill's execution on "
+                               "the trades stream before it is valued anyway (its valuation names the fills seen)")
     lease_ttl: float = setting("VALUER_LEASE_TTL_S", 6.0,
                                "Seconds a lost instance's shards wait before another takes them over (its leases' "
                                "TTL, whole seconds, at least 2; renewed every third of it)")
@@ -50,6 +53,8 @@ class ValuerSettings:
     def validate(self) -> None:
         if not 0 < self.max_hz <= 1000:
             raise ConfigError("VALUER_MAX_HZ", str(self.max_hz), "must be in (0, 1000] updates/s")
+        if not 0 <= self.fill_wait <= 60:
+            raise ConfigError("VALUER_FILL_WAIT_S", str(self.fill_wait), "must be 0 to 60 seconds")
         if self.shards < 1:
             raise ConfigError("VALUER_SHARDS", str(self.shards), "must be at least 1")
         if not 2 <= self.lease_ttl <= 300:
