@@ -108,6 +108,46 @@ describe("@tickmesh/client under plain Node.js against the real edge", { timeout
     }
   });
 
+  it("acknowledges a fill for the audit trail, and shows it before the portfolio value that includes it", async () => {
+    const c = new client.TickmeshClient({ url: stack.url, getToken: devTokens("alice"), WebSocket: WsWebSocket });
+    const shown = [];
+    try {
+      c.subscribe("portfolio", (m) => shown.push({ ch: "portfolio", tradeSeq: m.data.trade_seq }));
+      c.subscribe("trades", (m) => shown.push({ ch: "trades", seq: m.seq, coid: m.data.client_order_id, status: m.data.status }));
+      c.connect();
+      await connected(c);
+      await pricesMove(c, "AAPL");
+      const fill = await orderFills(c, "AAPL");
+      const fillAt = shown.findIndex((e) => e.ch === "trades" && e.coid === fill.client_order_id && e.status === "filled");
+      const seq = shown[fillAt].seq;
+      // The valuation that includes the fill names it, and is shown after it.
+      await until((fn) => c.events.on("message", fn), () => (shown.some((e) => e.ch === "portfolio" && e.tradeSeq >= seq) ? true : undefined),
+        t(20000), `a portfolio value naming trade ${seq}`);
+      const valueAt = shown.findIndex((e) => e.ch === "portfolio" && e.tradeSeq >= seq);
+      assert.ok(valueAt > fillAt, JSON.stringify(shown));
+      // Support asks the edge: this connection received the fill, and acknowledged it.
+      const admin = await devTokens("admin")();
+      const deadline = Date.now() + t(20000);
+      let answer;
+      for (;;) {
+        const resp = await fetch(`${stack.url}/cmd`, {
+          method: "POST", headers: { Authorization: `Bearer ${admin}`, "Content-Type": "application/json" },
+          body: JSON.stringify({ name: "audit.trades", data: { user: "alice", order: fill.client_order_id } }),
+        });
+        answer = await resp.json();
+        assert.equal(answer.op, "ok", JSON.stringify(answer));
+        const mine = answer.data.deliveries.filter((r) => r.conn_id === c.session.conn_id && r.seq === seq);
+        if (mine.some((r) => r.event === "delivered") && mine.some((r) => r.event === "acked")) break;
+        assert.ok(Date.now() < deadline, `no delivery and ack of ${seq} by ${c.session.conn_id}: ${JSON.stringify(answer)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const execution = answer.data.executions.find((e) => e.seq === seq);
+      assert.ok(execution.delivered_at && execution.acked_at >= execution.delivered_at, JSON.stringify(execution));
+    } finally {
+      c.disconnect();
+    }
+  });
+
   it("speaks MessagePack through `ws` (binary frames)", async () => {
     const { msgpackCodec } = await import("@tickmesh/client/msgpack");
     const c = new client.TickmeshClient({ url: stack.url, getToken: devTokens("bob"), WebSocket: WsWebSocket, codec: msgpackCodec });

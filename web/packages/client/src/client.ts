@@ -1,6 +1,8 @@
+import { AckBatch } from "./acks.js";
 import { Backoff } from "./backoff.js";
 import { MessageCache, type CachedMessage } from "./cache.js";
 import { isEventChannel, type DataOf } from "./channels.js";
+import { CausalHold, type TradesView } from "./causal.js";
 import { jsonCodec, type Codec } from "./codec.js";
 import { CommandQueue, randomKey } from "./commands.js";
 import { Emitter } from "./emitter.js";
@@ -37,6 +39,16 @@ const DEFAULT_TRANSPORTS: Record<TransportName, TransportFactory> = {
  * transports chosen and replaced behind it, subscriptions that survive reconnects without
  * missing or repeating an event, and commands that are retried safely.
  */
+/** The user's own channels whose order the client keeps (see causal.ts). */
+const TRADES = "trades";
+const PORTFOLIO = "portfolio";
+
+/** The `trade_seq` a portfolio value names, if any. */
+function tradeSeqOf(data: unknown): number | undefined {
+  const seq = (data as { trade_seq?: unknown } | null)?.trade_seq;
+  return typeof seq === "number" ? seq : undefined;
+}
+
 export class TickmeshClient {
   readonly events = new Emitter<ClientEvents>();
   private readonly machine = new StateMachine();
@@ -52,6 +64,11 @@ export class TickmeshClient {
   private readonly backoff: Backoff;
   private readonly cache: MessageCache;
   private readonly positions = new Positions();
+  // Causal order of the user's own trades and portfolio, and the acks of trades (causal.ts, acks.ts).
+  private readonly causal: CausalHold<{ record: SubscriptionRecord; message: CachedMessage }>;
+  private causalTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly acks = new AckBatch();
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly subs = new Subscriptions();
   private readonly presenceBook = new PresenceBook();
   private readonly memberships = new Map<string, MembershipRecord>();
@@ -105,7 +122,10 @@ export class TickmeshClient {
       commandTimeoutMs: init.commandTimeoutMs ?? 15_000,
       historyLimit: init.historyLimit ?? 100,
       priceHistory: Math.max(0, Math.min(1000, Math.floor(init.priceHistory ?? 0))),
+      causalHoldMs: Math.max(0, init.causalHoldMs ?? 2000),
+      ackIntervalMs: Math.max(0, init.ackIntervalMs ?? 250),
     };
+    this.causal = new CausalHold(this.options.causalHoldMs);
     const origin = typeof location === "undefined" ? "http://127.0.0.1:8000" : location.origin;
     this.baseUrl = init.url ?? origin;
     this.codecInUse = init.codec ?? jsonCodec;
@@ -218,6 +238,8 @@ export class TickmeshClient {
         if (!rec || rec.listeners.size > 0) return;
         this.subs.delete(ch);
         this.positions.forget(ch);
+        if (ch === PORTFOLIO) this.causal.clear();
+        if (ch === TRADES) this.releaseHeld();
         // (On a shared connection a channel may show `pending` while the hub still holds it.)
         if (this.welcomed && rec.status !== "error") {
           this.request({ op: "unsub", id: this.nextId(), ch }, () => {});
@@ -569,6 +591,7 @@ export class TickmeshClient {
     for (const key of ["connect", "refresh", "upgrade", "drain"] as const) this.clearTimer(key);
     this.pending.clear();
     this.commands.interrupted();
+    this.acks.clear();
     for (const record of this.subs.all()) this.setChannelStatus(record, "pending");
     for (const rec of this.memberships.values()) if (rec.status !== "error") this.setMembership(rec, "pending");
   }
@@ -685,8 +708,16 @@ export class TickmeshClient {
     if (typeof frame.seq === "number" && !this.positions.accept(frame.ch, frame.seq)) return;
     const message: CachedMessage = { ch: frame.ch, seq: frame.seq, data: frame.data, receivedAt: Date.now() };
     if (left !== undefined || frame.history === true) message.history = true;
-    if (isEventChannel(frame.ch)) this.cache.put(message, true);
-    else this.cache.put(message, this.isPriceWithHistory(frame.ch), this.options.priceHistory);
+    if (frame.ch === PORTFOLIO && this.causal.offer({ record, message }, tradeSeqOf(frame.data), this.tradesView(), Date.now())) {
+      return this.armCausal();
+    }
+    this.deliver(record, message);
+    if (frame.ch === TRADES && typeof frame.seq === "number") this.afterTrade(frame.seq);
+  }
+
+  private deliver(record: SubscriptionRecord, message: CachedMessage): void {
+    if (isEventChannel(message.ch)) this.cache.put(message, true);
+    else this.cache.put(message, this.isPriceWithHistory(message.ch), this.options.priceHistory);
     for (const listener of [...record.listeners]) listener(message);
     this.events.emit("message", message);
   }
@@ -727,6 +758,46 @@ export class TickmeshClient {
     rec.status = status;
     rec.error = error;
     this.events.emit("membership", { topic: rec.topic, status, error });
+  }
+
+  // --- causal order and acks of the user's own trades (causal.ts, acks.ts) -----------------
+
+  private tradesView(): TradesView {
+    return { subscribed: this.subs.get(TRADES) !== undefined, seq: this.positions.lastSeq(TRADES) };
+  }
+
+  private afterTrade(seq: number): void {
+    this.releaseHeld();
+    if (this.options.ackIntervalMs <= 0) return;
+    this.acks.add(seq);
+    this.ackTimer ??= setTimeout(() => this.flushAcks(), this.options.ackIntervalMs);
+  }
+
+  private flushAcks(): void {
+    this.ackTimer = undefined;
+    // Only a WebSocket of this client's own carries acks (a shared hub's connection acks itself).
+    if (!this.welcomed || this.sharing || this.transportName !== "websocket") return this.acks.clear();
+    for (const frame of this.acks.take(TRADES)) this.transport?.send(frame);
+  }
+
+  private releaseHeld(): void {
+    const held = this.causal.release(this.tradesView());
+    if (held && this.subs.get(held.record.ch) === held.record) this.deliver(held.record, held.message);
+    if (this.causal.deadline === undefined && this.causalTimer !== undefined) {
+      clearTimeout(this.causalTimer);
+      this.causalTimer = undefined;
+    }
+  }
+
+  private armCausal(): void {
+    const deadline = this.causal.deadline;
+    if (this.causalTimer !== undefined || deadline === undefined) return;
+    this.causalTimer = setTimeout(() => {
+      this.causalTimer = undefined;
+      const held = this.causal.expire(Date.now());
+      if (held && this.subs.get(held.record.ch) === held.record) this.deliver(held.record, held.message);
+      this.armCausal();
+    }, Math.max(0, deadline - Date.now()));
   }
 
   // --- subscriptions ----------------------------------------------------------------------
@@ -776,6 +847,7 @@ export class TickmeshClient {
       this.events.emit("recovery", { ch: record.ch, reason: reply.reason ?? "unknown", replayed: reply.replayed ?? 0, firstSeq: reply.first_seq });
     }
     this.setChannelStatus(record, "live");
+    if (record.ch === TRADES) this.releaseHeld();
   }
 
   private setChannelStatus(record: SubscriptionRecord, status: ChannelStatus, error?: TickmeshError): void {

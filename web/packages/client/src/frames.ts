@@ -17,7 +17,8 @@ export type ClientFrame =
   | { op: "pong" }
   | { op: "cmd"; id: RequestId; name: string; key?: string; data: unknown }
   | { op: "join"; id: RequestId; topic: string; data?: unknown }
-  | { op: "leave"; id: RequestId; topic: string };
+  | { op: "leave"; id: RequestId; topic: string }
+  | { op: "ack"; id?: RequestId; ch: string; seqs: number[] };
 
 export interface WelcomeFrame {
   op: "welcome";

@@ -54,6 +54,13 @@ export interface ClientOptions {
    * and `history(ch)` holds the last N ticks, oldest first: what charts and sparklines draw.
    */
   priceHistory?: number;
+  /**
+   * Longest a `portfolio` value waits for the `trades` fill it includes (its `trade_seq`) when
+   * both are subscribed (default 2000 ms; 0: never wait). See PROTOCOL.md, "Causal order".
+   */
+  causalHoldMs?: number;
+  /** `trades` positions received are acknowledged (`ack`, for the edge's audit trail) this often (default 250 ms; 0: never). */
+  ackIntervalMs?: number;
   environment?: Environment;
   /**
    * Host constructors, for hosts whose globals lack or misbehave (Node.js: `WebSocket` from the
