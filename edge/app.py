@@ -6,6 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from prometheus_client import Gauge
 from quart import Quart, request, send_from_directory, websocket
 
 from tickmesh import metrics
@@ -16,6 +17,10 @@ from .settings import EdgeSettings
 from .state import EdgeState
 
 log = logging.getLogger(__name__)
+
+# Growth with the load gone is a leak (the soak test checks it): the direct engine runs no task
+# per connection, the quart engine one or two.
+_TASKS = Gauge("tickmesh_edge_asyncio_tasks", "asyncio tasks alive in the edge process", registry=metrics.REGISTRY)
 
 _REPO_DASHBOARD = Path(__file__).resolve().parent.parent / "web" / "apps" / "dashboard" / "dist"
 
@@ -45,6 +50,7 @@ def create_app(settings: EdgeSettings) -> Quart:
 
     @app.get("/metrics")
     async def metrics_route():
+        _TASKS.set(len(asyncio.all_tasks()))
         body, content_type = metrics.render(request.headers.get("Accept"))
         return body, 200, {"Content-Type": content_type}
 

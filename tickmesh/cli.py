@@ -1,4 +1,4 @@
-"""The ``tickmesh`` command: ``up``, ``edge``, ``service NAME``, ``token``, ``settings``."""
+"""The ``tickmesh`` command: ``up``, ``edge``, ``service NAME``, ``token``, ``settings``, ``soak``."""
 
 from __future__ import annotations
 
@@ -135,6 +135,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    from tickmesh.ops.soak.run import main
+
+    return main(args.minutes, args.clients, args.restart_every, args.orders_per_s, args.json)
+
+
 def cmd_announce(args: argparse.Namespace) -> int:
     from tickmesh.services.announcer.cli import run
 
@@ -235,6 +241,15 @@ def parser() -> argparse.ArgumentParser:
 
     add_arguments(b)
     b.set_defaults(fn=cmd_bench)
+    so = sub.add_parser("soak", help="run the soak test: clients, churn and edge restarts for N minutes, then "
+                                     "check gaps, duplicates, leaks (ops/soak)")
+    so.add_argument("--minutes", type=float, default=10.0, help="how long the load runs (default 10)")
+    so.add_argument("--clients", type=int, default=2000, help="client connections held throughout (default 2000)")
+    so.add_argument("--restart-every", type=float, default=60.0,
+                    help="seconds between restarts of edge a (default 60)")
+    so.add_argument("--orders-per-s", type=float, default=10.0, help="market orders per second, all clients together")
+    so.add_argument("--json", help="also write the report to this file as JSON")
+    so.set_defaults(fn=cmd_soak)
     a = sub.add_parser("announce", help="publish (or schedule) a system announcement through the announcer")
     a.add_argument("--severity", choices=["info", "warning", "critical"], default="info")
     a.add_argument("--text", required=True, help="the announcement (at most 1000 characters)")
