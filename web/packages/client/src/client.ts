@@ -506,8 +506,10 @@ export class TickmeshClient {
       this.backoff.reset();
       this.applyUpstream(this.upstream ?? { state: "connecting", reason: "joined the shared connection" });
       // Positions are this tab's own: the hub replays from them what this tab has not seen.
-      for (const record of this.subs.all()) this.sendSub(record);
+      // Memberships first: an edge answers a connection's frames in order, and a reconnect must
+      // be back in its topics before the dead connection's edge lets them lapse.
       for (const rec of this.memberships.values()) this.sendJoin(rec);
+      for (const record of this.subs.all()) this.sendSub(record);
       this.flushCommands();
       return;
     }
@@ -528,8 +530,8 @@ export class TickmeshClient {
     this.edgeDegraded = false;
     this.machine.set("connected", `connected over ${this.transportName}`);
     this.events.emit("welcome", frame);
+    for (const rec of this.memberships.values()) this.sendJoin(rec); // first: see above
     for (const record of this.subs.all()) this.sendSub(record);
-    for (const rec of this.memberships.values()) this.sendJoin(rec);
     this.flushCommands();
     if (!this.picker.atBest()) this.setTimer("upgrade", this.options.upgradeIntervalMs, () => this.probeUpgrade());
   }

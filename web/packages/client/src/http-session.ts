@@ -211,6 +211,13 @@ export function httpSessionTransport(name: TransportName, driver: StreamDriver, 
         case "cmd":
           void command(frame);
           return;
+        case "join":
+          // A membership lasts as long as its connection: HTTP transports watch presence only.
+          queueMicrotask(() => !done && handlers.onFrame({ op: "err", id: frame.id, code: ErrorCode.UNAVAILABLE, reason: "joining presence needs a WebSocket" }));
+          return;
+        case "leave":
+          queueMicrotask(() => !done && handlers.onFrame({ op: "ok", id: frame.id }));
+          return;
         case "pong":
           return;
       }
