@@ -62,6 +62,7 @@ class TradeAudit:
         self._unsent: list[tuple[str, bytes, str, int]] = []  # (subject, payload, msg id, records)
         self._unsent_records = 0
         self._ids: dict[int, dict[str, str]] = {}
+        self._subjects: dict[str, str] = {}
         self._batch_ids = itertools.count(1)
         self._boot = f"{edge}:{time.time_ns():x}"
         self._js: Any = None
@@ -97,7 +98,12 @@ class TradeAudit:
             data = CODECS[codec].decode(frame).get("data")
         except Exception:  # a frame the edge built; a payload it cannot read is recorded without ids
             data = None
-        ids = {k: v[:64] for k in _ID_FIELDS if isinstance(data, dict) and isinstance(v := data.get(k), str)}
+        ids = {}
+        if type(data) is dict:
+            for k in _ID_FIELDS:
+                v = data.get(k)
+                if type(v) is str:
+                    ids[k] = v[:64]
         if len(self._ids) >= _IDS_KEPT:
             self._ids.clear()
         self._ids[seq] = ids
@@ -114,8 +120,13 @@ class TradeAudit:
             rec.update(self._ids_of(seq, frame, codec))
             by_user.setdefault(user, []).append(rec)
         out = []
+        subjects = self._subjects
         for user, recs in by_user.items():
-            subject = trade_audit_subject(user)
+            subject = subjects.get(user)
+            if subject is None:
+                if len(subjects) >= _IDS_KEPT:
+                    subjects.clear()
+                subject = subjects[user] = trade_audit_subject(user)
             for start in range(0, len(recs), MAX_PER_MESSAGE):
                 chunk = recs[start:start + MAX_PER_MESSAGE]
                 payload = orjson.dumps({"user": user, "edge": self.edge, "records": chunk, "ts": now_us})
