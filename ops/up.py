@@ -188,7 +188,10 @@ async def ensure_streams(url: str, credentials: Credentials, *, timeout: float =
 def _wait_ready(url: str, timeout: float) -> bool:
     # Over TLS the probe only asks whether the local edge answers, so it does not verify the
     # certificate (a test or private CA); with a client CA the edge refuses it: "not ready yet".
-    context = ssl._create_unverified_context() if url.startswith("https:") else None
+    context = None
+    if url.startswith("https:"):
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

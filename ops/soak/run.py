@@ -49,6 +49,7 @@ class Report:
     minutes: float
     clients: int
     users: int
+    folder: str = ""  # the processes' logs and JetStream store (removed when the soak passes)
     restarts: int = 0
     random_disconnects: int = 0
     availability: float = 0.0
@@ -87,7 +88,7 @@ async def soak(minutes: float, clients: int, *, restart_every: float = 60.0, ord
     users = max(1, clients // CLIENTS_PER_USER)
     accounts = {f"soak{u}": Account(Decimal("1000000000.00"), {s: Position(Decimal("1000000"), Decimal("1"))
                                                                  for s in SYMBOLS}) for u in range(users)}
-    report = Report(minutes, clients, users)
+    report = Report(minutes, clients, users, folder=str(folder))
     stack = Stack(folder, secret)
     stats = Stats()
     tokens = {u: devtokens.mint(u, secret=secret, ttl=24 * 3600) for u in accounts}
@@ -286,7 +287,7 @@ def render(r: Report) -> str:
         f"  counts {json.dumps(r.counts, sort_keys=True)}",
         f"  errors {json.dumps(r.errors, sort_keys=True)}  closes {json.dumps(r.close_codes, sort_keys=True)}",
     ]
-    lines.append("  PASS" if not r.failures else "  FAIL: " + "; ".join(r.failures))
+    lines.append("  PASS" if not r.failures else "  FAIL: " + "; ".join(r.failures) + f"\n  logs in {r.folder}")
     return "\n".join(lines)
 
 
@@ -297,6 +298,10 @@ def main(minutes: float, clients: int, restart_every: float, orders_per_s: float
     raise_nofile()
     report = runtime.run(soak(minutes, clients, restart_every=restart_every, orders_per_s=orders_per_s))
     print(render(report))
+    if not report.failures:
+        import shutil
+
+        shutil.rmtree(report.folder, ignore_errors=True)
     if json_path:
         Path(json_path).write_text(json.dumps(asdict(report), indent=2))
     return 0 if not report.failures else 1
