@@ -161,3 +161,14 @@ def test_presence_bench_core_runs_and_reports_bounded_deltas():
     assert out["members"] == 600 and out["snapshot_bytes"] > 0
     # Under churn a delta carries counts plus the listed members that changed, never the topic.
     assert out["delta_bytes_max"] < out["snapshot_bytes"]
+
+
+def test_audit_bench_times_what_it_says_each_set_up_delivers_and_only_audit_records():
+    from tickmesh.ops.bench.audit import SETUPS, build, main, one_round
+
+    for setup in SETUPS:
+        hub, conns, audit, payloads = build(setup, users=20, conns=2)
+        assert hub.publish(payloads[0][0], 1, payloads[0][1]) == 2  # both of the user's connections
+        one_round(hub, conns, payloads, 1)
+        assert len(audit._buf) == (2 + 40 if setup == "audit" else 0)
+    main(["--users", "20", "--rounds", "2"])
