@@ -60,6 +60,7 @@ def hypercorn_config(settings: EdgeSettings) -> Config:
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5
+    config.backlog = settings.backlog  # Hypercorn's default, 100, drops SYNs in a reconnect storm
     config.keep_alive_timeout = settings.keep_alive
     config.h11_max_incomplete_size = wsf.MAX_HEAD
     config.read_timeout = None

@@ -83,6 +83,9 @@ class EdgeSettings:
                                   "Largest HTTP request body accepted (bytes); larger ones get 413 with error 103")
     body_timeout: float = setting("EDGE_BODY_TIMEOUT_S", 10.0,
                                   "Seconds a client has to send a whole request body (slow bodies get 408)")
+    backlog: int = setting("EDGE_LISTEN_BACKLOG", 4096,
+                           "Connections the kernel queues before the edge accepts them (capped by "
+                           "net.core.somaxconn); a reconnect storm needs thousands")
     workers: int = setting("EDGE_WORKERS", 1,
                            "Edge processes sharing the port with SO_REUSEPORT (each with its own NATS connection)")
     # TLS (off unless a certificate is set: `tickmesh up` stays plain HTTP on loopback)
@@ -142,6 +145,7 @@ class EdgeSettings:
                            ("EDGE_HTTP_RATE", self.http_rate), ("EDGE_HTTP_BURST", self.http_burst),
                            ("EDGE_HTTP_IP_RATE", self.http_ip_rate), ("EDGE_HTTP_IP_BURST", self.http_ip_burst),
                            ("EDGE_WS_HIGH_WATER", self.ws_high_water), ("EDGE_WORKERS", self.workers),
+                           ("EDGE_LISTEN_BACKLOG", self.backlog),
                            ("EDGE_HEAD_TIMEOUT_S", self.head_timeout), ("EDGE_KEEP_ALIVE_S", self.keep_alive),
                            ("EDGE_MAX_BODY_BYTES", self.max_body_bytes), ("EDGE_BODY_TIMEOUT_S", self.body_timeout),
                            ("EDGE_REPLAY_CACHE_MB", self.replay_cache_mb),
