@@ -185,15 +185,19 @@ class Flusher:
         self._handle = loop.call_at(max(loop.time(), self._next), self._tick)
 
     def _tick(self) -> None:
-        self._handle = None
         loop = self._loop
         assert loop is not None
+        # The handle stays set while flushing, so frames queued meanwhile (a writer's callback)
+        # do not schedule a tick of their own: the one below takes them, paced like any other.
         started = loop.time()
-        self.flush()
-        ended = loop.time()
-        self._next = ended + max(self.interval, ended - started)
-        if self._dirty:  # queued while flushing (a writer's callback): the next tick takes them
-            self._schedule()
+        try:
+            self.flush()
+        finally:
+            ended = loop.time()
+            self._next = ended + max(self.interval, ended - started)
+            self._handle = None
+            if self._dirty:
+                self._schedule()
 
     def flush(self) -> None:
         """One tick: every connection with queued frames writes (or is woken to write)."""
