@@ -167,6 +167,16 @@ async def serve_direct(app: Any, config: Config, settings: EdgeSettings,
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
+def _raise_descriptor_limit() -> None:
+    """Every connection is a descriptor: take the whole hard limit (the soft default is often
+    1,024, which would refuse the 1,025th client with EMFILE)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
@@ -177,6 +187,7 @@ async def serve_edge(settings: EdgeSettings) -> None:
     if not settings.permessage_deflate:
         _disable_permessage_deflate()
     app = create_app(settings)
+    _raise_descriptor_limit()
     _tune_gc()
     state = app.extensions["tickmesh"]
     stop = runtime.stop_event()
