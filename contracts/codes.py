@@ -8,9 +8,9 @@ sent in ``err`` frames and leave the connection open; ``CloseCode`` values close
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
 from ._data import load
+from .code_enums import CloseCode, ErrorCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,10 @@ def _table(kind: str, flag: str) -> dict[str, CodeInfo]:
 ERRORS: dict[str, CodeInfo] = _table("err", "retry")
 CLOSES: dict[str, CodeInfo] = _table("close", "reconnect")
 
-ErrorCode = IntEnum("ErrorCode", {name.upper(): info.code for name, info in ERRORS.items()})
-CloseCode = IntEnum("CloseCode", {name.upper(): info.code for name, info in CLOSES.items()})
+for _enum, _table_ in ((ErrorCode, ERRORS), (CloseCode, CLOSES)):
+    if {m.name: m.value for m in _enum} != {n.upper(): i.code for n, i in _table_.items()}:
+        raise ImportError(f"contracts/code_enums.py is stale against codes.toml ({_enum.__name__}): "
+                          "run python -m tickmesh.ops.codegen")
 
 _CLOSE_BY_CODE = {info.code: info for info in CLOSES.values()}
 _HTTP = {info.code: info.http for info in (*ERRORS.values(), *CLOSES.values())}

@@ -56,7 +56,7 @@ def create_app(settings: EdgeSettings) -> Quart:
 
     @app.websocket("/ws")
     async def ws():
-        await ws_transport.serve(websocket._get_current_object(), state)
+        await ws_transport.serve(websocket._get_current_object(), state)  # type: ignore[attr-defined]
 
     httpguard.register(app, settings)
     fallback.register(app, state)

@@ -67,7 +67,7 @@ class Verifier:
         if config.jwks_url:
             # An unknown kid triggers at most one refetch per cooldown, so a flood of forged kids
             # cannot hammer the identity provider.
-            extra = {}
+            extra: dict[str, Any] = {}
             if "cooldown_duration" in inspect.signature(jwt.PyJWKClient).parameters:
                 extra["cooldown_duration"] = config.jwks_refetch_cooldown
             self._jwks = jwt.PyJWKClient(config.jwks_url, cache_keys=True, lifespan=3600, timeout=5, **extra)

@@ -48,5 +48,5 @@ def register(app: Quart, state: EdgeState) -> None:
         ttl = 3600
         token = devtokens.mint(user, secret=settings.jwt_secret, roles=roles, ttl=ttl,
                                issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                               name=demo["name"] if demo else None)
+                               name=str(demo["name"]) if demo else None)
         return {"token": token, "expires_in": ttl}

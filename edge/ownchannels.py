@@ -143,11 +143,11 @@ class OwnChannels:
                 self._send(self.gate.trades_ended())
             return tap
         if subject == self._portfolio_subject and name == self.portfolio_name:
-            tap, self.portfolio, self.portfolio_name = self.portfolio, None, None
+            ptap, self.portfolio, self.portfolio_name = self.portfolio, None, None
             if self.gate is not None:
                 self.gate.portfolio_ended()
             self._cancel()
-            return tap
+            return ptap
         return None
 
     def trades_live(self, tap: TradesTap, epoch: str, floor: int) -> None:
@@ -191,10 +191,10 @@ class OwnChannels:
             if last > gate.delivered:
                 gate.delivered = last
             if gate.held is not None:
-                frame = gate.delivered_upto(last)
-                if frame is not None:
+                released = gate.delivered_upto(last)
+                if released is not None:
                     metrics.causal_hold("released")
-                    self._send(frame)
+                    self._send(released)
 
     def acked(self, seqs: tuple[int, ...]) -> None:
         """The client acknowledged ``seqs``: record those that were delivered here, once."""

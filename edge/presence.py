@@ -190,6 +190,7 @@ class EdgePresence:
             return
         if sub.watchlist is not None:
             outbox = conn.outbox
+            assert conn.user is not None  # subscribing needs an authenticated connection
             self.gate.depend(sub.watchlist, (outbox, sub.name), conn.user,
                              lambda code, reason: conn.end_subscription(sub.name, code, reason))
         conn.subscribed(sub, {})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 import orjson
 from nats.aio.msg import Msg
@@ -39,7 +39,7 @@ class RevocationFeed:
 
     def __init__(self, on_revoke: Callable[[str, float], None]) -> None:
         self._on_revoke = on_revoke
-        self._sub = None
+        self._sub: Any = None
         self._caught_up = asyncio.Event()
         self._until = 0
 

@@ -83,10 +83,10 @@ def _disable_permessage_deflate() -> None:
     from wsproto.extensions import PerMessageDeflate
 
     class Declined(PerMessageDeflate):
-        def accept(self, offer):  # type: ignore[override]
+        def accept(self, offer):
             return None
 
-    ws_stream.PerMessageDeflate = Declined
+    ws_stream.PerMessageDeflate = Declined  # type: ignore[misc]
 
 
 def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:

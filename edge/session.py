@@ -275,6 +275,7 @@ class Session:
                 raise FrameError(ErrorCode.UNKNOWN_OP, "unknown op" if op is not None else "frame has no op")
             if self.state != self.OPEN and op not in _BEFORE_AUTH:
                 raise FrameError(ErrorCode.UNAUTHORIZED, "authenticate first: send {\"op\":\"auth\",\"token\":...}")
+            assert isinstance(op, str)  # a handler was found for it
             self._check_feature(feature_of_op(op))
             handler(self, frame, rid, now)
         except FrameError as exc:

@@ -53,7 +53,7 @@ CLOCK_SLICES = 10  # the one-second clock visits a tenth of the connections ever
 class EdgeState:
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
-        self.retention = cfg.load(streams.Retention)
+        self.retention: Any = cfg.load(streams.Retention)  # a dataclass made from the stream table
         self.hub = Hub()
         self.upstream = Upstream(self.hub, url=settings.nats_url, on_status=self._on_nats_status)
         self.events = EventFeeds(self.hub, cache_bytes=settings.replay_cache_mb << 20,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 from nats.js.errors import NotFoundError
@@ -181,7 +181,7 @@ class Subscriptions:
             if not conn.wants(sub.name):
                 return
             for seq, payload in history[start:start + chunk]:
-                outbox.push(conn.codec.msg(sub.name, seq, payload, lambda p=payload: orjson.loads(p)))
+                outbox.push(conn.codec.msg(sub.name, seq, payload, _parser(payload)))
 
     def _snapshot_once(self, subject: str) -> Any:
         """One stream request per subject at a time, shared by concurrent subscribers."""
@@ -280,9 +280,14 @@ class Subscriptions:
                 await asyncio.sleep(0.005)
             if not conn.wants(sub.name):
                 return False
-            sink.push_event(conn.codec.msg(sub.name, seq, payload, lambda p=payload: orjson.loads(p)), seq)
+            sink.push_event(conn.codec.msg(sub.name, seq, payload, _parser(payload)), seq)
         for seq, frame in recorder.frames:
             if seq > last:
                 sink.push_event(frame, seq)
                 last = seq
         return True
+
+
+def _parser(payload: bytes) -> Callable[[], Any]:
+    """The payload parsed on demand (only the MessagePack codec needs it parsed)."""
+    return lambda: orjson.loads(payload)

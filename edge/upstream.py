@@ -96,7 +96,7 @@ class Upstream:
     async def _flush(self) -> None:
         assert self.nc is not None
         try:
-            await self.nc.flush(timeout=self.flush_timeout)
+            await self.nc.flush(timeout=self.flush_timeout)  # type: ignore[arg-type]  # seconds, as a float
         except Exception as exc:  # disconnected: the library restores the subscription later
             log.debug("flush after subscribe failed: %s", exc)
 

@@ -108,7 +108,7 @@ class WatchlistGate:
         if wl_id not in self._guards:
             guard = self._guards[wl_id] = _Silent()
             subject = watchlist_subject(wl_id)
-            self.hub.add(subject, _GUARD, guard, conflate=True)  # type: ignore[arg-type]
+            self.hub.add(subject, _GUARD, guard, conflate=True)
             self.upstream.ensure_soon(subject)
 
     def forget(self, wl_id: str, key: Hashable) -> None:
@@ -118,7 +118,7 @@ class WatchlistGate:
         del self._deps[wl_id]
         guard = self._guards.pop(wl_id, None)
         subject = watchlist_subject(wl_id)
-        if guard is not None and self.hub.remove(subject, _GUARD, guard):  # type: ignore[arg-type]
+        if guard is not None and self.hub.remove(subject, _GUARD, guard):
             self.upstream.release_soon(subject)
 
     # -- every revision, before it is fanned out -------------------------------------------

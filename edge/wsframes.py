@@ -24,8 +24,9 @@ import hashlib
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Union
 
+_apply_mask: Callable[[bytes, bytes], bytes] | None
 try:  # the C helper of the websockets package, already a dependency; pure Python otherwise
     from websockets.speedups import apply_mask as _apply_mask
 except ImportError:  # pragma: no cover - the wheel ships it on every platform we run on

@@ -39,7 +39,7 @@ def run_service(name: str, settings_cls: type, serve: Serve) -> None:
     (pending spans are flushed on the way out).
     """
     logs.setup(name)
-    settings = cfg.load(settings_cls)
+    settings: Any = cfg.load(settings_cls)
     metrics_settings = cfg.load(metrics.MetricsSettings)
     metrics.build_info(name)
     tracing.setup(name)

@@ -137,7 +137,8 @@ async def connect(url: str, *, name: str, first_attempt_timeout: float | None = 
         nc = Client()
         try:
             await nc.connect(
-                servers=servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                servers=servers, name=name, max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py annotates int, takes seconds as float
                 connect_timeout=2, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
                 error_cb=on_error, **(credentials.options() if credentials else {}), **options,
             )

@@ -101,7 +101,7 @@ def stream_configs(r: Any) -> list[StreamConfig]:
         out.append(StreamConfig(name=st.name, description=st.doc or None, subjects=list(st.subjects),
                                 storage=StorageType.FILE, retention=RetentionPolicy.LIMITS,
                                 discard=DiscardPolicy.OLD, allow_direct=True, duplicate_window=window,
-                                num_replicas=r.replicas, **limits))
+                                num_replicas=r.replicas, **limits))  # type: ignore[arg-type]  # limits: max_age/max_msgs/...
     return out
 
 
@@ -129,7 +129,8 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         raise await _explain(js, config.name, config.num_replicas, exc) from None
 
 
-async def _explain(js: JetStreamContext, name: str, replicas: int | None, exc: APIError) -> StreamSetupError:
+async def _explain(js: JetStreamContext, name: str | None, replicas: int | None, exc: APIError) -> StreamSetupError:
+    name = name or "?"
     try:
         current = (await js.stream_info(name)).config.num_replicas
     except Exception:  # noqa: BLE001 - the original error is what matters
@@ -202,7 +203,8 @@ async def _wait_for_all(js: JetStreamContext, r: Any) -> None:
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + r.wait
-    wanted = [(c.name, c.subjects, c.num_replicas) for c in stream_configs(r)]
+    wanted: list[tuple[str, list[str] | None, int | None]] = [
+        (c.name or "", c.subjects, c.num_replicas) for c in stream_configs(r)]
     wanted += [(f"KV_{kv.bucket}", None, kv.replicas) for kv in kv_configs(r)]
     for name, subjects, replicas in wanted:
         backoff = Backoff(base=0.1, cap=2.0)

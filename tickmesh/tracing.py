@@ -277,7 +277,7 @@ class Trace:
             self.span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
         self.span.end()
         if self._token is not None:
-            otel_context.detach(self._token)
+            otel_context.detach(self._token)  # type: ignore[arg-type]  # the token attach() returned
             self._token = None
 
     def step(self, name: str, *, kind: SpanKind = INTERNAL, attributes: Mapping[str, Any] | None = None):

@@ -39,6 +39,18 @@ def code_tables() -> str:
     return "\n".join(rows)
 
 
+def code_enums() -> str:
+    """contracts/code_enums.py: the codes as static enum classes (editors and mypy see members)."""
+    lines = ['"""Error and close codes as enums. GENERATED from codes.toml by ``python -m tickmesh.ops.codegen``:',
+             "do not edit (a test fails when this file is stale; ``contracts.codes`` checks it at import).",
+             '"""', "", "from enum import IntEnum", ""]
+    for cls, table in (("ErrorCode", ERRORS), ("CloseCode", CLOSES)):
+        lines += ["", f"class {cls}(IntEnum):"]
+        lines += [f"    {info.name.upper()} = {info.code}" for info in sorted(table.values(), key=lambda i: i.code)]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def command_table() -> str:
     rows = ["| command | roles | data schema | what it does |", "|---|---|---|---|"]
     for c in commands().values():
@@ -59,6 +71,7 @@ WHOLE_FILES["contracts/asyncapi.yaml"] = asyncapi.render
 WHOLE_FILES["helm/tickmesh/files/nats-authorization.conf"] = natsconf.embedded_conf
 WHOLE_FILES["helm/tickmesh/files/nats-users.yaml"] = natsconf.users_file
 WHOLE_FILES["contracts/openapi.yaml"] = openapi.render
+WHOLE_FILES["contracts/code_enums.py"] = code_enums
 
 
 def _render(text: str, regions: dict[str, Callable[[], str]], *, comment: str = "html") -> str:

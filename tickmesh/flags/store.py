@@ -13,6 +13,8 @@ made it and the definition before and after. The definition itself also carries
 
 from __future__ import annotations
 
+import builtins
+
 import asyncio
 import logging
 import random
@@ -159,7 +161,7 @@ class FlagStore:
                  extra={"event": "flags.changed", "flag": name, "action": action, "by": by, "via": via,
                         "revision": revision})
 
-    async def audit(self, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    async def audit(self, name: str | None = None, limit: int = 50) -> "builtins.list[dict[str, Any]]":
         """The last ``limit`` audit records (of ``name``, or of every flag), oldest first."""
         try:
             info = await self.js.stream_info(AUDIT_STREAM)

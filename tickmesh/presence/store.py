@@ -104,7 +104,8 @@ class PresenceStore:
     async def reconnected(self) -> None:
         """NATS is back: renew the lease and write every local record again."""
         await self._put_lease(self.lease_ttl)
-        await self._publish_all(self.local.records())
+        writes: dict[str, bytes | None] = dict(self.local.records())
+        await self._publish_all(writes)
 
     # -- writes ----------------------------------------------------------------------------
 
