@@ -4,10 +4,10 @@ Frames leave in ticks. A tick runs as soon as an outbox becomes non-empty, unles
 tick was less than ``EDGE_FLUSH_MS`` ago: then it waits for that moment, and everything queued
 meanwhile leaves together as one WebSocket message per connection. So a quiet edge sends each
 message at once (the leading edge), and a busy one batches (the trailing edge). The pause after
-a tick is also at least as long as the tick itself took: when writing to every socket costs
-more than the interval (a system call per connection), ticks space out and batches grow, so
-flushing never takes more than about half of the edge's time and messages queue in batches
-rather than behind one another. Connections whose pending frames are the very same objects (a
+a tick also grows with the tick itself (:data:`PACE`): when writing to every socket costs more
+than the interval (a system call per connection), ticks space out and batches grow, so flushing
+never takes all of the edge's time (NATS is still read in between) and messages queue in
+batches rather than behind one another. Connections whose pending frames are the very same objects (a
 hot channel's subscribers) share one encoded batch per tick.
 
 How a batch leaves depends on the transport. A transport with a writer of its own (the plain
@@ -27,6 +27,14 @@ from . import wsframes
 
 if TYPE_CHECKING:
     from .connection import Connection
+
+
+# After a tick, the next one waits at least EDGE_FLUSH_MS and at least this share of the tick's own
+# duration. Measured with 10,000 clients (a shared channel's message is 10,000 writes, ~100 ms):
+# 1.0 (flushing at most half the time) gave p99 557 ms beside nats-ws's 201 ms; 0.25 (at most
+# about 80%) gave 270 ms beside 328 ms, everything delivered in both. Fan-out to 1,000 clients is
+# untouched: its ticks are shorter than the interval.
+PACE = 0.25
 
 
 class WriterStats:
@@ -194,7 +202,7 @@ class Flusher:
             self.flush()
         finally:
             ended = loop.time()
-            self._next = ended + max(self.interval, ended - started)
+            self._next = ended + max(self.interval, PACE * (ended - started))
             self._handle = None
             if self._dirty:
                 self._schedule()
