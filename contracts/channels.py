@@ -236,6 +236,7 @@ def parse_topic(name: object) -> Topic:
 
 # --- subjects -------------------------------------------------------------------------------
 
+
 def tick_subject(symbol: str) -> str:
     """Subject on which market-feed publishes ticks for ``symbol``."""
     return f"{SUBJECT_ROOT}.tick.{encode_token(validate_symbol(symbol))}"
@@ -343,13 +344,13 @@ def topic_of(subject: str) -> str:
     """The topic behind :func:`presence_subject` (raises ValueError for anything else)."""
     if not subject.startswith(PRESENCE_PREFIX):
         raise ValueError(f"not a presence subject: {subject!r}")
-    return parse_topic(decode_token(subject[len(PRESENCE_PREFIX):])).name
+    return parse_topic(decode_token(subject[len(PRESENCE_PREFIX) :])).name
 
 
 def watchlist_of(subject: str) -> str | None:
     """The watch-list id of a ``tm.wl.<id>`` subject, else ``None``."""
-    if subject.startswith(WATCHLIST_PREFIX) and WATCHLIST_ID_RE.fullmatch(subject[len(WATCHLIST_PREFIX):]):
-        return subject[len(WATCHLIST_PREFIX):]
+    if subject.startswith(WATCHLIST_PREFIX) and WATCHLIST_ID_RE.fullmatch(subject[len(WATCHLIST_PREFIX) :]):
+        return subject[len(WATCHLIST_PREFIX) :]
     return None
 
 
@@ -383,7 +384,8 @@ def subject_for(channel: Channel, *, user_id: str | None = None) -> str:
 def is_state_subject(subject: str) -> bool:
     """Whether ``subject`` feeds a state channel (prices, portfolio, watch-lists, flags): latest value wins."""
     return subject.startswith((f"{SUBJECT_ROOT}.tick.", f"{SUBJECT_ROOT}.wl.", f"{SUBJECT_ROOT}.flags.eval.")) or (
-        subject.startswith(f"{SUBJECT_ROOT}.user.") and subject.endswith(".portfolio"))
+        subject.startswith(f"{SUBJECT_ROOT}.user.") and subject.endswith(".portfolio")
+    )
 
 
 def channel_for_subject(subject: str) -> Channel:

@@ -29,8 +29,13 @@ _HTTP_BY_RANGE = {1: 400, 2: 400, 3: 401, 4: 429, 5: 503, 6: 422}
 def _table(kind: str, flag: str) -> dict[str, CodeInfo]:
     raw = load("codes.toml")[kind]
     return {
-        name: CodeInfo(name=name, code=int(entry["code"]), meaning=entry["meaning"], retry=bool(entry[flag]),
-                       http=int(entry.get("http", _HTTP_BY_RANGE.get(int(entry["code"]) // 100, 400))))
+        name: CodeInfo(
+            name=name,
+            code=int(entry["code"]),
+            meaning=entry["meaning"],
+            retry=bool(entry[flag]),
+            http=int(entry.get("http", _HTTP_BY_RANGE.get(int(entry["code"]) // 100, 400))),
+        )
         for name, entry in raw.items()
     }
 
@@ -40,8 +45,10 @@ CLOSES: dict[str, CodeInfo] = _table("close", "reconnect")
 
 for _enum, _table_ in ((ErrorCode, ERRORS), (CloseCode, CLOSES)):
     if {m.name: m.value for m in _enum} != {n.upper(): i.code for n, i in _table_.items()}:
-        raise ImportError(f"contracts/code_enums.py is stale against codes.toml ({_enum.__name__}): "
-                          "run python -m tickmesh.ops.codegen")
+        raise ImportError(
+            f"contracts/code_enums.py is stale against codes.toml ({_enum.__name__}): "
+            "run python -m tickmesh.ops.codegen"
+        )
 
 _CLOSE_BY_CODE = {info.code: info for info in CLOSES.values()}
 _HTTP = {info.code: info.http for info in (*ERRORS.values(), *CLOSES.values())}

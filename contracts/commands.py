@@ -32,8 +32,14 @@ class Command:
 @cache
 def commands() -> dict[str, Command]:
     return {
-        name: Command(name, frozenset(spec["roles"]), spec["request"], float(spec["timeout"]),
-                      spec["service"], spec.get("doc", ""))
+        name: Command(
+            name,
+            frozenset(spec["roles"]),
+            spec["request"],
+            float(spec["timeout"]),
+            spec["service"],
+            spec.get("doc", ""),
+        )
         for name, spec in load("commands.toml")["commands"].items()
     }
 
@@ -62,8 +68,9 @@ class CommandRequest:
     data: dict[str, Any]
 
 
-def encode_request(name: str, *, user: str, roles: tuple[str, ...] | list[str], cmd_id: str,
-                   data: dict[str, Any]) -> bytes:
+def encode_request(
+    name: str, *, user: str, roles: tuple[str, ...] | list[str], cmd_id: str, data: dict[str, Any]
+) -> bytes:
     """The request body the edge sends; ``data`` must already satisfy the command's schema."""
     return orjson.dumps({"name": name, "user": user, "roles": list(roles), "cmd_id": cmd_id, "data": data})
 
@@ -119,5 +126,6 @@ def decode_reply(payload: bytes) -> CommandReply:
     if obj.get("ok") is True:
         return CommandReply(True, obj.get("data") or {})
     data = obj.get("data")
-    return CommandReply(False, data if isinstance(data, dict) else {}, int(obj.get("code", 500)),
-                        str(obj.get("reason", "")))
+    return CommandReply(
+        False, data if isinstance(data, dict) else {}, int(obj.get("code", 500)), str(obj.get("reason", ""))
+    )

@@ -18,7 +18,9 @@ import orjson
 from ._data import load
 from .channels import SYMBOL_RE, USER_ID_RE, Kind, channel_for_subject
 
-_PRIMITIVES = frozenset({"symbol", "decimal", "ts_us", "string", "int", "user_id", "enum", "bool", "number", "json", "request_id"})
+_PRIMITIVES = frozenset(
+    {"symbol", "decimal", "ts_us", "string", "int", "user_id", "enum", "bool", "number", "json", "request_id"}
+)
 _MAP_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 
 # NATS header carrying a message's position in its channel: strictly increasing per channel.
@@ -97,7 +99,7 @@ def _check(message: str, f: Field, value: Any) -> Any:
                 raise fail("must be finite")
             value = format(value, "f")
         if not isinstance(value, str) or not DECIMAL_RE.fullmatch(value):
-            raise fail("must be a decimal string such as \"187.20\" (no exponent, no float)")
+            raise fail('must be a decimal string such as "187.20" (no exponent, no float)')
         if f.positive and Decimal(value) <= 0:
             raise fail("must be positive")
         return value
@@ -211,8 +213,9 @@ def build_schema(name: str, raw: Mapping[str, Any]) -> Schema:
         )
         for fname, spec in raw.get("fields", {}).items()
     )
-    return Schema(name=name, doc=raw.get("doc", ""), fields=fields, subject=raw.get("subject"),
-                  id_field=raw.get("id_field"))
+    return Schema(
+        name=name, doc=raw.get("doc", ""), fields=fields, subject=raw.get("subject"), id_field=raw.get("id_field")
+    )
 
 
 def schema_names() -> list[str]:

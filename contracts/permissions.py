@@ -71,8 +71,11 @@ def _subjects(where: str, value: str) -> list[str]:
             raise PermissionsError(f"{where}: {value}: no command names service {arg!r}")
         return subjects
     if kind_ == "control":
-        if (arg not in messages.schema_names() or not messages.schema(arg).subject
-                or arg in messages.channel_schemas().values()):
+        if (
+            arg not in messages.schema_names()
+            or not messages.schema(arg).subject
+            or arg in messages.channel_schemas().values()
+        ):
             raise PermissionsError(f"{where}: {value}: no control schema {arg!r} (a subject that is no channel's)")
         return [messages.schema(arg).subject.replace("<user-token>", "*")]  # type: ignore[union-attr]
     raise PermissionsError(f"{where}: {value!r} is not channel:, commands:, control: or >")
@@ -90,17 +93,29 @@ def _stream_name(where: str, value: str) -> str:
 def read_api(stream: str) -> list[str]:
     """JetStream API subjects to read ``stream``: metadata, direct and stored-message gets, and
     ephemeral consumers (create, info, delete, fetch, flow control)."""
-    return [f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.MSG.GET.{stream}",
-            f"$JS.API.DIRECT.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}.>",
-            f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}.>",
-            f"$JS.API.CONSUMER.INFO.{stream}.*", f"$JS.API.CONSUMER.DELETE.{stream}.*",
-            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*", f"$JS.FC.{stream}.>"]
+    return [
+        f"$JS.API.STREAM.INFO.{stream}",
+        f"$JS.API.STREAM.MSG.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}.>",
+        f"$JS.API.CONSUMER.CREATE.{stream}",
+        f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.INFO.{stream}.*",
+        f"$JS.API.CONSUMER.DELETE.{stream}.*",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
+        f"$JS.FC.{stream}.>",
+    ]
 
 
 def manage_api() -> list[str]:
     """Creating and updating streams and buckets (never deleting or purging them)."""
-    return ["$JS.API.INFO", "$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*", "$JS.API.STREAM.NAMES",
-            "$JS.API.STREAM.LIST"]
+    return [
+        "$JS.API.INFO",
+        "$JS.API.STREAM.CREATE.*",
+        "$JS.API.STREAM.UPDATE.*",
+        "$JS.API.STREAM.NAMES",
+        "$JS.API.STREAM.LIST",
+    ]
 
 
 def _role(name: str, spec: Mapping[str, Any]) -> Role:
@@ -125,17 +140,28 @@ def _role(name: str, spec: Mapping[str, Any]) -> Role:
         stream = _stream_name(f"{where}.consume", source)
         if not durable:
             raise PermissionsError(f"{where}.consume: {value!r} needs stream:<key>/<durable>")
-        pub += [f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}.{durable}",
-                f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.>", f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}",
-                f"$JS.API.CONSUMER.INFO.{stream}.{durable}", f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
-                f"$JS.ACK.{stream}.{durable}.>"]
+        pub += [
+            f"$JS.API.STREAM.INFO.{stream}",
+            f"$JS.API.CONSUMER.CREATE.{stream}.{durable}",
+            f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}",
+            f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+            f"$JS.ACK.{stream}.{durable}.>",
+        ]
     manage = bool(spec.get("manage", False))
     if manage and ">" not in pub:
         pub += manage_api()
     if ">" not in pub:
         pub.append("$JS.API.STREAM.INFO.*")  # start-up checks that the streams exist
-    return Role(name, spec.get("doc", ""), tuple(dict.fromkeys(pub)), tuple(dict.fromkeys(sub)),
-                bool(spec.get("responses", False)), manage)
+    return Role(
+        name,
+        spec.get("doc", ""),
+        tuple(dict.fromkeys(pub)),
+        tuple(dict.fromkeys(sub)),
+        bool(spec.get("responses", False)),
+        manage,
+    )
 
 
 @cache

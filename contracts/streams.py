@@ -176,8 +176,15 @@ def _buckets(raw: Mapping[str, Any], retention: Mapping[str, RetentionSetting]) 
                 raise StreamTableError(f"buckets.{key}.republish: {kind.value} has no one-token subject pattern")
             republish = pattern[:-1] + ">"
         marker = spec.get("marker_ttl")
-        out[key] = Bucket(key, spec["name"], None if ttl is None else _limit(f"buckets.{key}.ttl", ttl, retention),
-                          spec.get("doc", ""), history, None if marker is None else float(marker), republish)
+        out[key] = Bucket(
+            key,
+            spec["name"],
+            None if ttl is None else _limit(f"buckets.{key}.ttl", ttl, retention),
+            spec.get("doc", ""),
+            history,
+            None if marker is None else float(marker),
+            republish,
+        )
     if len({b.name for b in out.values()}) != len(out):
         raise StreamTableError("two buckets share a name")
     return out

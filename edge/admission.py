@@ -104,9 +104,19 @@ class Admission:
     """The edge's admission decisions. Plain state with time passed in; no I/O here (the
     revocation feed is read by :mod:`revocations` and handed in through :meth:`revoke`)."""
 
-    def __init__(self, *, max_conns_per_user: int, max_conns_per_ip: int, cmd_rate: float, cmd_burst: float,
-                 http_rate: float, http_burst: float, http_ip_rate: float, http_ip_burst: float,
-                 revocation_ttl: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_conns_per_user: int,
+        max_conns_per_ip: int,
+        cmd_rate: float,
+        cmd_burst: float,
+        http_rate: float,
+        http_burst: float,
+        http_ip_rate: float,
+        http_ip_burst: float,
+        revocation_ttl: float,
+    ) -> None:
         self.per_user = Counter(max_conns_per_user)
         self.per_ip = Counter(max_conns_per_ip)
         self.commands = Buckets(cmd_rate, cmd_burst)
@@ -146,8 +156,7 @@ class Admission:
             return refusal
         if not self.per_user.acquire(identity.user):
             metrics.rate_limited("connection")
-            return Refusal(int(CloseCode.CONNECTION_LIMIT),
-                           f"at most {self.per_user.maximum} connections per user")
+            return Refusal(int(CloseCode.CONNECTION_LIMIT), f"at most {self.per_user.maximum} connections per user")
         return None
 
     def close_user(self, user: str) -> None:

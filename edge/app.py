@@ -63,6 +63,7 @@ def create_app(settings: EdgeSettings) -> Quart:
 
     if settings.dev_mode:
         from . import devroutes
+
         devroutes.register(app, state)
 
     static = Path(settings.static_dir) if settings.static_dir else _REPO_DASHBOARD
@@ -70,8 +71,12 @@ def create_app(settings: EdgeSettings) -> Quart:
     @app.get("/")
     async def index():
         if not (static / "index.html").exists():
-            return ("tickmesh edge: the dashboard is not built (cd web && npm ci && npm run build); "
-                    "the WebSocket endpoint is /ws\n", 200, {"Content-Type": "text/plain"})
+            return (
+                "tickmesh edge: the dashboard is not built (cd web && npm ci && npm run build); "
+                "the WebSocket endpoint is /ws\n",
+                200,
+                {"Content-Type": "text/plain"},
+            )
         return await send_from_directory(static, "index.html")
 
     @app.get("/assets/<path:name>")

@@ -73,8 +73,9 @@ class TradeAudit:
 
     # -- recording (the hot path: no work beyond an append) ----------------------------------
 
-    def delivered(self, user: str, conn_id: str, transport: str, epoch: str | None, seq: int, at_us: int,
-                  frame: bytes, codec: int) -> None:
+    def delivered(
+        self, user: str, conn_id: str, transport: str, epoch: str | None, seq: int, at_us: int, frame: bytes, codec: int
+    ) -> None:
         buf = self._buf
         if len(buf) < self.max_records:
             buf.append(("delivered", user, conn_id, transport, epoch, seq, at_us, frame, codec))
@@ -128,7 +129,7 @@ class TradeAudit:
                     subjects.clear()
                 subject = subjects[user] = trade_audit_subject(user)
             for start in range(0, len(recs), MAX_PER_MESSAGE):
-                chunk = recs[start:start + MAX_PER_MESSAGE]
+                chunk = recs[start : start + MAX_PER_MESSAGE]
                 payload = orjson.dumps({"user": user, "edge": self.edge, "records": chunk, "ts": now_us})
                 out.append((subject, payload, f"{self._boot}:{next(self._batch_ids)}", len(chunk)))
         return out
@@ -182,8 +183,12 @@ class TradeAudit:
                 now = time.monotonic()
                 if now - self._warned > 30:
                     self._warned = now
-                    log.warning("audit records not written yet (%s); %d waiting", type(exc).__name__,
-                                self._unsent_records, extra={"event": "audit.write_failed"})
+                    log.warning(
+                        "audit records not written yet (%s); %d waiting",
+                        type(exc).__name__,
+                        self._unsent_records,
+                        extra={"event": "audit.write_failed"},
+                    )
                 return
             self._unsent.pop(0)
             self._unsent_records -= count
@@ -195,6 +200,9 @@ class TradeAudit:
             self.written = 0
         if self.dropped:
             metrics.audit_records("dropped", self.dropped)
-            log.warning("%d audit records dropped (EDGE_AUDIT_MAX_RECORDS)", self.dropped,
-                        extra={"event": "audit.dropped", "records": self.dropped})
+            log.warning(
+                "%d audit records dropped (EDGE_AUDIT_MAX_RECORDS)",
+                self.dropped,
+                extra={"event": "audit.dropped", "records": self.dropped},
+            )
             self.dropped = 0

@@ -39,8 +39,14 @@ async def _scan(js: Any, stream: str, subject: str) -> tuple[list[tuple[int, Any
         probe = await js.get_msg(stream, seq=1, subject=subject, next=True, direct=True)
     except NotFoundError:
         return [], False
-    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=probe.seq,
-                            ack_policy=AckPolicy.NONE, inactive_threshold=30.0, mem_storage=True, max_ack_pending=-1)
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=probe.seq,
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=30.0,
+        mem_storage=True,
+        max_ack_pending=-1,
+    )
     psub = await js.pull_subscribe(subject, stream=stream, config=config)
     out: list[tuple[int, Any]] = []
     try:
@@ -72,8 +78,11 @@ async def trade_deliveries(js: Any, user: str, order: str) -> dict[str, Any]:
     """What the stored trail says about ``order`` (an order id or client order id) of ``user``:
     its executions and every delivery and acknowledgement of them, oldest first."""
     trades, cut_trades = await _scan(js, streams.USER_EVENTS, user_subject(Kind.TRADES, user))
-    executions = [{"seq": seq, "exec_id": t.get("exec_id"), "status": t.get("status"), "ts": t.get("ts")}
-                  for seq, t in trades if _matches(t, order)]
+    executions = [
+        {"seq": seq, "exec_id": t.get("exec_id"), "status": t.get("status"), "ts": t.get("ts")}
+        for seq, t in trades
+        if _matches(t, order)
+    ]
     seqs = {e["seq"] for e in executions}
     batches, cut_audit = await _scan(js, AUDIT_STREAM, trade_audit_subject(user))
     found: list[dict[str, Any]] = []
@@ -83,12 +92,13 @@ async def trade_deliveries(js: Any, user: str, order: str) -> dict[str, Any]:
         for rec in batch["records"]:
             if isinstance(rec, dict) and (rec.get("seq") in seqs or _matches(rec, order)):
                 found.append({**rec, "edge": batch.get("edge")})
-    found.sort(key=lambda r: (r.get("at") or 0))
+    found.sort(key=lambda r: r.get("at") or 0)
     for rec in found:  # positions known only from the records (the trades aged out)
         if rec.get("seq") not in seqs and rec.get("event") == "delivered":
             seqs.add(rec["seq"])
-            executions.append({"seq": rec["seq"], "exec_id": rec.get("exec_id"), "status": rec.get("status"),
-                               "ts": None})
+            executions.append(
+                {"seq": rec["seq"], "exec_id": rec.get("exec_id"), "status": rec.get("status"), "ts": None}
+            )
     executions.sort(key=lambda e: e["seq"])
     for e in executions:
         mine = [r for r in found if r.get("seq") == e["seq"]]
@@ -96,7 +106,10 @@ async def trade_deliveries(js: Any, user: str, order: str) -> dict[str, Any]:
         e["acked_at"] = min((r["at"] for r in mine if r.get("event") == "acked"), default=None)
         e["connections"] = len({r.get("conn_id") for r in mine if r.get("event") == "delivered"})
     return {
-        "user": user, "order": order, "executions": executions, "deliveries": found[:MAX_DELIVERIES],
+        "user": user,
+        "order": order,
+        "executions": executions,
+        "deliveries": found[:MAX_DELIVERIES],
         "truncated": cut_trades or cut_audit or len(found) > MAX_DELIVERIES,
     }
 
@@ -111,8 +124,10 @@ async def serve_queries(nc: Any) -> list:
         if not {"support", "admin"} & set(req.roles):  # the forwarding edge checked; checked again
             raise CommandError(ErrorCode.FORBIDDEN, "audit.trades needs one of the roles: admin, support")
         owner, order = req.data["user"], req.data["order"]
-        log.info("privileged read of another user's trade deliveries", extra={
-            "event": "audit.trade_query", "user": req.user, "owner": owner, "order": order})
+        log.info(
+            "privileged read of another user's trade deliveries",
+            extra={"event": "audit.trade_query", "user": req.user, "owner": owner, "order": order},
+        )
         return await trade_deliveries(js, owner, order)
 
     return await serve_commands(nc, "edge", {"audit.trades": audit_trades})

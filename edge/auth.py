@@ -122,8 +122,13 @@ class Verifier:
     def _decode(self, token: str, key: Any, algorithms: list[str]) -> Identity | AuthFailure:
         try:
             claims = jwt.decode(
-                token, key, algorithms=algorithms, audience=self.config.audience, issuer=self.config.issuer,
-                leeway=self.config.leeway, options={"require": ["sub", "exp", "iss", "aud"]},
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self.config.audience,
+                issuer=self.config.issuer,
+                leeway=self.config.leeway,
+                options={"require": ["sub", "exp", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:
             return AuthFailure(int(CloseCode.TOKEN_EXPIRED), "token expired", "expired")
@@ -180,7 +185,10 @@ def _identity(claims: dict[str, Any]) -> Identity | AuthFailure:
     jti = claims.get("jti")
     name = claims.get("name")  # display name for presence; anything unusable falls back to the id
     return Identity(
-        user=sub, roles=roles, entitlements=ents, expires_at=float(claims["exp"]),
+        user=sub,
+        roles=roles,
+        entitlements=ents,
+        expires_at=float(claims["exp"]),
         issued_at=float(iat) if isinstance(iat, (int, float)) else 0.0,
         jti=jti if isinstance(jti, str) and len(jti) <= 128 else None,
         name=name.strip() if isinstance(name, str) and 0 < len(name.strip()) <= 64 else None,

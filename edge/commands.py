@@ -44,8 +44,14 @@ _PENDING = b"pending"
 STALE_MARGIN_S = 2.0  # a pending marker older than the command's timeout plus this is a lost edge's
 # What JetStream answers while a stream (here the bucket) has no leader or the connection is
 # moving to another server: worth a retry, not an internal error.
-_TRANSIENT = (NoRespondersError, NoStreamResponseError, NatsTimeout, asyncio.TimeoutError, ServiceUnavailableError,
-              ConnectionReconnectingError)
+_TRANSIENT = (
+    NoRespondersError,
+    NoStreamResponseError,
+    NatsTimeout,
+    asyncio.TimeoutError,
+    ServiceUnavailableError,
+    ConnectionReconnectingError,
+)
 STORE_RETRY_S = 15.0  # longer than a JetStream leader election
 
 
@@ -75,8 +81,12 @@ class CommandRunner:
                 return _err(ErrorCode.UNAVAILABLE, "service temporarily unavailable; retry")
             return await self._once(action, limiter)
         except _TRANSIENT as exc:
-            log.warning("command %s: JetStream unavailable (%s)", action.name, type(exc).__name__,
-                        extra={"event": "command.unavailable", "command": action.name})
+            log.warning(
+                "command %s: JetStream unavailable (%s)",
+                action.name,
+                type(exc).__name__,
+                extra={"event": "command.unavailable", "command": action.name},
+            )
             return _err(ErrorCode.UNAVAILABLE, "service temporarily unavailable; retry with the same key")
         except Exception:
             log.exception("command failed", extra={"event": "command.error", "command": action.name})
@@ -86,8 +96,9 @@ class CommandRunner:
         assert self.nc is not None
         try:
             with tracing.command(action.name, attributes={"tickmesh.command": action.name}) as tr:
-                msg = await self.nc.request(action.subject, action.payload, timeout=action.timeout,
-                                            headers=tr.inject(None))
+                msg = await self.nc.request(
+                    action.subject, action.payload, timeout=action.timeout, headers=tr.inject(None)
+                )
         except NoRespondersError:
             return _err(ErrorCode.UNAVAILABLE, f"no service answers {action.name}; retry later")
         except (NatsTimeout, asyncio.TimeoutError):
@@ -165,8 +176,10 @@ class CommandRunner:
                     revision = await self.kv.update(key, _pending(), last=entry.revision)
                 except KeyWrongLastSequenceError:
                     continue  # another attempt took it over first
-                log.warning("took over a command left pending by a lost edge", extra={
-                    "event": "command.takeover", "command": action.name})
+                log.warning(
+                    "took over a command left pending by a lost edge",
+                    extra={"event": "command.takeover", "command": action.name},
+                )
                 return await self._run_owned(action, key, revision, limiter)
             if loop.time() > deadline:
                 return _err(ErrorCode.TIMEOUT, "the first attempt of this command is still running; retry")

@@ -60,11 +60,28 @@ def new_conn_id() -> str:
 
 
 class Connection:
-    __slots__ = ("state", "peer", "transport", "codec", "opened", "_wake", "user", "session", "_metrics",
-                 "outbox", "_tasks", "_defer_handle", "_identity_at_connect", "writer", "own", "__weakref__")
+    __slots__ = (
+        "state",
+        "peer",
+        "transport",
+        "codec",
+        "opened",
+        "_wake",
+        "user",
+        "session",
+        "_metrics",
+        "outbox",
+        "_tasks",
+        "_defer_handle",
+        "_identity_at_connect",
+        "writer",
+        "own",
+        "__weakref__",
+    )
 
-    def __init__(self, state: EdgeState, *, codec: Codec, peer: str, transport: str,
-                 identity: Identity | None = None) -> None:
+    def __init__(
+        self, state: EdgeState, *, codec: Codec, peer: str, transport: str, identity: Identity | None = None
+    ) -> None:
         self.state = state
         self.peer = peer
         self.transport = transport
@@ -76,14 +93,26 @@ class Connection:
         # the connection when frames are due (see flusher.py). None: set ``wake`` instead.
         self.writer: Any = None
         settings = state.settings
-        self.session = Session(conn_id=new_conn_id(), now=time.time(), limits=state.session_limits,
-                               codec=codec, channel_exists=state.channel_exists,
-                               client_heartbeats=transport == "ws", on_error=_count_error,
-                               feature_enabled=state.feature_enabled)
+        self.session = Session(
+            conn_id=new_conn_id(),
+            now=time.time(),
+            limits=state.session_limits,
+            codec=codec,
+            channel_exists=state.channel_exists,
+            client_heartbeats=transport == "ws",
+            on_error=_count_error,
+            feature_enabled=state.feature_enabled,
+        )
         self._metrics: metrics.Connection | None = None
-        self.outbox = Outbox(max_frames=settings.outbox_max_frames, max_bytes=settings.outbox_max_bytes,
-                             on_ready=state.flusher.on_ready(self), on_overflow=self._on_overflow,
-                             on_defer=self._on_defer, codec=codec.index, conflate_after=settings.conflate_after)
+        self.outbox = Outbox(
+            max_frames=settings.outbox_max_frames,
+            max_bytes=settings.outbox_max_bytes,
+            on_ready=state.flusher.on_ready(self),
+            on_overflow=self._on_overflow,
+            on_defer=self._on_defer,
+            codec=codec.index,
+            conflate_after=settings.conflate_after,
+        )
         self._tasks: set[asyncio.Task] | None = None
         self._defer_handle: asyncio.TimerHandle | None = None
         self._identity_at_connect = identity
@@ -175,7 +204,11 @@ class Connection:
         portfolio a tap that audits deliveries and keeps causal order (ownchannels.py)."""
         own = self.own
         if own is None:
-            if sub.audited_owner is not None or self.user is None or not sub.subject.endswith((".trades", ".portfolio")):
+            if (
+                sub.audited_owner is not None
+                or self.user is None
+                or not sub.subject.endswith((".trades", ".portfolio"))
+            ):
                 return self.outbox
             own = OwnChannels(self, audit=self.state.audit, hold_s=self.state.settings.causal_hold_ms / 1000.0)
             if not own.active:
@@ -241,15 +274,22 @@ class Connection:
             await self.state.presence.join(self, out)
         else:
             self._verified(out, await self.state.verify(out.token))
-        pending = self._carry_out(outputs[i + 1:])
+        pending = self._carry_out(outputs[i + 1 :])
         if pending is not None:
             await pending
 
     def _subscribing(self, out: Subscribe) -> None:
         if out.audited_owner is not None:
-            log.info("privileged read of another user's channel", extra={
-                "event": "audit.cross_user_read", "conn_id": self.conn_id, "user": self.user,
-                "owner": out.audited_owner, "channel": out.name})
+            log.info(
+                "privileged read of another user's channel",
+                extra={
+                    "event": "audit.cross_user_read",
+                    "conn_id": self.conn_id,
+                    "user": self.user,
+                    "owner": out.audited_owner,
+                    "channel": out.name,
+                },
+            )
         metrics.subscription_added("state" if out.state else "event")
 
     def _apply_now(self, outputs: list) -> None:
@@ -285,8 +325,11 @@ class Connection:
             self.session.auth_result(result, time.time(), rid=action.rid, refresh=True)
         elif isinstance(result, AuthFailure):
             metrics.auth_failed(result.kind)
-            log.info("authentication failed: %s", result.reason, extra={
-                "event": "auth.failed", "conn_id": self.conn_id, "code": result.close_code})
+            log.info(
+                "authentication failed: %s",
+                result.reason,
+                extra={"event": "auth.failed", "conn_id": self.conn_id, "code": result.close_code},
+            )
             self.session.auth_result(result, time.time(), rid=action.rid, refresh=False)
         else:
             self._admit(result, action.rid)
@@ -304,8 +347,9 @@ class Connection:
             result = identity
             self.user = identity.user
             self.state.user_connected(self)
-        self.session.auth_result(result, time.time(), rid=rid, refresh=False,
-                                 rate_limiter=admission.command_limiter(identity.user))
+        self.session.auth_result(
+            result, time.time(), rid=rid, refresh=False, rate_limiter=admission.command_limiter(identity.user)
+        )
         self._apply_now(self.session.take())
 
     async def _command(self, action: RunCommand) -> None:
@@ -325,10 +369,13 @@ class Connection:
         if self.session.closed is not None:
             return
         metrics.slow_consumer("event")
-        log.warning("slow consumer disconnected", extra={"event": "conn.slow_consumer", "conn_id": self.conn_id,
-                                                          "user": self.user})
+        log.warning(
+            "slow consumer disconnected",
+            extra={"event": "conn.slow_consumer", "conn_id": self.conn_id, "user": self.user},
+        )
         asyncio.get_running_loop().call_soon(
-            self.close, int(CloseCode.SLOW_CONSUMER), "slow consumer: resume from your last position")
+            self.close, int(CloseCode.SLOW_CONSUMER), "slow consumer: resume from your last position"
+        )
 
     def _on_defer(self, due: float) -> None:
         if self._defer_handle is None:
@@ -377,6 +424,15 @@ class Connection:
         # Every close is counted (tickmesh_edge_connections_closed_total by code); the ordinary
         # ones are logged at debug level, so that a reconnect storm of ten thousand clients is
         # not ten thousand log lines (about 7% of the edge's time in one).
-        log.log(logging.DEBUG if final in _ORDINARY_CLOSES else logging.INFO, "connection closed", extra={
-            "event": "conn.closed", "conn_id": self.conn_id, "user": self.user, "transport": self.transport,
-            "code": final, "duration_s": round(time.monotonic() - self.opened, 3)})
+        log.log(
+            logging.DEBUG if final in _ORDINARY_CLOSES else logging.INFO,
+            "connection closed",
+            extra={
+                "event": "conn.closed",
+                "conn_id": self.conn_id,
+                "user": self.user,
+                "transport": self.transport,
+                "code": final,
+                "duration_s": round(time.monotonic() - self.opened, 3),
+            },
+        )

@@ -40,9 +40,14 @@ def decode(cursor: str) -> Positions:
         raise CursorError("cursor is not one this server issued")
     out: Positions = {}
     for ch, pos in obj["p"].items():
-        if (not isinstance(ch, str) or not isinstance(pos, list) or len(pos) != 2
-                or not (pos[0] is None or (isinstance(pos[0], str) and len(pos[0]) <= 32))
-                or type(pos[1]) is not int or not 0 <= pos[1] < 2**63):
+        if (
+            not isinstance(ch, str)
+            or not isinstance(pos, list)
+            or len(pos) != 2
+            or not (pos[0] is None or (isinstance(pos[0], str) and len(pos[0]) <= 32))
+            or type(pos[1]) is not int
+            or not 0 <= pos[1] < 2**63
+        ):
             raise CursorError("cursor is malformed")
         out[ch] = (pos[0], pos[1])
     return out

@@ -39,14 +39,19 @@ def register(app: Quart, state: EdgeState) -> None:
         if not isinstance(user, str) or not USER_ID_RE.fullmatch(user):
             return {"op": "err", "code": 102, "reason": "user must be a valid user id"}, 400
         now = time.time()
-        refusal = (state.admission.http_address(request.remote_addr or "?", now)
-                   or state.admission.http_user(user, now))
+        refusal = state.admission.http_address(request.remote_addr or "?", now) or state.admission.http_user(user, now)
         if refusal is not None:
             return refusal.frame(), refusal.http_status
         demo = next((u for u in DEMO_USERS if u["id"] == user), None)
         roles = tuple(demo["roles"]) if demo else ("user",)
         ttl = 3600
-        token = devtokens.mint(user, secret=settings.jwt_secret, roles=roles, ttl=ttl,
-                               issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                               name=str(demo["name"]) if demo else None)
+        token = devtokens.mint(
+            user,
+            secret=settings.jwt_secret,
+            roles=roles,
+            ttl=ttl,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            name=str(demo["name"]) if demo else None,
+        )
         return {"token": token, "expires_in": ttl}

@@ -96,9 +96,16 @@ class EventFeeds:
     async def start(self, js: JetStreamContext) -> None:
         self.js = js
         for pattern, stream in FEEDS:
-            self._subs.append(await js.subscribe(pattern, stream=stream, ordered_consumer=True,
-                                                 idle_heartbeat=HEARTBEAT_S, deliver_policy=DeliverPolicy.NEW,
-                                                 cb=self._on_msg))
+            self._subs.append(
+                await js.subscribe(
+                    pattern,
+                    stream=stream,
+                    ordered_consumer=True,
+                    idle_heartbeat=HEARTBEAT_S,
+                    deliver_policy=DeliverPolicy.NEW,
+                    cb=self._on_msg,
+                )
+            )
         for stream in dict.fromkeys(stream for _, stream in FEEDS):
             # Asked after the feeds subscribed: every message after this position is received.
             epoch, _, last = await self.epoch_and_tail(stream)
@@ -130,8 +137,9 @@ class EventFeeds:
             inflight.add_done_callback(lambda _: self._info_inflight.pop(stream, None))
         info = await asyncio.shield(inflight)
         if self._epochs.get(stream, info[0]) != info[0]:
-            log.warning("stream %s was recreated; forgetting its recent events", stream,
-                        extra={"event": "stream.recreated"})
+            log.warning(
+                "stream %s was recreated; forgetting its recent events", stream, extra={"event": "stream.recreated"}
+            )
             self._epochs[stream] = info[0]
             self.recent.reset(stream)
         return info
@@ -195,9 +203,15 @@ class EventFeeds:
 
     async def _fetch(self, stream: str, subject: str, start: int, last: int) -> list[tuple[int, bytes]]:
         assert self.js is not None
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start,
-                                ack_policy=AckPolicy.NONE, inactive_threshold=30.0, mem_storage=True,
-                                max_ack_pending=-1, filter_subject=subject)
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=30.0,
+            mem_storage=True,
+            max_ack_pending=-1,
+            filter_subject=subject,
+        )
         info = await self.js.add_consumer(stream, config)
         out: list[tuple[int, bytes]] = []
         try:

@@ -82,7 +82,9 @@ class _Stream:
             self.positions[frame["id"]] = (frame["epoch"], int(frame.get("seq", 0)))
         return True
 
-    def take(self, conn: Connection, skip: tuple[str, ...] = ("ping", "welcome")) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    def take(
+        self, conn: Connection, skip: tuple[str, ...] = ("ping", "welcome")
+    ) -> Iterator[tuple[bytes, dict[str, Any]]]:
         """Drain the connection's outbox: each frame raw and parsed, minus the ops in ``skip`` and
         state values the client already has. Lazy on purpose: when a frame is yielded,
         :attr:`cursor` covers exactly the frames up to it (an SSE event id must not run ahead)."""
@@ -117,8 +119,9 @@ async def _open(state: EdgeState, transport: str) -> tuple[Connection, _Stream] 
     for item in request.args.getlist("history"):
         ch, _, n = item.rpartition(":")
         if ch not in channels or not n.isdigit() or not 1 <= int(n) <= MAX_HISTORY:
-            return _error(ErrorCode.INVALID_FIELD,
-                          f"history must be <channel>:<1-{MAX_HISTORY}> for a channel of the request")
+            return _error(
+                ErrorCode.INVALID_FIELD, f"history must be <channel>:<1-{MAX_HISTORY}> for a channel of the request"
+            )
         history[ch] = int(n)
     raw_cursor = request.args.get("cursor") or request.headers.get("Last-Event-ID") or ""
     try:
@@ -215,8 +218,11 @@ def register(app: Quart, state: EdgeState) -> None:
             finally:
                 conn.release()
 
-        response = Response(events(), mimetype="text/event-stream", headers={
-            "Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"})
+        response = Response(
+            events(),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"},
+        )
         response.timeout = None  # a stream lives as long as the client stays
         return response
 
@@ -232,8 +238,11 @@ def register(app: Quart, state: EdgeState) -> None:
         try:
             while True:
                 frames += [frame for _, frame in stream.take(conn)]
-                if (any(f.get("op") == "msg" for f in frames) or conn.closing is not None
-                        or (stream.first and stream.answered(frames))):
+                if (
+                    any(f.get("op") == "msg" for f in frames)
+                    or conn.closing is not None
+                    or (stream.first and stream.answered(frames))
+                ):
                     break
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -290,12 +299,24 @@ def register(app: Quart, state: EdgeState) -> None:
 async def _run_command(state: EdgeState, identity: Identity, parsed: dict[str, Any]) -> tuple[dict, int]:
     """One command through the same session core (roles, schema, key, rate limit) as the
     WebSocket's ``cmd``."""
-    frame = {"op": "cmd", "id": parsed.get("id"), "name": parsed.get("name"), "key": parsed.get("key"),
-             "data": parsed.get("data")}
+    frame = {
+        "op": "cmd",
+        "id": parsed.get("id"),
+        "name": parsed.get("name"),
+        "key": parsed.get("key"),
+        "data": parsed.get("data"),
+    }
     now = time.time()
-    session = Session(conn_id="http", now=now, limits=state.session_limits, codec=JSON, identity=identity,
-                      rate_limiter=state.admission.command_limiter(identity.user), client_heartbeats=False,
-                      feature_enabled=state.feature_enabled)
+    session = Session(
+        conn_id="http",
+        now=now,
+        limits=state.session_limits,
+        codec=JSON,
+        identity=identity,
+        rate_limiter=state.admission.command_limiter(identity.user),
+        client_heartbeats=False,
+        feature_enabled=state.feature_enabled,
+    )
     session.take()  # the welcome
     session.receive_frame(orjson.dumps(frame), now)
     for out in session.take():

@@ -131,8 +131,12 @@ class FlagFeed:
                 self._push(entry)
                 pushed += 1
         if pushed:
-            log.info("flags changed: %s; %d subscribers updated", ",".join(sorted(names))[:200], pushed,
-                     extra={"event": "flags.pushed", "flags": sorted(names)[:20], "subscribers": pushed})
+            log.info(
+                "flags changed: %s; %d subscribers updated",
+                ",".join(sorted(names))[:200],
+                pushed,
+                extra={"event": "flags.pushed", "flags": sorted(names)[:20], "subscribers": pushed},
+            )
         for listener in list(self._listeners):
             try:
                 listener(names)

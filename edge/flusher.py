@@ -95,8 +95,7 @@ class Payload:
         if deflate is None:
             return self._form(opcode, lambda: wsframes.frame(opcode, self.data))
         bits = deflate.server_bits
-        return self._form((opcode, bits),
-                          lambda: wsframes.frame(opcode, wsframes.compress(self.data, bits), rsv1=True))
+        return self._form((opcode, bits), lambda: wsframes.frame(opcode, wsframes.compress(self.data, bits), rsv1=True))
 
     def text(self) -> str:
         return self._form("text", self.data.decode)

@@ -37,9 +37,11 @@ NO_STORE_PATHS = frozenset({"/ticket", "/cmd", "/dev/token"})
 # named in connect-src (anything else, 'self' still covers the page's own origin).
 _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
 
-_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-           "worker-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
-           "connect-src 'self'")
+_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "worker-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
+    "connect-src 'self'"
+)
 
 
 def content_security_policy(host: str | None) -> str:
@@ -51,8 +53,9 @@ def content_security_policy(host: str | None) -> str:
 
 
 def _refusal(code: int, reason: str, status: int) -> Response:
-    return Response(orjson.dumps({"op": "err", "code": int(code), "reason": reason}), status=status,
-                    content_type="application/json")
+    return Response(
+        orjson.dumps({"op": "err", "code": int(code), "reason": reason}), status=status, content_type="application/json"
+    )
 
 
 def register(app: Quart, settings: EdgeSettings) -> None:

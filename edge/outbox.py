@@ -17,15 +17,38 @@ from typing import Callable
 
 
 class Outbox:
-    __slots__ = ("_frames", "_state_slots", "_bytes", "max_frames", "max_bytes", "overflowed",
-                 "conflated", "_on_ready", "_on_overflow", "_min_gap", "_last_queued", "_deferred",
-                 "_on_defer", "codec", "oldest_ts", "oldest_state", "conflate_after", "on_drain")
+    __slots__ = (
+        "_frames",
+        "_state_slots",
+        "_bytes",
+        "max_frames",
+        "max_bytes",
+        "overflowed",
+        "conflated",
+        "_on_ready",
+        "_on_overflow",
+        "_min_gap",
+        "_last_queued",
+        "_deferred",
+        "_on_defer",
+        "codec",
+        "oldest_ts",
+        "oldest_state",
+        "conflate_after",
+        "on_drain",
+    )
 
-    def __init__(self, *, max_frames: int = 1024, max_bytes: int = 4 * 1024 * 1024,
-                 on_ready: Callable[[], None] | None = None,
-                 on_overflow: Callable[[], None] | None = None,
-                 on_defer: Callable[[float], None] | None = None,
-                 codec: int = 0, conflate_after: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        max_frames: int = 1024,
+        max_bytes: int = 4 * 1024 * 1024,
+        on_ready: Callable[[], None] | None = None,
+        on_overflow: Callable[[], None] | None = None,
+        on_defer: Callable[[float], None] | None = None,
+        codec: int = 0,
+        conflate_after: int = 64,
+    ) -> None:
         self._frames: list[bytes] = []
         self._state_slots: dict[str, int] = {}
         self._bytes = 0

@@ -95,8 +95,21 @@ def trade_seq_of(frame: bytes, codec: int) -> int | None:
 
 
 class OwnChannels:
-    __slots__ = ("conn", "outbox", "audit", "gate", "pending", "trades", "portfolio", "portfolio_name", "epoch", "_trades_subject",
-                 "_portfolio_subject", "_unacked", "_timer")
+    __slots__ = (
+        "conn",
+        "outbox",
+        "audit",
+        "gate",
+        "pending",
+        "trades",
+        "portfolio",
+        "portfolio_name",
+        "epoch",
+        "_trades_subject",
+        "_portfolio_subject",
+        "_unacked",
+        "_timer",
+    )
 
     def __init__(self, conn: Connection, *, audit: TradeAudit | None, hold_s: float) -> None:
         assert conn.user is not None
@@ -176,14 +189,20 @@ class OwnChannels:
             if room > 0:
                 conn = self.conn
                 at = time.time_ns() // 1000
-                user, conn_id, transport, epoch, codec = conn.user, conn.conn_id, conn.transport, self.epoch, self.outbox.codec
+                user, conn_id, transport, epoch, codec = (
+                    conn.user,
+                    conn.conn_id,
+                    conn.transport,
+                    self.epoch,
+                    self.outbox.codec,
+                )
                 for seq, frame in items[:room]:
                     buf.append(("delivered", user, conn_id, transport, epoch, seq, at, frame, codec))
             unacked = self._unacked
             for seq, _ in items:
                 unacked[seq] = None
             if len(unacked) > _UNACKED_KEPT:
-                for seq in list(unacked)[:len(unacked) - _UNACKED_KEPT]:
+                for seq in list(unacked)[: len(unacked) - _UNACKED_KEPT]:
                     del unacked[seq]
         gate = self.gate
         if gate is not None:

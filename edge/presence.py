@@ -59,8 +59,14 @@ class EdgePresence:
     # -- life ------------------------------------------------------------------------------
 
     async def start(self, js: Any) -> None:
-        self.store = PresenceStore(js, edge=self.edge_id, local=self.local, directory=self.directory,
-                                   heartbeat=self.settings.presence_heartbeat, on_delta=self._fan_out)
+        self.store = PresenceStore(
+            js,
+            edge=self.edge_id,
+            local=self.local,
+            directory=self.directory,
+            heartbeat=self.settings.presence_heartbeat,
+            on_delta=self._fan_out,
+        )
         await self.store.start()
         log.info("presence started as %s", self.edge_id, extra={"event": "presence.started", "edge": self.edge_id})
 
@@ -104,9 +110,13 @@ class EdgePresence:
         assert identity is not None and conn.user is not None
         wait = self._limited(conn.user, time.time())
         if wait > 0:
-            session.join_failed(action.rid, action.topic, int(ErrorCode.RATE_LIMITED),
-                                f"too many presence joins and updates: retry in {math.ceil(wait * 1000)} ms",
-                                again=action.again)
+            session.join_failed(
+                action.rid,
+                action.topic,
+                int(ErrorCode.RATE_LIMITED),
+                f"too many presence joins and updates: retry in {math.ceil(wait * 1000)} ms",
+                again=action.again,
+            )
             conn.flush_session()
             return
         if action.watchlist is not None and not await self.gate.allowed(conn.user, action.watchlist):
@@ -116,8 +126,12 @@ class EdgePresence:
         if action.topic not in session.joined or session.closed is not None:
             return  # left (or closed) while the membership was checked
         if action.watchlist is not None:
-            self.gate.depend(action.watchlist, ("join", conn.conn_id, action.topic), conn.user,
-                             lambda code, reason: self._revoked(conn, action.topic, code, reason))
+            self.gate.depend(
+                action.watchlist,
+                ("join", conn.conn_id, action.topic),
+                conn.user,
+                lambda code, reason: self._revoked(conn, action.topic, code, reason),
+            )
         self.local.join(conn.conn_id, conn.user, identity.display_name, action.topic, action.data, _now_us())
         if self.store is not None:
             self.store.changed()
@@ -177,7 +191,9 @@ class EdgePresence:
                 self._pending[topic] = left
             else:
                 del self._pending[topic]
-        if not conn.wants(sub.name) or (sub.watchlist is not None and self.gate.permits(conn.user, sub.watchlist) is False):
+        if not conn.wants(sub.name) or (
+            sub.watchlist is not None and self.gate.permits(conn.user, sub.watchlist) is False
+        ):
             if not conn.wants(sub.name):
                 self._release_if_unused(topic)
                 return
@@ -191,8 +207,12 @@ class EdgePresence:
         if sub.watchlist is not None:
             outbox = conn.outbox
             assert conn.user is not None  # subscribing needs an authenticated connection
-            self.gate.depend(sub.watchlist, (outbox, sub.name), conn.user,
-                             lambda code, reason: conn.end_subscription(sub.name, code, reason))
+            self.gate.depend(
+                sub.watchlist,
+                (outbox, sub.name),
+                conn.user,
+                lambda code, reason: conn.end_subscription(sub.name, code, reason),
+            )
         conn.subscribed(sub, {})
         self.hub.add(sub.subject, sub.name, conn.outbox, conflate=False)
         version, payload = roster.snapshot()

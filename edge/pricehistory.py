@@ -26,8 +26,13 @@ async def recent_ticks(js: Any, subject: str, n: int) -> list[tuple[int, bytes]]
     if n == 0:
         return []
     stream = stream_table.stream_for_subject(subject).name
-    config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, inactive_threshold=30.0,
-                            mem_storage=True, max_ack_pending=-1)
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=30.0,
+        mem_storage=True,
+        max_ack_pending=-1,
+    )
     psub = await js.pull_subscribe(subject, stream=stream, config=config)
     out: list[tuple[int, bytes]] = []
     try:

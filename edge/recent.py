@@ -53,7 +53,7 @@ class RecentEvents:
         self._base.pop(stream, None)
         for subject in [s for s, st in self._stream_of.items() if st == stream]:
             ring = self._rings.pop(subject)
-            self._bytes -= sum(len(p) for p in ring.payloads[ring.start:])
+            self._bytes -= sum(len(p) for p in ring.payloads[ring.start :])
             self._complete_after.pop(subject, None)
             del self._stream_of[subject]
         self._order = deque(e for e in self._order if e[0] in self._rings)
@@ -86,7 +86,7 @@ class RecentEvents:
             del self._rings[subject]
             del self._stream_of[subject]
         elif ring.start > 64 and ring.start * 2 > len(ring.seqs):
-            del ring.seqs[:ring.start], ring.payloads[:ring.start]
+            del ring.seqs[: ring.start], ring.payloads[: ring.start]
             ring.start = 0
 
     def after(self, stream: str, subject: str, seq: int) -> list[tuple[int, bytes]] | None:

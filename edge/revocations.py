@@ -51,8 +51,13 @@ class RevocationFeed:
         self._until = info.state.last_seq
         if info.state.messages == 0:
             self._caught_up.set()
-        self._sub = await js.subscribe(REVOKE_SUBJECT, stream=streams.REVOCATIONS, ordered_consumer=True,
-                                       deliver_policy=DeliverPolicy.ALL, cb=self._on_msg)
+        self._sub = await js.subscribe(
+            REVOKE_SUBJECT,
+            stream=streams.REVOCATIONS,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+            cb=self._on_msg,
+        )
         try:
             await asyncio.wait_for(self._caught_up.wait(), timeout)
         except asyncio.TimeoutError:

@@ -100,8 +100,9 @@ def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket
     return sock
 
 
-async def serve_direct(app: Any, config: Config, settings: EdgeSettings,
-                       shutdown_trigger: Callable[[], Awaitable[None]]) -> None:
+async def serve_direct(
+    app: Any, config: Config, settings: EdgeSettings, shutdown_trigger: Callable[[], Awaitable[None]]
+) -> None:
     """Serve ``app`` with the edge's engine in front (see the module docstring)."""
     loop = asyncio.get_running_loop()
     wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
@@ -135,8 +136,13 @@ async def serve_direct(app: Any, config: Config, settings: EdgeSettings,
     sock = listening_socket(settings.host, settings.port, reuse_port=bool(os.environ.get(REUSE_PORT_ENV)))
     ssl_context = config.create_ssl_context() if config.ssl_enabled else None
     # With TLS, the handshake must finish within the head timeout too (asyncio's default is 60 s).
-    server = await loop.create_server(engine.front_door, sock=sock, backlog=config.backlog, ssl=ssl_context,
-                                      ssl_handshake_timeout=settings.head_timeout if ssl_context else None)
+    server = await loop.create_server(
+        engine.front_door,
+        sock=sock,
+        backlog=config.backlog,
+        ssl=ssl_context,
+        ssl_handshake_timeout=settings.head_timeout if ssl_context else None,
+    )
     host, port = sock.getsockname()[:2]
     scheme = "https" if ssl_context else "http"
     await config.log.info(f"Running on {scheme}://{host}:{port} (CTRL + C to quit)")
@@ -214,10 +220,16 @@ def main() -> None:
     try:
         runtime.run(serve_edge(settings))
     except OSError as exc:
-        logging.getLogger(__name__).error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror,
-                                          extra={"event": "edge.bind_failed"})
-        print(f"tickmesh edge: port {settings.port} on {settings.host} is not available ({exc.strerror})",
-              file=sys.stderr)
+        logging.getLogger(__name__).error(
+            "cannot listen on %s:%d: %s",
+            settings.host,
+            settings.port,
+            exc.strerror,
+            extra={"event": "edge.bind_failed"},
+        )
+        print(
+            f"tickmesh edge: port {settings.port} on {settings.host} is not available ({exc.strerror})", file=sys.stderr
+        )
         raise SystemExit(2) from None
     finally:
         tracing.shutdown()
@@ -251,8 +263,9 @@ def run_workers(settings: EdgeSettings) -> int:
         for i, proc in enumerate(procs):
             code = proc.poll()
             if code is not None and not stopping and now - restarted[i] >= 1.0:
-                log.warning("edge worker %d exited with %s; restarting", proc.pid, code,
-                            extra={"event": "edge.worker_restart"})
+                log.warning(
+                    "edge worker %d exited with %s; restarting", proc.pid, code, extra={"event": "edge.worker_restart"}
+                )
                 procs[i] = subprocess.Popen(argv, env=env)
                 restarted[i] = now
         if stopping and all(p.poll() is not None for p in procs):

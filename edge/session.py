@@ -175,7 +175,9 @@ def _check_id(frame: dict[str, Any]) -> Any:
         return rid
     if isinstance(rid, str) and len(rid) <= _MAX_ID_LENGTH:
         return rid
-    raise FrameError(ErrorCode.INVALID_FIELD, f"id must be an integer or a string of at most {_MAX_ID_LENGTH} characters")
+    raise FrameError(
+        ErrorCode.INVALID_FIELD, f"id must be an integer or a string of at most {_MAX_ID_LENGTH} characters"
+    )
 
 
 @dataclass(slots=True)
@@ -185,9 +187,26 @@ class _Sub:
 
 
 class Session:
-    __slots__ = ("conn_id", "opened_at", "last_seen", "limits", "codec", "_channel_exists", "identity", "state",
-                 "subscriptions", "closed", "_out", "_next_ping", "_limiter", "_commands", "client_heartbeats",
-                 "_on_error", "_feature_enabled", "joined")
+    __slots__ = (
+        "conn_id",
+        "opened_at",
+        "last_seen",
+        "limits",
+        "codec",
+        "_channel_exists",
+        "identity",
+        "state",
+        "subscriptions",
+        "closed",
+        "_out",
+        "_next_ping",
+        "_limiter",
+        "_commands",
+        "client_heartbeats",
+        "_on_error",
+        "_feature_enabled",
+        "joined",
+    )
 
     AWAITING_AUTH = "awaiting_auth"
     AUTHENTICATING = "authenticating"
@@ -274,7 +293,7 @@ class Session:
             if handler is None:
                 raise FrameError(ErrorCode.UNKNOWN_OP, "unknown op" if op is not None else "frame has no op")
             if self.state != self.OPEN and op not in _BEFORE_AUTH:
-                raise FrameError(ErrorCode.UNAUTHORIZED, "authenticate first: send {\"op\":\"auth\",\"token\":...}")
+                raise FrameError(ErrorCode.UNAUTHORIZED, 'authenticate first: send {"op":"auth","token":...}')
             assert isinstance(op, str)  # a handler was found for it
             self._check_feature(feature_of_op(op))
             handler(self, frame, rid, now)
@@ -283,8 +302,15 @@ class Session:
         except Exception:  # a bug must not take the connection, let alone the edge, down
             self._error(rid, ErrorCode.INTERNAL, "internal error")
 
-    def auth_result(self, result: Identity | AuthFailure, now: float, *, rid: Any, refresh: bool,
-                    rate_limiter: Limiter | None = None) -> None:
+    def auth_result(
+        self,
+        result: Identity | AuthFailure,
+        now: float,
+        *,
+        rid: Any,
+        refresh: bool,
+        rate_limiter: Limiter | None = None,
+    ) -> None:
         """The I/O layer's answer to :class:`Authenticate` (or a header token at connect)."""
         if self.closed is not None:
             return
@@ -305,12 +331,19 @@ class Session:
         if rate_limiter is not None:
             self._limiter = rate_limiter
         self._next_ping = now + self.limits.heartbeat_interval
-        self._send({
-            "op": "welcome", "id": rid, "conn_id": self.conn_id, "user": result.user,
-            "roles": sorted(result.roles), "proto": self.codec.name,
-            "heartbeat_ms": int(self.limits.heartbeat_interval * 1000),
-            "expires_at": int(result.expires_at), "limits": self.limits.for_welcome(),
-        })
+        self._send(
+            {
+                "op": "welcome",
+                "id": rid,
+                "conn_id": self.conn_id,
+                "user": result.user,
+                "roles": sorted(result.roles),
+                "proto": self.codec.name,
+                "heartbeat_ms": int(self.limits.heartbeat_interval * 1000),
+                "expires_at": int(result.expires_at),
+                "limits": self.limits.for_welcome(),
+            }
+        )
 
     def tick(self, now: float) -> None:
         """Deadlines: authentication, heartbeats, token expiry. Call about once a second."""
@@ -416,8 +449,10 @@ class Session:
         if not self._channel_exists(channel):
             raise FrameError(ErrorCode.UNKNOWN_CHANNEL, f"no such channel: {name}")
         if len(self.subscriptions) >= self.limits.max_subscriptions:
-            raise FrameError(ErrorCode.TOO_MANY_SUBSCRIPTIONS,
-                             f"at most {self.limits.max_subscriptions} subscriptions per connection")
+            raise FrameError(
+                ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                f"at most {self.limits.max_subscriptions} subscriptions per connection",
+            )
         state = channel.kind.conflates
         if channel.kind is Kind.PRESENCE and (frame.get("since") is not None or frame.get("history") is not None):
             raise FrameError(ErrorCode.INVALID_FIELD, "presence channels start from a snapshot: no since or history")
@@ -427,8 +462,19 @@ class Session:
         history = _history(frame.get("history"), state and channel.kind is not Kind.PRICES, since)
         subject = subject_for(channel, user_id=grant.owner)
         self.subscriptions[name] = _Sub(subject, state)
-        self._out.append(Subscribe(rid, name, subject, state, since, max_hz,
-                                   grant.owner if grant.audited else None, history, grant.watchlist))
+        self._out.append(
+            Subscribe(
+                rid,
+                name,
+                subject,
+                state,
+                since,
+                max_hz,
+                grant.owner if grant.audited else None,
+                history,
+                grant.watchlist,
+            )
+        )
 
     # -- presence --------------------------------------------------------------------------
 
@@ -445,13 +491,16 @@ class Session:
             raise FrameError(grant.code, grant.reason)
         data = frame.get("data")
         try:
-            schema("presence_member").validate({"user": self.identity.user, "name": "x", "conns": 1,
-                                                "since": _SOME_TIME, "data": data})
+            schema("presence_member").validate(
+                {"user": self.identity.user, "name": "x", "conns": 1, "since": _SOME_TIME, "data": data}
+            )
         except ContractError as exc:
             raise FrameError(ErrorCode.INVALID_FIELD, f"data: {exc.reason}") from None
         again = topic.name in self.joined
         if not again and len(self.joined) >= self.limits.max_topics:
-            raise FrameError(ErrorCode.TOO_MANY_TOPICS, f"at most {self.limits.max_topics} presence topics per connection")
+            raise FrameError(
+                ErrorCode.TOO_MANY_TOPICS, f"at most {self.limits.max_topics} presence topics per connection"
+            )
         self.joined.add(topic.name)
         self._out.append(Join(rid, topic.name, data, again, grant.watchlist))
 
@@ -498,9 +547,14 @@ class Session:
         if channel.name not in self.subscriptions:
             raise FrameError(ErrorCode.NOT_SUBSCRIBED, f"not subscribed to {channel.name}")
         seqs = frame.get("seqs")
-        if (not isinstance(seqs, list) or not 1 <= len(seqs) <= MAX_ACK_SEQS
-                or not all(type(s) is int and 0 < s < 2**63 for s in seqs)):
-            raise FrameError(ErrorCode.INVALID_FIELD, f"seqs must be a list of 1 to {MAX_ACK_SEQS} positions (integers >= 1)")
+        if (
+            not isinstance(seqs, list)
+            or not 1 <= len(seqs) <= MAX_ACK_SEQS
+            or not all(type(s) is int and 0 < s < 2**63 for s in seqs)
+        ):
+            raise FrameError(
+                ErrorCode.INVALID_FIELD, f"seqs must be a list of 1 to {MAX_ACK_SEQS} positions (integers >= 1)"
+            )
         self._out.append(Ack(channel.name, tuple(seqs)))
         if rid is not None:
             self._send({"op": "ok", "id": rid})
@@ -528,10 +582,14 @@ class Session:
                 raise FrameError(ErrorCode.RATE_LIMITED, rate_limited_reason(wait))
         self._commands += 1
         cmd_id = f"k:{key}" if key is not None else f"c:{self.conn_id}:{self._commands}"
-        payload = encode_request(command.name, user=self.identity.user, roles=sorted(self.identity.roles),
-                                 cmd_id=cmd_id, data=data)
-        self._out.append(RunCommand(rid, command.name, command_subject(command.name), payload, command.timeout,
-                                    key, self.identity.user))
+        payload = encode_request(
+            command.name, user=self.identity.user, roles=sorted(self.identity.roles), cmd_id=cmd_id, data=data
+        )
+        self._out.append(
+            RunCommand(
+                rid, command.name, command_subject(command.name), payload, command.timeout, key, self.identity.user
+            )
+        )
 
 
 def rate_limited_reason(wait: float) -> str:
@@ -552,12 +610,14 @@ def _since(value: Any, state: bool) -> tuple[str, int] | None:
     if value is None:
         return None
     if state:
-        raise FrameError(ErrorCode.INVALID_FIELD, "since applies only to event channels; state channels send a snapshot")
+        raise FrameError(
+            ErrorCode.INVALID_FIELD, "since applies only to event channels; state channels send a snapshot"
+        )
     if not isinstance(value, dict):
-        raise FrameError(ErrorCode.INVALID_FIELD, "since must be {\"epoch\": string, \"seq\": integer}")
+        raise FrameError(ErrorCode.INVALID_FIELD, 'since must be {"epoch": string, "seq": integer}')
     epoch, seq = value.get("epoch"), value.get("seq")
     if not isinstance(epoch, str) or len(epoch) > 32 or type(seq) is not int or not 0 <= seq < 2**63:
-        raise FrameError(ErrorCode.INVALID_FIELD, "since must be {\"epoch\": string, \"seq\": integer >= 0}")
+        raise FrameError(ErrorCode.INVALID_FIELD, 'since must be {"epoch": string, "seq": integer >= 0}')
     return epoch, seq
 
 
@@ -568,7 +628,9 @@ def _history(value: Any, state: bool, since: tuple[str, int] | None) -> int | No
     if value is None:
         return None
     if state:
-        raise FrameError(ErrorCode.INVALID_FIELD, "history applies only to event channels and prices; state channels send a snapshot")
+        raise FrameError(
+            ErrorCode.INVALID_FIELD, "history applies only to event channels and prices; state channels send a snapshot"
+        )
     if since is not None:
         raise FrameError(ErrorCode.INVALID_FIELD, "give since or history, not both")
     if type(value) is not int or not 1 <= value <= MAX_HISTORY:

@@ -56,8 +56,9 @@ class EdgeState:
         self.retention: Any = cfg.load(streams.Retention)  # a dataclass made from the stream table
         self.hub = Hub()
         self.upstream = Upstream(self.hub, url=settings.nats_url, on_status=self._on_nats_status)
-        self.events = EventFeeds(self.hub, cache_bytes=settings.replay_cache_mb << 20,
-                                 replay_concurrency=settings.replay_concurrency)
+        self.events = EventFeeds(
+            self.hub, cache_bytes=settings.replay_cache_mb << 20, replay_concurrency=settings.replay_concurrency
+        )
         self.flagfeed = FlagFeed()
         self.flagfeed.on_change(self._flags_changed)
         self.subscriptions = Subscriptions(self.hub, self.upstream, self.events, self.flagfeed)
@@ -68,27 +69,52 @@ class EdgeState:
         self.subscriptions.presence = self.presence
         self.commands = CommandRunner()
         self.flusher = Flusher(settings.flush_ms)
-        self.audit = TradeAudit(edge=edge_name(), flush_s=settings.audit_flush_ms / 1000.0,
-                                max_records=settings.audit_max_records, enabled=settings.audit_trades)
+        self.audit = TradeAudit(
+            edge=edge_name(),
+            flush_s=settings.audit_flush_ms / 1000.0,
+            max_records=settings.audit_max_records,
+            enabled=settings.audit_trades,
+        )
         self._audit_queries: list = []
         self.admission = Admission(
-            max_conns_per_user=settings.max_conns_per_user, max_conns_per_ip=settings.max_conns_per_ip,
-            cmd_rate=settings.cmd_rate, cmd_burst=settings.cmd_burst, http_rate=settings.http_rate,
-            http_burst=settings.http_burst, http_ip_rate=settings.http_ip_rate, http_ip_burst=settings.http_ip_burst,
-            revocation_ttl=self.retention.revocations_max_age)
+            max_conns_per_user=settings.max_conns_per_user,
+            max_conns_per_ip=settings.max_conns_per_ip,
+            cmd_rate=settings.cmd_rate,
+            cmd_burst=settings.cmd_burst,
+            http_rate=settings.http_rate,
+            http_burst=settings.http_burst,
+            http_ip_rate=settings.http_ip_rate,
+            http_ip_burst=settings.http_ip_burst,
+            revocation_ttl=self.retention.revocations_max_age,
+        )
         self.revocations = RevocationFeed(self._on_revoke)
-        self.verifier = Verifier(AuthConfig(
-            algorithms=settings.jwt_algorithms, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-            leeway=settings.jwt_leeway, secret=settings.jwt_secret or None,
-            public_key_file=settings.jwt_public_key_file or None, jwks_url=settings.jwks_url or None,
-            jwks_refetch_cooldown=settings.jwks_refetch_cooldown))
+        self.verifier = Verifier(
+            AuthConfig(
+                algorithms=settings.jwt_algorithms,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                leeway=settings.jwt_leeway,
+                secret=settings.jwt_secret or None,
+                public_key_file=settings.jwt_public_key_file or None,
+                jwks_url=settings.jwks_url or None,
+                jwks_refetch_cooldown=settings.jwks_refetch_cooldown,
+            )
+        )
         self.session_limits = SessionLimits(
-            auth_timeout=settings.auth_timeout, heartbeat_interval=settings.heartbeat,
-            max_subscriptions=settings.max_subscriptions, max_frame_bytes=settings.max_frame_bytes,
-            expiry_leeway=settings.jwt_leeway, commands_per_second=settings.cmd_rate,
-            commands_burst=settings.cmd_burst, max_topics=settings.presence_max_topics)
-        self.tickets = Tickets(ticket_key(settings.jwt_secret, settings.ticket_secret),
-                               ttl=settings.ticket_ttl, resume=self.retention.tickets_ttl)
+            auth_timeout=settings.auth_timeout,
+            heartbeat_interval=settings.heartbeat,
+            max_subscriptions=settings.max_subscriptions,
+            max_frame_bytes=settings.max_frame_bytes,
+            expiry_leeway=settings.jwt_leeway,
+            commands_per_second=settings.cmd_rate,
+            commands_burst=settings.cmd_burst,
+            max_topics=settings.presence_max_topics,
+        )
+        self.tickets = Tickets(
+            ticket_key(settings.jwt_secret, settings.ticket_secret),
+            ttl=settings.ticket_ttl,
+            resume=self.retention.tickets_ttl,
+        )
         self.connections: set[Connection] = set()
         self.by_user: dict[str, set[Connection]] = {}
         self._known_symbols = frozenset(instruments())
@@ -200,8 +226,11 @@ class EdgeState:
             self.hub.reset_seeds()
         if up and self.ready:
             self.presence.reconnected()
-        frame = {"op": "status", "state": "ok"} if up else {"op": "status", "state": "degraded",
-                                                            "reason": "nats unavailable"}
+        frame = (
+            {"op": "status", "state": "ok"}
+            if up
+            else {"op": "status", "state": "degraded", "reason": "nats unavailable"}
+        )
         for conn in list(self.connections):
             if conn.session.state == conn.session.OPEN:
                 conn.push_frame(frame)

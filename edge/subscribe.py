@@ -27,7 +27,12 @@ from nats.js.errors import NotFoundError
 from tickmesh import metrics
 from tickmesh.contracts import streams as stream_table
 from tickmesh.contracts.channels import (
-    Kind, flags_subject, is_presence_subject, is_state_subject, public_subject, watchlist_of,
+    Kind,
+    flags_subject,
+    is_presence_subject,
+    is_state_subject,
+    public_subject,
+    watchlist_of,
 )
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.messages import SEQ_HEADER
@@ -85,8 +90,13 @@ class Subscriptions:
             self.flags.attach(conn, sub)  # evaluated here, per identity: nothing upstream
             return True
         subject = sub.subject
-        if (not sub.state or sub.history is not None or subject in self._pending
-                or not self.upstream.is_live(subject) or self.hub.needs_snapshot(subject)):
+        if (
+            not sub.state
+            or sub.history is not None
+            or subject in self._pending
+            or not self.upstream.is_live(subject)
+            or self.hub.needs_snapshot(subject)
+        ):
             return False
         self._go_live(conn, sub, _SKIPPED, [])
         return True
@@ -136,7 +146,8 @@ class Subscriptions:
         between, so no update can slip between the snapshot and the first live message."""
         subject = sub.subject
         if sub.watchlist is not None and not self._admit_watchlist(
-                conn, sub, fetched if isinstance(fetched, tuple) else None):
+            conn, sub, fetched if isinstance(fetched, tuple) else None
+        ):
             return
         outbox = conn.outbox
         if sub.history is None:
@@ -151,8 +162,9 @@ class Subscriptions:
         if snap is not None:
             metrics.recovery("snapshot")
             seq, payload = snap
-            sink.push_state(sub.name, conn.codec.msg(sub.name, seq, payload, lambda: orjson.loads(payload)),
-                            time.monotonic())
+            sink.push_state(
+                sub.name, conn.codec.msg(sub.name, seq, payload, lambda: orjson.loads(payload)), time.monotonic()
+            )
         if sub.max_hz:
             outbox.throttle(sub.name, sub.max_hz)
 
@@ -180,7 +192,7 @@ class Subscriptions:
                 await asyncio.sleep(0.005)
             if not conn.wants(sub.name):
                 return
-            for seq, payload in history[start:start + chunk]:
+            for seq, payload in history[start : start + chunk]:
                 outbox.push(conn.codec.msg(sub.name, seq, payload, _parser(payload)))
 
     def _snapshot_once(self, subject: str) -> Any:
@@ -204,8 +216,12 @@ class Subscriptions:
                 self.upstream.release_soon(sub.subject)
             return False
         outbox = conn.outbox
-        self.gate.depend(sub.watchlist, (outbox, sub.name), conn.user,
-                         lambda code, reason: conn.end_subscription(sub.name, code, reason))
+        self.gate.depend(
+            sub.watchlist,
+            (outbox, sub.name),
+            conn.user,
+            lambda code, reason: conn.end_subscription(sub.name, code, reason),
+        )
         return True
 
     async def _fetch_snapshot(self, subject: str) -> Any:
@@ -263,7 +279,7 @@ class Subscriptions:
         if announcements:
             messages = rec.messages = unexpired(messages, int(time.time() * 1_000_000))
         if sub.history is not None:
-            messages = rec.messages = messages[-sub.history:]
+            messages = rec.messages = messages[-sub.history :]
         outbox = conn.outbox
         conn.subscribed(sub, rec.reply_fields())
         if sink is not outbox:  # the trades tap: positions up to the first replayed one never come

@@ -49,10 +49,16 @@ class Tickets:
         now = time.time() if now is None else now
         exp = min(now + self.ttl, identity.expires_at)
         claims = {
-            "sub": identity.user, "roles": sorted(identity.roles), "ent": sorted(identity.entitlements),
-            "iat": int(now), "exp": int(exp), "token_exp": int(identity.expires_at),
-            "token_iat": int(identity.issued_at), "aud": TICKET_AUDIENCE,
-            "jti": secrets.token_urlsafe(12), "iss_at": now,
+            "sub": identity.user,
+            "roles": sorted(identity.roles),
+            "ent": sorted(identity.entitlements),
+            "iat": int(now),
+            "exp": int(exp),
+            "token_exp": int(identity.expires_at),
+            "token_iat": int(identity.issued_at),
+            "aud": TICKET_AUDIENCE,
+            "jti": secrets.token_urlsafe(12),
+            "iss_at": now,
         }
         return jwt.encode(claims, self.key, algorithm="HS256"), max(0, int(exp - now))
 
@@ -60,8 +66,13 @@ class Tickets:
         """Check ``ticket`` and return the identity it carries; raise :class:`TicketError`."""
         now = time.time() if now is None else now
         try:
-            claims = jwt.decode(ticket, self.key, algorithms=["HS256"], audience=TICKET_AUDIENCE,
-                                options={"require": ["sub", "exp", "jti", "token_exp"], "verify_exp": False})
+            claims = jwt.decode(
+                ticket,
+                self.key,
+                algorithms=["HS256"],
+                audience=TICKET_AUDIENCE,
+                options={"require": ["sub", "exp", "jti", "token_exp"], "verify_exp": False},
+            )
         except jwt.PyJWTError:
             raise TicketError("ticket invalid") from None
         issued = float(claims.get("iss_at", claims.get("iat", 0)))
@@ -75,6 +86,10 @@ class Tickets:
                 await self.kv.create(claims["jti"].replace("-", "_"), b"1")
             except KeyWrongLastSequenceError:
                 raise TicketError("ticket already used") from None
-        return Identity(user=claims["sub"], roles=frozenset(claims.get("roles", ())),
-                        entitlements=frozenset(claims.get("ent", ())), expires_at=float(claims["token_exp"]),
-                        issued_at=float(claims.get("token_iat", 0)))
+        return Identity(
+            user=claims["sub"],
+            roles=frozenset(claims.get("roles", ())),
+            entitlements=frozenset(claims.get("ent", ())),
+            expires_at=float(claims["token_exp"]),
+            issued_at=float(claims.get("token_iat", 0)),
+        )

@@ -40,22 +40,29 @@ def server_context(*, cert_file: str, key_file: str, client_ca_file: str = "") -
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
     context.set_ciphers(TLS12_CIPHERS)
     context.set_alpn_protocols(list(ALPN))
-    for env, path in (("EDGE_TLS_CERT_FILE", cert_file), ("EDGE_TLS_KEY_FILE", key_file),
-                      ("EDGE_TLS_CLIENT_CA_FILE", client_ca_file)):
+    for env, path in (
+        ("EDGE_TLS_CERT_FILE", cert_file),
+        ("EDGE_TLS_KEY_FILE", key_file),
+        ("EDGE_TLS_CLIENT_CA_FILE", client_ca_file),
+    ):
         if path and not os.path.isfile(path):
             raise ConfigError(env, path, "no such file")
     try:
         context.load_cert_chain(certfile=cert_file, keyfile=key_file)
     except (ssl.SSLError, OSError) as exc:
-        raise ConfigError("EDGE_TLS_CERT_FILE", cert_file,
-                          f"cannot load the certificate chain with EDGE_TLS_KEY_FILE={key_file!r} "
-                          f"(PEM certificate and its matching unencrypted private key expected): {exc}") from None
+        raise ConfigError(
+            "EDGE_TLS_CERT_FILE",
+            cert_file,
+            f"cannot load the certificate chain with EDGE_TLS_KEY_FILE={key_file!r} "
+            f"(PEM certificate and its matching unencrypted private key expected): {exc}",
+        ) from None
     if client_ca_file:
         try:
             context.load_verify_locations(cafile=client_ca_file)
         except (ssl.SSLError, OSError) as exc:
-            raise ConfigError("EDGE_TLS_CLIENT_CA_FILE", client_ca_file,
-                              f"cannot load the client CA bundle (PEM expected): {exc}") from None
+            raise ConfigError(
+                "EDGE_TLS_CLIENT_CA_FILE", client_ca_file, f"cannot load the client CA bundle (PEM expected): {exc}"
+            ) from None
         context.verify_mode = ssl.CERT_REQUIRED
     return context
 
@@ -64,5 +71,6 @@ def context_for(settings: EdgeSettings) -> ssl.SSLContext | None:
     """The edge's context, or None when TLS is off (no certificate configured)."""
     if not settings.tls:
         return None
-    return server_context(cert_file=settings.tls_cert_file, key_file=settings.tls_key_file,
-                          client_ca_file=settings.tls_client_ca_file)
+    return server_context(
+        cert_file=settings.tls_cert_file, key_file=settings.tls_key_file, client_ca_file=settings.tls_client_ca_file
+    )

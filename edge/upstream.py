@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class Upstream:
-    def __init__(self, hub: Hub, *, url: str, name: str = "tickmesh-edge",
-                 on_status: StatusCallback | None = None) -> None:
+    def __init__(
+        self, hub: Hub, *, url: str, name: str = "tickmesh-edge", on_status: StatusCallback | None = None
+    ) -> None:
         self.hub = hub
         self.url = url
         self.name = name

@@ -130,8 +130,11 @@ class WatchlistGate:
             return True
         deleted = bool(headers and headers.get("KV-Operation"))
         members = set() if deleted else members_of(payload)
-        code, reason = ((ErrorCode.UNKNOWN_CHANNEL, "the watch-list was deleted") if deleted
-                        else (ErrorCode.FORBIDDEN, "access to the watch-list was revoked"))
+        code, reason = (
+            (ErrorCode.UNKNOWN_CHANNEL, "the watch-list was deleted")
+            if deleted
+            else (ErrorCode.FORBIDDEN, "access to the watch-list was revoked")
+        )
         for key, (user, on_end) in list(self._deps.get(wl_id, {}).items()):
             if user not in members:
                 self.forget(wl_id, key)

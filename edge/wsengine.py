@@ -188,11 +188,27 @@ class WsConnection(asyncio.Protocol):
     """One upgraded WebSocket: frames in through ``data_received``, batches out from the
     flusher through :meth:`write_due`. No task exists for it while it is idle."""
 
-    __slots__ = ("engine", "transport", "codec", "peer", "deflate", "reader", "conn", "write_paused",
-                 "close_sent", "close_code", "_timer", "_inbox", "_busy", "_tasks", "_opcode")
+    __slots__ = (
+        "engine",
+        "transport",
+        "codec",
+        "peer",
+        "deflate",
+        "reader",
+        "conn",
+        "write_paused",
+        "close_sent",
+        "close_code",
+        "_timer",
+        "_inbox",
+        "_busy",
+        "_tasks",
+        "_opcode",
+    )
 
-    def __init__(self, engine: Engine, transport: asyncio.Transport, codec: frames.Codec, peer: str,
-                 deflate: wsf.Deflate | None) -> None:
+    def __init__(
+        self, engine: Engine, transport: asyncio.Transport, codec: frames.Codec, peer: str, deflate: wsf.Deflate | None
+    ) -> None:
         self.engine = engine
         self.transport: asyncio.Transport | None = transport
         self.codec = codec

@@ -81,6 +81,7 @@ Event = Union[Message, Ping, Pong, CloseReceived]
 
 # -- server frames -----------------------------------------------------------------------
 
+
 def header(opcode: int, length: int, rsv1: bool = False) -> bytes:
     """The header of one final, unmasked frame carrying ``length`` payload bytes."""
     first = 0x80 | opcode | (0x40 if rsv1 else 0)
@@ -108,6 +109,7 @@ def close_frame(code: int, reason: str = "") -> bytes:
 
 
 # -- compression (RFC 7692) ----------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Deflate:
@@ -241,8 +243,12 @@ def check_key(request: Request) -> str:
 
 
 def switching(key: str, subprotocol: str | None, extensions: str | None) -> bytes:
-    lines = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
-             f"Sec-WebSocket-Accept: {accept_key(key)}"]
+    lines = [
+        "HTTP/1.1 101 Switching Protocols",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Accept: {accept_key(key)}",
+    ]
     if subprotocol:
         lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
     if extensions:
@@ -250,19 +256,30 @@ def switching(key: str, subprotocol: str | None, extensions: str | None) -> byte
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-_REASONS = {400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 404: "Not Found", 426: "Upgrade Required",
-            431: "Request Header Fields Too Large", 505: "HTTP Version Not Supported", 503: "Service Unavailable"}
+_REASONS = {
+    400: "Bad Request",
+    403: "Forbidden",
+    408: "Request Timeout",
+    404: "Not Found",
+    426: "Upgrade Required",
+    431: "Request Header Fields Too Large",
+    505: "HTTP Version Not Supported",
+    503: "Service Unavailable",
+}
 
 
 def refusal(status: int, reason: str) -> bytes:
     """A plain HTTP answer refusing the handshake; the connection closes after it."""
     body = (reason + "\n").encode()
     extra = "Sec-WebSocket-Version: 13\r\n" if status == 426 else ""
-    return (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: text/plain\r\n"
-            f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: text/plain\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n"
+    ).encode() + body
 
 
 # -- reading client frames -----------------------------------------------------------------
+
 
 def unmask(payload: bytes, mask: bytes) -> bytes:
     if _apply_mask is not None:
@@ -312,8 +329,8 @@ class Reader:
             self._check_header(fin, rsv, opcode, masked, length)
             if n - at < 4 + length:
                 break
-            mask = buf[at:at + 4]
-            payload = unmask(buf[at + 4:at + 4 + length], mask) if length else b""
+            mask = buf[at : at + 4]
+            payload = unmask(buf[at + 4 : at + 4 + length], mask) if length else b""
             pos = at + 4 + length
             event = self._frame(fin, rsv, opcode, payload)
             if event is not None:

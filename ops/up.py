@@ -77,8 +77,10 @@ def check_port_free(host: str, port: int, what: str) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise UpError(f"port {port} on {host} is already in use ({what}): stop whatever holds it, "
-                          f"or choose another port. ({exc.strerror})") from None
+            raise UpError(
+                f"port {port} on {host} is already in use ({what}): stop whatever holds it, "
+                f"or choose another port. ({exc.strerror})"
+            ) from None
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -104,8 +106,11 @@ class Supervisor:
 
     async def start(self, child: Child) -> None:
         child.proc = await asyncio.create_subprocess_exec(
-            *child.argv, env=child.env, stdin=asyncio.subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            *child.argv,
+            env=child.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         child.started_at = time.monotonic()
         log.info("started %s (pid %d)", child.name, child.proc.pid, extra={"event": "up.started", "child": child.name})
@@ -133,8 +138,14 @@ class Supervisor:
                 child.backoff.succeeded()  # it ran a while: this is a new failure, not a crash loop
             delay = child.backoff.next_delay(now)
             reason = f"signal {-code}" if code < 0 else f"exit code {code}"
-            log.warning("%s stopped unexpectedly (%s after %.1fs); restarting in %.1fs", child.name, reason,
-                        ran, delay, extra={"event": "up.child_died", "child": child.name})
+            log.warning(
+                "%s stopped unexpectedly (%s after %.1fs); restarting in %.1fs",
+                child.name,
+                reason,
+                ran,
+                delay,
+                extra={"event": "up.child_died", "child": child.name},
+            )
             await asyncio.sleep(delay)
             if self.stopping:
                 return
@@ -156,7 +167,9 @@ class Supervisor:
             except ProcessLookupError:
                 pass
             except asyncio.TimeoutError:
-                log.warning("%s ignored SIGTERM; killing it", child.name, extra={"event": "up.kill", "child": child.name})
+                log.warning(
+                    "%s ignored SIGTERM; killing it", child.name, extra={"event": "up.kill", "child": child.name}
+                )
                 proc.kill()
                 await proc.wait()
 
@@ -204,16 +217,33 @@ def _wait_ready(url: str, timeout: float) -> bool:
     return False
 
 
-def nats_children(home: Path, env: dict[str, str], port: int, nodes: int, cluster_port: int,
-                  conf: Path) -> list[Child]:
+def nats_children(home: Path, env: dict[str, str], port: int, nodes: int, cluster_port: int, conf: Path) -> list[Child]:
     """One nats-server with JetStream, or ``nodes`` of them forming one cluster on loopback; each
     with the users and permissions of ``conf``."""
     if nodes <= 1:
         check_port_free("127.0.0.1", port, "embedded NATS, TICKMESH_NATS_PORT")
         store = home / "nats"
         store.mkdir(exist_ok=True)
-        return [Child("nats-server", [nats_server_binary(), "-c", str(conf), "-a", "127.0.0.1", "-p", str(port),
-                                      "-js", "-sd", str(store), "-n", "tickmesh-local"], env)]
+        return [
+            Child(
+                "nats-server",
+                [
+                    nats_server_binary(),
+                    "-c",
+                    str(conf),
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-js",
+                    "-sd",
+                    str(store),
+                    "-n",
+                    "tickmesh-local",
+                ],
+                env,
+            )
+        ]
     routes = ",".join(f"nats://127.0.0.1:{cluster_port + i}" for i in range(nodes))
     children = []
     for i in range(nodes):
@@ -221,11 +251,32 @@ def nats_children(home: Path, env: dict[str, str], port: int, nodes: int, cluste
         check_port_free("127.0.0.1", cluster_port + i, f"NATS node {i} routes, TICKMESH_NATS_CLUSTER_PORT + {i}")
         store = home / "nats-cluster" / f"node{i}"
         store.mkdir(parents=True, exist_ok=True)
-        children.append(Child(f"nats-{i}", [nats_server_binary(), "-c", str(conf), "-a", "127.0.0.1", "-p", str(port + i), "-js",
-                                            "-sd", str(store), "-n", f"tickmesh-local-{i}",
-                                            "--cluster_name", "tickmesh-local",
-                                            "--cluster", f"nats://127.0.0.1:{cluster_port + i}", "--routes", routes],
-                              env))
+        children.append(
+            Child(
+                f"nats-{i}",
+                [
+                    nats_server_binary(),
+                    "-c",
+                    str(conf),
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(port + i),
+                    "-js",
+                    "-sd",
+                    str(store),
+                    "-n",
+                    f"tickmesh-local-{i}",
+                    "--cluster_name",
+                    "tickmesh-local",
+                    "--cluster",
+                    f"nats://127.0.0.1:{cluster_port + i}",
+                    "--routes",
+                    routes,
+                ],
+                env,
+            )
+        )
     return children
 
 
@@ -278,8 +329,14 @@ async def run_up(stop: asyncio.Event, *, nats_cluster: int = 1, edges: int = 1) 
 
     for name in services():
         children.append(Child(name, [py, "-m", "tickmesh", "service", name], own_env(name)))
-    edge_children = [Child("edge" if edges == 1 else f"edge-{i}", [py, "-m", "tickmesh", "edge"],
-                           {**own_env("edge"), "EDGE_PORT": str(port)}) for i, port in enumerate(edge_ports)]
+    edge_children = [
+        Child(
+            "edge" if edges == 1 else f"edge-{i}",
+            [py, "-m", "tickmesh", "edge"],
+            {**own_env("edge"), "EDGE_PORT": str(port)},
+        )
+        for i, port in enumerate(edge_ports)
+    ]
     children += edge_children
 
     sup = Supervisor(children)
@@ -303,16 +360,26 @@ async def run_up(stop: asyncio.Event, *, nats_cluster: int = 1, edges: int = 1) 
         secure = bool(env.get("EDGE_TLS_CERT_FILE"))
         scheme = "https" if secure else "http"
         ready = await asyncio.get_running_loop().run_in_executor(
-            None, _wait_ready, f"{scheme}://{edge_host}:{edge_port}/readyz", 20.0)
+            None, _wait_ready, f"{scheme}://{edge_host}:{edge_port}/readyz", 20.0
+        )
         urls = ", ".join(f"{scheme}://{edge_host}:{port}" for port in edge_ports)
         if ready:
-            log.info("tickmesh is up: %s  (WebSocket at /ws%s; stop with Ctrl-C)", urls, ", wss" if secure else "",
-                     extra={"event": "up.ready"})
+            log.info(
+                "tickmesh is up: %s  (WebSocket at /ws%s; stop with Ctrl-C)",
+                urls,
+                ", wss" if secure else "",
+                extra={"event": "up.ready"},
+            )
         else:
             log.warning("the edge is not ready yet; see the logs above", extra={"event": "up.not_ready"})
         if len(nats_nodes) > 1:
-            log.info("NATS: a %d-node JetStream cluster (%s), streams with %s replicas", len(nats_nodes),
-                     env["NATS_URL"], env["TICKMESH_STREAM_REPLICAS"], extra={"event": "up.nats_cluster"})
+            log.info(
+                "NATS: a %d-node JetStream cluster (%s), streams with %s replicas",
+                len(nats_nodes),
+                env["NATS_URL"],
+                env["TICKMESH_STREAM_REPLICAS"],
+                extra={"event": "up.nats_cluster"},
+            )
         await stop.wait()
         log.info("stopping tickmesh", extra={"event": "up.stopping"})
         return 0

@@ -84,8 +84,13 @@ _ERROR_NAMES = {info.code: name for name, info in ERRORS.items()}
 # JetStream or the connection briefly unable to answer (a NATS node lost and its streams electing
 # new leaders, a reconnect to another server): the command is answered 501, retryable with the
 # same key, not 500. Handlers are written so that a retry completes what was interrupted.
-_TRANSIENT = (NatsTimeout, NoRespondersError, NoStreamResponseError, ServiceUnavailableError,
-              ConnectionReconnectingError)
+_TRANSIENT = (
+    NatsTimeout,
+    NoRespondersError,
+    NoStreamResponseError,
+    ServiceUnavailableError,
+    ConnectionReconnectingError,
+)
 
 
 async def wait_wake_or_stop(wake: asyncio.Event, stop: asyncio.Event, timeout: float | None) -> None:
@@ -153,9 +158,15 @@ async def serve_commands(nc: Client, service: str, handlers: dict[str, Handler])
             reply = cmds.reply_err(ErrorCode.INVALID_FIELD, str(exc))
         except _TRANSIENT as exc:
             result = "unavailable"
-            log.warning("command %s: NATS unavailable (%s)", name, type(exc).__name__,
-                        extra={"event": "command.unavailable", "subject": msg.subject})
-            reply = cmds.reply_err(ErrorCode.UNAVAILABLE, "a backend is unavailable for a moment; retry with the same key")
+            log.warning(
+                "command %s: NATS unavailable (%s)",
+                name,
+                type(exc).__name__,
+                extra={"event": "command.unavailable", "subject": msg.subject},
+            )
+            reply = cmds.reply_err(
+                ErrorCode.UNAVAILABLE, "a backend is unavailable for a moment; retry with the same key"
+            )
         except Exception:
             result = "internal"
             log.exception("command handler failed", extra={"event": "command.failed", "subject": msg.subject})

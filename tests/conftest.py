@@ -33,10 +33,12 @@ async def nc(nats_server):
 def spans():
     """Tracing on in this process with ``spans(ratio)`` (every in-process service shares it),
     spans kept in memory."""
+
     def configure(ratio: float) -> InMemorySpanExporter:
         exporter = InMemorySpanExporter()
-        assert tracing.setup("test", exporter=exporter, set_global=False,
-                             environ={"TICKMESH_TRACE_SAMPLE_RATIO": str(ratio)})
+        assert tracing.setup(
+            "test", exporter=exporter, set_global=False, environ={"TICKMESH_TRACE_SAMPLE_RATIO": str(ratio)}
+        )
         return exporter
 
     yield configure

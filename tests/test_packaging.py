@@ -46,8 +46,22 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     for folder in set(_package_dirs().values()):
         shutil.copytree(ROOT / folder, src / folder, ignore=_IGNORE)
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "-w", str(out), str(src)], check=True, timeout=t(180))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        check=True,
+        timeout=t(180),
+    )
     (path,) = out.glob("tickmesh-*.whl")
     return zipfile.ZipFile(path)
 
@@ -60,8 +74,12 @@ def test_every_python_folder_is_a_package_of_the_wheel(wheel):
         expected.update(_python_folders(package, ROOT / folder))
     missing = {p: str(f.relative_to(ROOT)) for p, f in expected.items() if p not in in_wheel}
     assert not missing, f"Python folders missing from the wheel (an __init__.py?): {missing}"
-    for module in ("tickmesh/streams.py", "tickmesh/contracts/streams.py", "tickmesh/services/broker/engine.py",
-                   "tickmesh/ops/codegen/gen.py"):
+    for module in (
+        "tickmesh/streams.py",
+        "tickmesh/contracts/streams.py",
+        "tickmesh/services/broker/engine.py",
+        "tickmesh/ops/codegen/gen.py",
+    ):
         assert module in names
 
 

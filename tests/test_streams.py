@@ -50,7 +50,9 @@ def test_replicas_setting_is_bounded():
 
 
 async def test_more_replicas_than_a_single_server_can_hold_is_a_clear_error(nc):
-    with pytest.raises(streams.StreamSetupError, match=r"cannot change replicas from 1 to 3 \(TICKMESH_STREAM_REPLICAS\)"):
+    with pytest.raises(
+        streams.StreamSetupError, match=r"cannot change replicas from 1 to 3 \(TICKMESH_STREAM_REPLICAS\)"
+    ):
         await streams.ensure(nc.jetstream(), _settings(TICKMESH_STREAM_REPLICAS="3"))
     info = await nc.jetstream().stream_info(streams.TICKS)
     assert info.config.num_replicas == 1  # nothing lost, nothing half-changed
@@ -71,10 +73,14 @@ def _free_ports(n: int) -> list[int]:
 def cluster(tmp_path):
     routes = _free_ports(3)
     urls = ",".join(f"nats://127.0.0.1:{p}" for p in routes)
-    servers = [NatsServer(tmp_path / f"n{i}", name=f"n{i}",
-                          extra=["--cluster_name", "tm", "--cluster", f"nats://127.0.0.1:{routes[i]}",
-                                 "--routes", urls])
-               for i in range(3)]
+    servers = [
+        NatsServer(
+            tmp_path / f"n{i}",
+            name=f"n{i}",
+            extra=["--cluster_name", "tm", "--cluster", f"nats://127.0.0.1:{routes[i]}", "--routes", urls],
+        )
+        for i in range(3)
+    ]
     try:
         for s in servers:
             s.start()

@@ -23,8 +23,14 @@ from typing import Callable
 
 
 class Backoff:
-    def __init__(self, *, base: float = 0.5, cap: float = 30.0, min_interval: float = 0.0,
-                 rng: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        *,
+        base: float = 0.5,
+        cap: float = 30.0,
+        min_interval: float = 0.0,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
         if base <= 0 or cap < base or min_interval < 0:
             raise ValueError("need 0 < base <= cap and min_interval >= 0")
         self.base = base

@@ -8,6 +8,7 @@ import sys
 
 from tickmesh.config import ConfigError
 
+
 def services() -> list[str]:
     """Every service package with a ``service`` module, market-feed first (``tickmesh up`` order)."""
     import importlib.util
@@ -15,8 +16,11 @@ def services() -> list[str]:
 
     import tickmesh.services as pkg
 
-    names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if m.ispkg
-             and importlib.util.find_spec(f"tickmesh.services.{m.name}.service") is not None]
+    names = [
+        m.name
+        for m in pkgutil.iter_modules(pkg.__path__)
+        if m.ispkg and importlib.util.find_spec(f"tickmesh.services.{m.name}.service") is not None
+    ]
     names.sort(key=lambda n: (n != "market_feed", n))
     return [n.replace("_", "-") for n in names]
 
@@ -35,8 +39,13 @@ def _settings_classes() -> dict[str, type]:
     from tickmesh.streams import Retention
     from tickmesh.tracing import TracingSettings
 
-    out: dict[str, type] = {"edge": EdgeSettings, "metrics": MetricsSettings, "tracing": TracingSettings,
-                            "streams": Retention, "nats": NatsSettings}
+    out: dict[str, type] = {
+        "edge": EdgeSettings,
+        "metrics": MetricsSettings,
+        "tracing": TracingSettings,
+        "streams": Retention,
+        "nats": NatsSettings,
+    }
     for name in services():
         out[name] = _service_module(name).SETTINGS
     return out
@@ -81,8 +90,10 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     secret = devtokens.dev_secret(create=False)
     if secret is None:
-        print("tickmesh token: no signing key: set TICKMESH_JWT_SECRET, or run `tickmesh up` once "
-              "to create a local one", file=sys.stderr)
+        print(
+            "tickmesh token: no signing key: set TICKMESH_JWT_SECRET, or run `tickmesh up` once to create a local one",
+            file=sys.stderr,
+        )
         return 2
     roles = tuple(args.role) if args.role else ("user",)
     ents = tuple(args.entitlement) if args.entitlement else devtokens.ALL_MARKETS
@@ -94,7 +105,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
     from tickmesh.config import describe
 
     classes = _settings_classes()
-    for name in ([args.name] if args.name else list(classes)):
+    for name in [args.name] if args.name else list(classes):
         print(f"# {name}")
         for env, default, doc in describe(classes[name]):
             print(f"{env:<28} default {default!r:<26} {doc}")
@@ -182,8 +193,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
         from tickmesh.ops.natsauth import tool_credentials
 
         credentials, inbox = tool_credentials()  # the environment's NATS identity, or the local stack's admin
-        nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=1,
-                                inbox_prefix=inbox, **(credentials.options() if credentials is not None else {}))
+        nc = await nats.connect(
+            url,
+            connect_timeout=5,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            inbox_prefix=inbox,
+            **(credentials.options() if credentials is not None else {}),
+        )
         try:
             return await trade_deliveries(nc.jetstream(), args.user, args.order)
         finally:
@@ -201,11 +218,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"no trade event of order {args.order} for {args.user} is retained")
     else:
         for e in executions:
-            print(f"seq {e['seq']}  {e.get('status') or '?':<9} {e.get('exec_id') or ''}  published {_when(e.get('ts'))}  "
-                  f"delivered {_when(e['delivered_at'])} ({e['connections']} connection(s))  acked {_when(e['acked_at'])}")
+            print(
+                f"seq {e['seq']}  {e.get('status') or '?':<9} {e.get('exec_id') or ''}  published {_when(e.get('ts'))}  "
+                f"delivered {_when(e['delivered_at'])} ({e['connections']} connection(s))  acked {_when(e['acked_at'])}"
+            )
         for r in answer["deliveries"]:
-            print(f"  {_when(r.get('at'))}  {r.get('event'):<9} seq {r.get('seq')}  {r.get('transport')} "
-                  f"conn {r.get('conn_id')} on {r.get('edge')}")
+            print(
+                f"  {_when(r.get('at'))}  {r.get('event'):<9} seq {r.get('seq')}  {r.get('transport')} "
+                f"conn {r.get('conn_id')} on {r.get('edge')}"
+            )
         if answer["truncated"]:
             print("  (more records than shown: the scan stopped at its limit)")
     return 0 if executions and all(e["delivered_at"] for e in executions) else 1
@@ -215,14 +236,24 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickmesh", description="Real-time streaming mesh for an investment platform.")
     sub = p.add_subparsers(dest="command", required=True)
     u = sub.add_parser("up", help="run NATS, every service and one edge locally, supervised")
-    u.add_argument("--nats-cluster", type=int, default=1, metavar="N",
-                   help="run N NATS nodes as one JetStream cluster, streams replicated on min(N, 3) (default 1)")
-    u.add_argument("--edges", type=int, default=1, metavar="N",
-                   help="run N edges on EDGE_PORT and the ports after it (default 1)")
+    u.add_argument(
+        "--nats-cluster",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N NATS nodes as one JetStream cluster, streams replicated on min(N, 3) (default 1)",
+    )
+    u.add_argument(
+        "--edges", type=int, default=1, metavar="N", help="run N edges on EDGE_PORT and the ports after it (default 1)"
+    )
     u.set_defaults(fn=cmd_up)
     e = sub.add_parser("edge", help="run an edge (its WebSocket engine in front of Quart on Hypercorn)")
-    e.add_argument("--workers", type=int, default=None,
-                   help="edge processes sharing the port with SO_REUSEPORT (default: EDGE_WORKERS, 1)")
+    e.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="edge processes sharing the port with SO_REUSEPORT (default: EDGE_WORKERS, 1)",
+    )
     e.set_defaults(fn=cmd_edge)
     s = sub.add_parser("service", help="run one service")
     s.add_argument("name", choices=services())
@@ -230,7 +261,9 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("token", help="print a signed development token")
     t.add_argument("--user", required=True, help="the token's subject (user id)")
     t.add_argument("--role", action="append", help="a role (user, support, admin); repeatable")
-    t.add_argument("--entitlement", action="append", help="a market-data entitlement (equities, crypto, fx); repeatable")
+    t.add_argument(
+        "--entitlement", action="append", help="a market-data entitlement (equities, crypto, fx); repeatable"
+    )
     t.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     t.set_defaults(fn=cmd_token)
     sj = sub.add_parser("streams", help="create or update every JetStream stream and KV bucket (as the NATS admin)")
@@ -241,12 +274,14 @@ def parser() -> argparse.ArgumentParser:
 
     add_arguments(b)
     b.set_defaults(fn=cmd_bench)
-    so = sub.add_parser("soak", help="run the soak test: clients, churn and edge restarts for N minutes, then "
-                                     "check gaps, duplicates, leaks (ops/soak)")
+    so = sub.add_parser(
+        "soak",
+        help="run the soak test: clients, churn and edge restarts for N minutes, then "
+        "check gaps, duplicates, leaks (ops/soak)",
+    )
     so.add_argument("--minutes", type=float, default=10.0, help="how long the load runs (default 10)")
     so.add_argument("--clients", type=int, default=2000, help="client connections held throughout (default 2000)")
-    so.add_argument("--restart-every", type=float, default=60.0,
-                    help="seconds between restarts of edge a (default 60)")
+    so.add_argument("--restart-every", type=float, default=60.0, help="seconds between restarts of edge a (default 60)")
     so.add_argument("--orders-per-s", type=float, default=10.0, help="market orders per second, all clients together")
     so.add_argument("--json", help="also write the report to this file as JSON")
     so.set_defaults(fn=cmd_soak)

@@ -43,9 +43,18 @@ def dev_secret(create: bool = False) -> str | None:
     return secret
 
 
-def mint(user: str, *, secret: str, roles: tuple[str, ...] = ("user",),
-         entitlements: tuple[str, ...] = ALL_MARKETS, ttl: int = 3600, now: float | None = None,
-         issuer: str = DEV_ISSUER, audience: str = AUDIENCE, name: str | None = None) -> str:
+def mint(
+    user: str,
+    *,
+    secret: str,
+    roles: tuple[str, ...] = ("user",),
+    entitlements: tuple[str, ...] = ALL_MARKETS,
+    ttl: int = 3600,
+    now: float | None = None,
+    issuer: str = DEV_ISSUER,
+    audience: str = AUDIENCE,
+    name: str | None = None,
+) -> str:
     """Sign a token for ``user`` valid for ``ttl`` seconds (``name``: the display name presence shows)."""
     iat = int(time.time() if now is None else now)
     claims = {

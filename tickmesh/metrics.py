@@ -74,7 +74,12 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from prometheus_client import (
-    CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
@@ -101,8 +106,18 @@ CLASSES = ("state", "event", "command", "control")
 DIRECTIONS = ("in", "out")
 CLOSE_CODES = tuple(sorted({str(c.code) for c in CLOSES.values()} | {"1001", "1006", "1011", "1012"}))
 ERROR_CODES = tuple(sorted(str(e.code) for e in ERRORS.values()))
-AUTH_REASONS = ("missing", "malformed", "bad_signature", "expired", "not_yet_valid", "wrong_audience",
-                "wrong_issuer", "revoked", "timeout", "forbidden_origin")
+AUTH_REASONS = (
+    "missing",
+    "malformed",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "wrong_audience",
+    "wrong_issuer",
+    "revoked",
+    "timeout",
+    "forbidden_origin",
+)
 RATE_LIMITS = ("command", "connection", "http", "head_timeout")
 DROP_REASONS = ("bad_payload", "invalid", "overflow", "stale")
 RECOVERY_RESULTS = ("replayed", "snapshot", "gap", "unavailable", "from_memory")
@@ -112,8 +127,26 @@ UNSTABLE_CLOSE_CODES = ("1006", "1011", "4001", "4002")
 
 # Latency buckets bracket the 100 ms p99 objective finely (histogram_quantile interpolates
 # linearly inside a bucket, so the buckets around 100 ms are narrow).
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15,
-                   0.2, 0.3, 0.5, 1.0, 2.5, 5.0)
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.125,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
 COMMAND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 QUEUE_FRAME_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 QUEUE_BYTE_BUCKETS = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
@@ -133,38 +166,49 @@ def _histogram(name: str, doc: str, buckets: tuple, labels: Iterable[str] = ()) 
 
 
 # --- every process ---------------------------------------------------------------------------
-_BUILD = _gauge("tickmesh_build_info", "Always 1; labels say which component and version runs",
-                ("component", "version"))
+_BUILD = _gauge(
+    "tickmesh_build_info", "Always 1; labels say which component and version runs", ("component", "version")
+)
 _MESSAGES = _counter("tickmesh_messages_total", "Messages consumed (in) or produced (out)", ("direction", "class"))
-_BYTES = _counter("tickmesh_message_bytes_total", "Payload bytes consumed (in) or produced (out)",
-                  ("direction", "class"))
+_BYTES = _counter(
+    "tickmesh_message_bytes_total", "Payload bytes consumed (in) or produced (out)", ("direction", "class")
+)
 _DROPPED = _counter("tickmesh_dropped_messages_total", "Messages thrown away, by reason", ("reason",))
-_PUBLISH_LATENCY = _histogram("tickmesh_publish_latency_seconds",
-                              "Provider timestamp to publication on NATS", LATENCY_BUCKETS, ("class",))
+_PUBLISH_LATENCY = _histogram(
+    "tickmesh_publish_latency_seconds", "Provider timestamp to publication on NATS", LATENCY_BUCKETS, ("class",)
+)
 _NATS_UP = _gauge("tickmesh_nats_connected", "1 while the NATS connection is up, else 0")
 _NATS_RECONNECTS = _counter("tickmesh_nats_reconnects_total", "NATS reconnections")
 _NATS_DISCONNECTS = _counter("tickmesh_nats_disconnects_total", "NATS disconnections")
 _NATS_ERRORS = _counter("tickmesh_nats_errors_total", "NATS client errors", ("kind",))
 _COMMANDS = _counter("tickmesh_commands_total", "Commands handled, by command and result", ("command", "result"))
-_COMMAND_SECONDS = _histogram("tickmesh_command_duration_seconds",
-                              "Command latency (edge: round trip; service: handler)", COMMAND_BUCKETS, ("command",))
+_COMMAND_SECONDS = _histogram(
+    "tickmesh_command_duration_seconds",
+    "Command latency (edge: round trip; service: handler)",
+    COMMAND_BUCKETS,
+    ("command",),
+)
 
 # --- edge --------------------------------------------------------------------------------------
 _CONNS = _gauge("tickmesh_edge_connections", "Open client connections", ("transport", "encoding"))
-_OPENED = _counter("tickmesh_edge_connections_opened_total", "Client connections accepted",
-                   ("transport", "encoding"))
-_CLOSED = _counter("tickmesh_edge_connections_closed_total", "Client connections ended, by close code",
-                   ("transport", "code"))
-_CONN_SECONDS = _histogram("tickmesh_edge_connection_duration_seconds", "How long client connections last",
-                           DURATION_BUCKETS)
+_OPENED = _counter("tickmesh_edge_connections_opened_total", "Client connections accepted", ("transport", "encoding"))
+_CLOSED = _counter(
+    "tickmesh_edge_connections_closed_total", "Client connections ended, by close code", ("transport", "code")
+)
+_CONN_SECONDS = _histogram(
+    "tickmesh_edge_connection_duration_seconds", "How long client connections last", DURATION_BUCKETS
+)
 _SUBS = _gauge("tickmesh_edge_subscriptions", "Client subscriptions held, by channel class", ("class",))
 _UPSTREAM = _gauge("tickmesh_edge_upstream_subjects", "NATS subscriptions held by this edge (one per subject)")
-_E2E = _histogram("tickmesh_e2e_latency_seconds", "Provider timestamp to frame handed to the socket",
-                  LATENCY_BUCKETS, ("class",))
-_QUEUE_FRAMES = _histogram("tickmesh_edge_queue_depth_frames", "Frames pending in a connection's outbox at drain",
-                           QUEUE_FRAME_BUCKETS)
-_QUEUE_BYTES = _histogram("tickmesh_edge_queue_depth_bytes", "Bytes pending in a connection's outbox at drain",
-                          QUEUE_BYTE_BUCKETS)
+_E2E = _histogram(
+    "tickmesh_e2e_latency_seconds", "Provider timestamp to frame handed to the socket", LATENCY_BUCKETS, ("class",)
+)
+_QUEUE_FRAMES = _histogram(
+    "tickmesh_edge_queue_depth_frames", "Frames pending in a connection's outbox at drain", QUEUE_FRAME_BUCKETS
+)
+_QUEUE_BYTES = _histogram(
+    "tickmesh_edge_queue_depth_bytes", "Bytes pending in a connection's outbox at drain", QUEUE_BYTE_BUCKETS
+)
 _CONFLATED = _counter("tickmesh_edge_conflated_total", "State frames replaced by a newer one before sending")
 _SLOW = _counter("tickmesh_edge_slow_consumers_total", "Connections whose outbox overflowed", ("class",))
 _ERRORS_SENT = _counter("tickmesh_edge_errors_total", "err frames sent, by error code", ("code",))
@@ -172,11 +216,17 @@ _AUTH_FAILED = _counter("tickmesh_edge_auth_failures_total", "Authentication fai
 _RATE_LIMITED = _counter("tickmesh_edge_rate_limited_total", "Requests refused by a rate limit", ("limit",))
 _RECOVERY = _counter("tickmesh_edge_recovery_requests_total", "Resume requests, by outcome", ("result",))
 _REPLAYED = _counter("tickmesh_edge_recovery_replayed_messages_total", "Messages replayed to resuming clients")
-_AUDIT = _counter("tickmesh_edge_audit_records_total",
-                  "Trade-delivery audit records written to TM_TRADE_AUDIT, or dropped (buffer full)", ("result",))
-_CAUSAL = _counter("tickmesh_edge_causal_holds_total",
-                   "Portfolio frames held for the fill they include: released after it, or at the timeout",
-                   ("result",))
+_AUDIT = _counter(
+    "tickmesh_edge_audit_records_total",
+    "Trade-delivery audit records written to TM_TRADE_AUDIT, or dropped (buffer full)",
+    ("result",),
+)
+_CAUSAL = _counter(
+    "tickmesh_edge_causal_holds_total",
+    "Portfolio frames held for the fill they include: released after it, or at the timeout",
+    ("result",),
+)
+
 
 def flag_evaluated(flag: str, variant: str, n: int = 1) -> None:
     """Count ``n`` evaluations of ``flag`` that gave ``variant`` (bounded: at most 256 flag
@@ -196,9 +246,11 @@ def flag_evaluated(flag: str, variant: str, n: int = 1) -> None:
 # --- market-feed -------------------------------------------------------------------------------
 _PROVIDER_UP = _gauge("tickmesh_provider_connected", "1 while the provider connection is up", ("provider",))
 _PROVIDER_GAPS = _counter("tickmesh_provider_gaps_total", "Sequence gaps detected in provider data", ("provider",))
-_FLAG_EVALS = _counter("tickmesh_flag_evaluations_total",
-                       "Feature-flag evaluations, by flag and variant (on/off, default/rule/rollout, missing)",
-                       ("flag", "variant"))
+_FLAG_EVALS = _counter(
+    "tickmesh_flag_evaluations_total",
+    "Feature-flag evaluations, by flag and variant (on/off, default/rule/rollout, missing)",
+    ("flag", "variant"),
+)
 _PROVIDER_RECONNECTS = _counter("tickmesh_provider_reconnects_total", "Provider reconnections", ("provider",))
 
 
@@ -265,6 +317,7 @@ def build_info(component: str, version: str | None = None) -> None:
     """Publish ``tickmesh_build_info{component, version} 1`` (component: edge or a service name)."""
     if version is None:
         from importlib.metadata import PackageNotFoundError, version as pkg_version
+
         try:
             version = pkg_version("tickmesh")
         except PackageNotFoundError:
@@ -356,8 +409,11 @@ class _ProviderAges:
     only stores a timestamp and the age is right even when no message arrives any more."""
 
     def collect(self):
-        family = GaugeMetricFamily("tickmesh_provider_last_message_age_seconds",
-                                   "Seconds since the provider's last message", labels=("provider",))
+        family = GaugeMetricFamily(
+            "tickmesh_provider_last_message_age_seconds",
+            "Seconds since the provider's last message",
+            labels=("provider",),
+        )
         now = time.time()
         for provider, last in list(_providers.items()):
             if last:
@@ -481,8 +537,11 @@ def render(accept: str | None = None) -> tuple[bytes, str]:
 
 @dataclass(frozen=True)
 class MetricsSettings:
-    port: int = setting("METRICS_PORT", 0, "Services: TCP port serving /metrics; 0 serves nothing (the edge "
-                        "serves /metrics on EDGE_PORT)")
+    port: int = setting(
+        "METRICS_PORT",
+        0,
+        "Services: TCP port serving /metrics; 0 serves nothing (the edge serves /metrics on EDGE_PORT)",
+    )
     host: str = setting("METRICS_HOST", "0.0.0.0", "Services: address the /metrics server listens on")
 
 
@@ -494,6 +553,7 @@ def serve(settings: MetricsSettings | None = None):
     """
     if settings is None:
         from tickmesh.config import load
+
         settings = load(MetricsSettings)
     if not settings.port:
         return None

@@ -30,9 +30,12 @@ class NatsSettings:
     user: str = setting("NATS_USER", "", "NATS user of this process (empty: anonymous, or NATS_CREDS)")
     password: str = setting("NATS_PASSWORD", "", "Password of NATS_USER (from a secret; never logged)")
     creds: str = setting("NATS_CREDS", "", "Path of a NATS .creds file (JWT and nkey seed) instead of a user")
-    inbox_prefix: str = setting("NATS_INBOX_PREFIX", "",
-                                "Prefix of this process's reply subjects (empty: _INBOX_<NATS_USER>, or _INBOX); "
-                                "its NATS permissions allow only its own")
+    inbox_prefix: str = setting(
+        "NATS_INBOX_PREFIX",
+        "",
+        "Prefix of this process's reply subjects (empty: _INBOX_<NATS_USER>, or _INBOX); "
+        "its NATS permissions allow only its own",
+    )
 
     def credentials(self) -> "Credentials | None":
         if self.creds:
@@ -83,9 +86,15 @@ class Credentials:
         return out
 
 
-async def connect(url: str, *, name: str, first_attempt_timeout: float | None = None,
-                  on_status: StatusCallback | None = None, credentials: Credentials | None = None,
-                  **options: Any) -> Client:
+async def connect(
+    url: str,
+    *,
+    name: str,
+    first_attempt_timeout: float | None = None,
+    on_status: StatusCallback | None = None,
+    credentials: Credentials | None = None,
+    **options: Any,
+) -> Client:
     """Connect to ``url`` (comma-separated servers allowed), retrying the first connection with
     backoff until it succeeds (or ``first_attempt_timeout`` seconds pass), then letting the client
     library reconnect forever (it restores subscriptions). ``on_status(False)`` is called on each
@@ -137,14 +146,23 @@ async def connect(url: str, *, name: str, first_attempt_timeout: float | None = 
         nc = Client()
         try:
             await nc.connect(
-                servers=servers, name=name, max_reconnect_attempts=-1,
+                servers=servers,
+                name=name,
+                max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py annotates int, takes seconds as float
-                connect_timeout=2, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
-                error_cb=on_error, **(credentials.options() if credentials else {}), **options,
+                connect_timeout=2,
+                disconnected_cb=on_disconnect,
+                reconnected_cb=on_reconnect,
+                error_cb=on_error,
+                **(credentials.options() if credentials else {}),
+                **options,
             )
             connected = True
-            log.info("connected to NATS at %s", nc.connected_url.netloc.rpartition("@")[2] if nc.connected_url
-                     else redact_url(url), extra={"event": "nats.connected"})
+            log.info(
+                "connected to NATS at %s",
+                nc.connected_url.netloc.rpartition("@")[2] if nc.connected_url else redact_url(url),
+                extra={"event": "nats.connected"},
+            )
             return nc
         except NatsAuthError:
             await _discard(nc)
@@ -154,8 +172,13 @@ async def connect(url: str, *, name: str, first_attempt_timeout: float | None = 
             delay = backoff.next_delay(loop.time())
             if deadline is not None and loop.time() + delay > deadline:
                 raise
-            log.warning("NATS not reachable at %s (%s); retrying in %.1fs", redact_url(url), exc, delay,
-                        extra={"event": "nats.unreachable"})
+            log.warning(
+                "NATS not reachable at %s (%s); retrying in %.1fs",
+                redact_url(url),
+                exc,
+                delay,
+                extra={"event": "nats.unreachable"},
+            )
             await asyncio.sleep(delay)
 
 
@@ -183,8 +206,12 @@ def inbox_for(credentials: Credentials | None) -> str:
 
 def redact_url(url: str) -> str:
     """``url`` (comma-separated servers) without any ``user:password@`` part, for logs."""
-    return ",".join(u.strip().split("://", 1)[0] + "://" + u.strip().split("://", 1)[-1].rpartition("@")[2]
-                    if "://" in u else u.strip().rpartition("@")[2] for u in url.split(","))
+    return ",".join(
+        u.strip().split("://", 1)[0] + "://" + u.strip().split("://", 1)[-1].rpartition("@")[2]
+        if "://" in u
+        else u.strip().rpartition("@")[2]
+        for u in url.split(",")
+    )
 
 
 async def _discard(nc: Client) -> None:

@@ -25,19 +25,39 @@ from typing import Any
 REDACTED = "[redacted]"
 
 # Field names that hold credentials (compared lower-case, with "-" read as "_").
-SECRET_KEYS = frozenset({
-    "token", "access_token", "refresh_token", "id_token", "jwt", "authorization", "auth", "password",
-    "passwd", "secret", "client_secret", "api_key", "apikey", "cookie", "set_cookie", "session",
-    "private_key", "credentials", "signature",
-})
+SECRET_KEYS = frozenset(
+    {
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "jwt",
+        "authorization",
+        "auth",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "api_key",
+        "apikey",
+        "cookie",
+        "set_cookie",
+        "session",
+        "private_key",
+        "credentials",
+        "signature",
+    }
+)
 _SECRET_SUFFIXES = ("_token", "_secret", "_password", "_api_key", "_private_key", "signing_key")
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _QUERY = re.compile(r"(?i)([?&](?:token|access_token|jwt|auth)=)[^&\s\"']+")
 # ``"token": "..."`` or ``password=...`` inside a logged frame, dict repr or config line.
-_KV = re.compile(r"""(?i)(["']?\b(?:token|access_token|refresh_token|jwt|password|secret|authorization)"""
-                 r"""["']?\s*[:=]\s*["']?)[^"'\s,;}&]+""")
+_KV = re.compile(
+    r"""(?i)(["']?\b(?:token|access_token|refresh_token|jwt|password|secret|authorization)"""
+    r"""["']?\s*[:=]\s*["']?)[^"'\s,;}&]+"""
+)
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
 
@@ -65,8 +85,9 @@ def scrub(value: Any, depth: int = 0) -> Any:
     if depth > 6:
         return value
     if isinstance(value, dict):
-        return {k: REDACTED if isinstance(k, str) and is_secret_key(k) else scrub(v, depth + 1)
-                for k, v in value.items()}
+        return {
+            k: REDACTED if isinstance(k, str) and is_secret_key(k) else scrub(v, depth + 1) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return type(value)(scrub(v, depth + 1) for v in value)
     return value
@@ -79,8 +100,7 @@ class RedactFilter(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = scrub_text(record.msg)
         if record.args:
-            record.args = (scrub(record.args) if isinstance(record.args, tuple)
-                           else scrub(record.args))
+            record.args = scrub(record.args) if isinstance(record.args, tuple) else scrub(record.args)
         for key, value in list(record.__dict__.items()):
             if key in _STANDARD or key.startswith("_"):
                 continue

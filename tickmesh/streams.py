@@ -77,15 +77,41 @@ def _values(self: Any) -> dict[str, int | float]:
 Retention = dataclasses.make_dataclass(
     "Retention",
     [(r.key, r.type, setting(r.env, r.default, r.doc)) for r in table.retention_settings().values()]
-    + [("replicas", int, setting("TICKMESH_STREAM_REPLICAS", 1,
-                                 "Replicas of every JetStream stream and KV bucket (1 to 5; above 1 needs a NATS cluster)")),
-       ("manage", bool, setting("TICKMESH_STREAMS_MANAGE", True,
-                                "Create and update streams and buckets (off: only wait until the admin has made them)")),
-       ("wait", float, setting("TICKMESH_STREAMS_WAIT_S", 60.0,
-                               "Seconds a process that does not manage streams waits for them to exist"))],
+    + [
+        (
+            "replicas",
+            int,
+            setting(
+                "TICKMESH_STREAM_REPLICAS",
+                1,
+                "Replicas of every JetStream stream and KV bucket (1 to 5; above 1 needs a NATS cluster)",
+            ),
+        ),
+        (
+            "manage",
+            bool,
+            setting(
+                "TICKMESH_STREAMS_MANAGE",
+                True,
+                "Create and update streams and buckets (off: only wait until the admin has made them)",
+            ),
+        ),
+        (
+            "wait",
+            float,
+            setting(
+                "TICKMESH_STREAMS_WAIT_S",
+                60.0,
+                "Seconds a process that does not manage streams waits for them to exist",
+            ),
+        ),
+    ],
     frozen=True,
-    namespace={"validate": _validate, "values": _values,
-               "__doc__": "Retention limits and replicas of the streams and buckets (settings from the environment)."},
+    namespace={
+        "validate": _validate,
+        "values": _values,
+        "__doc__": "Retention limits and replicas of the streams and buckets (settings from the environment).",
+    },
 )
 Retention.__module__ = __name__
 StreamSettings = Retention
@@ -98,19 +124,36 @@ def stream_configs(r: Any) -> list[StreamConfig]:
         limits = st.limit_values(values)
         # JetStream refuses a duplicate window longer than the stream's max age.
         window = min(r.duplicate_window, limits["max_age"]) if limits.get("max_age") else r.duplicate_window
-        out.append(StreamConfig(name=st.name, description=st.doc or None, subjects=list(st.subjects),
-                                storage=StorageType.FILE, retention=RetentionPolicy.LIMITS,
-                                discard=DiscardPolicy.OLD, allow_direct=True, duplicate_window=window,
-                                num_replicas=r.replicas, **limits))  # type: ignore[arg-type]  # limits: max_age/max_msgs/...
+        out.append(
+            StreamConfig(
+                name=st.name,
+                description=st.doc or None,
+                subjects=list(st.subjects),
+                storage=StorageType.FILE,
+                retention=RetentionPolicy.LIMITS,
+                discard=DiscardPolicy.OLD,
+                allow_direct=True,
+                duplicate_window=window,
+                num_replicas=r.replicas,
+                **limits,
+            )
+        )  # type: ignore[arg-type]  # limits: max_age/max_msgs/...
     return out
 
 
 def kv_configs(r: Any) -> list[KeyValueConfig]:
     values = r.values()
     return [
-        KeyValueConfig(bucket=b.name, description=b.doc or None, history=b.history, ttl=b.ttl_value(values) or None,
-                       storage=StorageType.FILE, replicas=r.replicas, limit_marker_ttl=b.marker_ttl,
-                       republish=RePublish(src=b.republish_src(), dest=b.republish) if b.republish else None)
+        KeyValueConfig(
+            bucket=b.name,
+            description=b.doc or None,
+            history=b.history,
+            ttl=b.ttl_value(values) or None,
+            storage=StorageType.FILE,
+            replicas=r.replicas,
+            limit_marker_ttl=b.marker_ttl,
+            republish=RePublish(src=b.republish_src(), dest=b.republish) if b.republish else None,
+        )
         for b in table.buckets().values()
     ]
 
@@ -136,13 +179,19 @@ async def _explain(js: JetStreamContext, name: str | None, replicas: int | None,
     except Exception:  # noqa: BLE001 - the original error is what matters
         current = None
     if current is not None and replicas is not None and current != replicas:
-        return StreamSetupError(name, f"cannot change replicas from {current} to {replicas} "
-                                      f"(TICKMESH_STREAM_REPLICAS): {exc.description or exc}; "
-                                      "replicas above 1 need a JetStream cluster with that many servers")
+        return StreamSetupError(
+            name,
+            f"cannot change replicas from {current} to {replicas} "
+            f"(TICKMESH_STREAM_REPLICAS): {exc.description or exc}; "
+            "replicas above 1 need a JetStream cluster with that many servers",
+        )
     if replicas is not None and replicas > 1:
-        return StreamSetupError(name, f"cannot create it with {replicas} replicas (TICKMESH_STREAM_REPLICAS): "
-                                      f"{exc.description or exc}; replicas above 1 need a JetStream cluster "
-                                      "with that many servers")
+        return StreamSetupError(
+            name,
+            f"cannot create it with {replicas} replicas (TICKMESH_STREAM_REPLICAS): "
+            f"{exc.description or exc}; replicas above 1 need a JetStream cluster "
+            "with that many servers",
+        )
     return StreamSetupError(name, f"cannot apply the configuration: {exc.description or exc}")
 
 
@@ -188,9 +237,12 @@ async def ensure(js: JetStreamContext, retention: Any = None) -> None:
     except NatsTimeoutError:
         err = str(getattr(getattr(js, "_nc", None), "last_error", "") or "")
         if "permissions violation" in err.lower():
-            raise StreamSetupError("streams", "this NATS identity may not create or update streams ("
-                                   f"{err}); run it with TICKMESH_STREAMS_MANAGE=off and let the admin "
-                                   "identity manage them") from None
+            raise StreamSetupError(
+                "streams",
+                "this NATS identity may not create or update streams ("
+                f"{err}); run it with TICKMESH_STREAMS_MANAGE=off and let the admin "
+                "identity manage them",
+            ) from None
         raise
     log.debug("jetstream streams and buckets ensured", extra={"event": "streams.ensured"})
 
@@ -204,7 +256,8 @@ async def _wait_for_all(js: JetStreamContext, r: Any) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + r.wait
     wanted: list[tuple[str, list[str] | None, int | None]] = [
-        (c.name or "", c.subjects, c.num_replicas) for c in stream_configs(r)]
+        (c.name or "", c.subjects, c.num_replicas) for c in stream_configs(r)
+    ]
     wanted += [(f"KV_{kv.bucket}", None, kv.replicas) for kv in kv_configs(r)]
     for name, subjects, replicas in wanted:
         backoff = Backoff(base=0.1, cap=2.0)
@@ -215,11 +268,19 @@ async def _wait_for_all(js: JetStreamContext, r: Any) -> None:
             except NotFoundError:
                 now = loop.time()
                 if now >= deadline:
-                    raise StreamSetupError(name, f"does not exist after {r.wait:g}s, and this process may not "
-                                                 "create it (TICKMESH_STREAMS_MANAGE=off): the admin identity "
-                                                 "creates streams (tickmesh up, or the chart's setup job)") from None
+                    raise StreamSetupError(
+                        name,
+                        f"does not exist after {r.wait:g}s, and this process may not "
+                        "create it (TICKMESH_STREAMS_MANAGE=off): the admin identity "
+                        "creates streams (tickmesh up, or the chart's setup job)",
+                    ) from None
                 await asyncio.sleep(min(backoff.next_delay(now), deadline - now))
-        if (subjects is not None and list(info.config.subjects or []) != list(subjects)) \
-                or info.config.num_replicas != replicas:
-            log.warning("JetStream %s differs from this process's settings (subjects or replicas); the admin's "
-                        "configuration applies", name, extra={"event": "streams.differs", "stream": name})
+        if (
+            subjects is not None and list(info.config.subjects or []) != list(subjects)
+        ) or info.config.num_replicas != replicas:
+            log.warning(
+                "JetStream %s differs from this process's settings (subjects or replicas); the admin's "
+                "configuration applies",
+                name,
+                extra={"event": "streams.differs", "stream": name},
+            )

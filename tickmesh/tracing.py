@@ -81,8 +81,13 @@ from tickmesh.config import ConfigError, setting
 
 log = logging.getLogger(__name__)
 
-CONSUMER, PRODUCER, SERVER, CLIENT, INTERNAL = (SpanKind.CONSUMER, SpanKind.PRODUCER, SpanKind.SERVER,
-                                                SpanKind.CLIENT, SpanKind.INTERNAL)
+CONSUMER, PRODUCER, SERVER, CLIENT, INTERNAL = (
+    SpanKind.CONSUMER,
+    SpanKind.PRODUCER,
+    SpanKind.SERVER,
+    SpanKind.CLIENT,
+    SpanKind.INTERNAL,
+)
 TRACEPARENT = "traceparent"
 SAMPLED_BY = "tickmesh.sampled_by"  # span attribute: "ratio" (head sampling) or "command"
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -90,10 +95,14 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 
 @dataclass(frozen=True)
 class TracingSettings:
-    sample_ratio: float = setting("TICKMESH_TRACE_SAMPLE_RATIO", 0.01,
-                                  "Share of provider messages traced, 0 to 1 (commands are always traced)")
-    otlp_endpoint: str = setting("OTEL_EXPORTER_OTLP_ENDPOINT", "",
-                                 "OTLP/HTTP collector URL (e.g. http://otel-collector:4318); empty exports nothing")
+    sample_ratio: float = setting(
+        "TICKMESH_TRACE_SAMPLE_RATIO", 0.01, "Share of provider messages traced, 0 to 1 (commands are always traced)"
+    )
+    otlp_endpoint: str = setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "OTLP/HTTP collector URL (e.g. http://otel-collector:4318); empty exports nothing",
+    )
     service_name: str = setting("OTEL_SERVICE_NAME", "", "Service name on spans; empty means tickmesh-<component>")
 
     def validate(self) -> None:
@@ -109,8 +118,9 @@ class TickmeshSampler(Sampler):
     def __init__(self, ratio: float) -> None:
         self._ratio = TraceIdRatioBased(ratio)
 
-    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
-                      trace_state=None) -> SamplingResult:
+    def should_sample(
+        self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None
+    ) -> SamplingResult:
         parent = trace.get_current_span(parent_context).get_span_context()
         if parent.is_valid:
             decision = Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else Decision.DROP
@@ -147,6 +157,7 @@ def _exporter_from_env(environ: Mapping[str, str]) -> SpanExporter | None:
     kind = environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
     if kind == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
         return ConsoleSpanExporter()
     if kind != "otlp":
         return None
@@ -155,11 +166,18 @@ def _exporter_from_env(environ: Mapping[str, str]) -> SpanExporter | None:
     if environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") != "http/protobuf":
         log.warning("only OTLP over http/protobuf is installed; using it", extra={"event": "tracing.protocol"})
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
     return OTLPSpanExporter()  # reads endpoint, headers, timeout and compression from OTEL_*
 
 
-def setup(component: str, *, settings: TracingSettings | None = None, exporter: SpanExporter | None = None,
-          environ: Mapping[str, str] | None = None, set_global: bool = True) -> bool:
+def setup(
+    component: str,
+    *,
+    settings: TracingSettings | None = None,
+    exporter: SpanExporter | None = None,
+    environ: Mapping[str, str] | None = None,
+    set_global: bool = True,
+) -> bool:
     """Configure tracing for this process; returns whether tracing is on.
 
     ``exporter`` (tests) is used synchronously (SimpleSpanProcessor); otherwise the exporter comes
@@ -171,6 +189,7 @@ def setup(component: str, *, settings: TracingSettings | None = None, exporter: 
     environ = os.environ if environ is None else environ
     if settings is None:
         from tickmesh.config import load
+
         settings = load(TracingSettings, environ)
     shutdown()
     processor_exporter = exporter if exporter is not None else _exporter_from_env(environ)
@@ -185,8 +204,9 @@ def setup(component: str, *, settings: TracingSettings | None = None, exporter: 
     if set_global:
         trace.set_tracer_provider(provider)  # a no-op with a warning if one was set already
     _provider, _tracer, _ratio = provider, provider.get_tracer("tickmesh"), ratio
-    log.info("tracing on: ratio=%s exporter=%s", ratio, type(processor_exporter).__name__,
-             extra={"event": "tracing.setup"})
+    log.info(
+        "tracing on: ratio=%s exporter=%s", ratio, type(processor_exporter).__name__, extra={"event": "tracing.setup"}
+    )
     return True
 
 
@@ -311,8 +331,7 @@ def _root(name: str, kind: SpanKind, attributes: Mapping[str, Any] | None, sampl
     return Trace(_tracer.start_span(name, context=otel_context.Context(), kind=kind, attributes=attrs))
 
 
-def begin(name: str, *, kind: SpanKind = CONSUMER, attributes: Mapping[str, Any] | None = None,
-          force: bool = False):
+def begin(name: str, *, kind: SpanKind = CONSUMER, attributes: Mapping[str, Any] | None = None, force: bool = False):
     """Start tracing a new message at its head, if the sampling draw says so.
 
     Returns a :class:`Trace` (sampled) or :data:`UNSAMPLED`; both are context managers with
@@ -334,8 +353,14 @@ def command(name: str, *, kind: SpanKind = SERVER, attributes: Mapping[str, Any]
     return _root(name, kind, attributes, "command")
 
 
-def receive(name: str, headers: Mapping[str, str] | None, *, kind: SpanKind = CONSUMER,
-            attributes: Mapping[str, Any] | None = None, link: bool = True):
+def receive(
+    name: str,
+    headers: Mapping[str, str] | None,
+    *,
+    kind: SpanKind = CONSUMER,
+    attributes: Mapping[str, Any] | None = None,
+    link: bool = True,
+):
     """Continue the trace that ``headers`` (a received NATS message's) carry, if any.
 
     The span is a child of the publisher's span, so the whole path is one trace, and (``link``)

@@ -65,10 +65,26 @@ def build(setup: str, users: int, conns: int) -> tuple[Hub, list[_Conn], TradeAu
                 sink.live("1", 0)
             hub.add(subject, "trades", sink, conflate=False)
             everyone.append(conn)
-        payloads.append((subject, orjson.dumps({
-            "exec_id": f"x-{u}", "order_id": f"o-{u}", "client_order_id": f"c-{u}", "user": user, "symbol": "AAPL",
-            "side": "buy", "order_type": "market", "status": "filled", "quantity": "1", "price": "187.20",
-            "ts": 1_795_000_000_000_000})))
+        payloads.append(
+            (
+                subject,
+                orjson.dumps(
+                    {
+                        "exec_id": f"x-{u}",
+                        "order_id": f"o-{u}",
+                        "client_order_id": f"c-{u}",
+                        "user": user,
+                        "symbol": "AAPL",
+                        "side": "buy",
+                        "order_type": "market",
+                        "status": "filled",
+                        "quantity": "1",
+                        "price": "187.20",
+                        "ts": 1_795_000_000_000_000,
+                    }
+                ),
+            )
+        )
     return hub, everyone, audit, payloads
 
 
@@ -108,14 +124,21 @@ def main(argv: list[str] | None = None) -> None:
         gc.enable()
     best = {s: min(times[s]) / deliveries * 1e9 for s in SETUPS}
     ns = {s: statistics.median(times[s]) / deliveries * 1e9 for s in SETUPS}
-    print(f"{deliveries} deliveries per round ({args.users} users x {args.conns} connections), {args.rounds} rounds "
-          "(best round; median in brackets)")
+    print(
+        f"{deliveries} deliveries per round ({args.users} users x {args.conns} connections), {args.rounds} rounds "
+        "(best round; median in brackets)"
+    )
     for s in SETUPS:
-        print(f"  {s:<6} {best[s]:7.0f} ns per delivery [{ns[s]:.0f}]   ratio to off {best[s] / best['off']:.2f} "
-              f"[{ns[s] / ns['off']:.2f}]")
-    print(f"  audit cost on the delivery path: {best['audit'] - best['off']:.0f} ns per delivery "
-          f"[{ns['audit'] - ns['off']:.0f}] (of which the tap {best['tap'] - best['off']:.0f} ns)")
+        print(
+            f"  {s:<6} {best[s]:7.0f} ns per delivery [{ns[s]:.0f}]   ratio to off {best[s] / best['off']:.2f} "
+            f"[{ns[s] / ns['off']:.2f}]"
+        )
+    print(
+        f"  audit cost on the delivery path: {best['audit'] - best['off']:.0f} ns per delivery "
+        f"[{ns['audit'] - ns['off']:.0f}] (of which the tap {best['tap'] - best['off']:.0f} ns)"
+    )
     print(f"  background writer: {batch_ns:.0f} ns per record to build trade_audit messages ({len(records)} records)")
+
 
 if __name__ == "__main__":
     main()

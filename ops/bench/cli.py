@@ -30,9 +30,19 @@ SCENARIOS = ("fan-out", "wide", "idle", "storm", "slow", "sse", "e2e")
 
 HERE = Path(__file__).resolve().parent
 
-QUICK = dict(seconds=3.0, drain=2.0, fanout_clients=50, fanout_rates=[10.0, 100.0], wide_clients=200,
-             idle_clients=300, storm_clients=100, storm_deadline=20.0, slow_clients=50, e2e_clients=20,
-             connect_timeout=30.0)
+QUICK = dict(
+    seconds=3.0,
+    drain=2.0,
+    fanout_clients=50,
+    fanout_rates=[10.0, 100.0],
+    wide_clients=200,
+    idle_clients=300,
+    storm_clients=100,
+    storm_deadline=20.0,
+    slow_clients=50,
+    e2e_clients=20,
+    connect_timeout=30.0,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,13 +56,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name in ("fanout", "wide", "idle", "storm", "slow", "e2e"):
         p.add_argument(f"--{name}-clients", type=int, help=f"N for the {name} scenario")
     p.add_argument("--rates", help="fan-out publish rates, comma-separated msg/s (default 10,100,300)")
-    p.add_argument("--wide-rates", help="wide: shared,own msg/s (default 2,1; 0,1: own channel only, the capacity measure)")
+    p.add_argument(
+        "--wide-rates", help="wide: shared,own msg/s (default 2,1; 0,1: own channel only, the capacity measure)"
+    )
     p.add_argument("--slow-rate", type=float, help="slow consumers: msg/s on the hot channel (default 20)")
     p.add_argument("--storm-rate", type=float, help="storm: news stories stored per second throughout (default 20)")
-    p.add_argument("--source-addresses", type=int, default=0,
-                   help="client source addresses 127.0.0.1.. (default: one per 25,000 connections)")
-    p.add_argument("--connect-timeout", type=float,
-                   help="seconds the connect phase may take (default 90, or 1 per 200 clients if longer)")
+    p.add_argument(
+        "--source-addresses",
+        type=int,
+        default=0,
+        help="client source addresses 127.0.0.1.. (default: one per 25,000 connections)",
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=float,
+        help="seconds the connect phase may take (default 90, or 1 per 200 clients if longer)",
+    )
     p.add_argument("--url", help="measure a running server at this WebSocket URL instead of starting targets")
     p.add_argument("--protocol", choices=sorted(CODECS), default="tickmesh", help="protocol of --url")
     p.add_argument("--nats-url", help="NATS the --url server reads from (the bench publishes there)")
@@ -69,8 +88,12 @@ def options(args: argparse.Namespace):
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tickmesh-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)  # also with --url, where no target makes it
-    opts = Options(targets=list(args.target or DEFAULT_TARGETS), scenarios=list(args.scenario or SCENARIOS),
-                   workdir=workdir, workers=args.workers)
+    opts = Options(
+        targets=list(args.target or DEFAULT_TARGETS),
+        scenarios=list(args.scenario or SCENARIOS),
+        workdir=workdir,
+        workers=args.workers,
+    )
     if args.quick:
         for key, value in QUICK.items():
             setattr(opts, key, value)
@@ -79,8 +102,7 @@ def options(args: argparse.Namespace):
     if args.drain is not None:
         opts.drain = args.drain
     if args.clients:
-        for key in ("fanout_clients", "wide_clients", "idle_clients", "storm_clients", "slow_clients",
-                    "e2e_clients"):
+        for key in ("fanout_clients", "wide_clients", "idle_clients", "storm_clients", "slow_clients", "e2e_clients"):
             setattr(opts, key, args.clients)
     for name in ("fanout", "wide", "idle", "storm", "slow", "e2e"):
         if getattr(args, f"{name}_clients"):
@@ -109,8 +131,12 @@ def options(args: argparse.Namespace):
     if args.url:
         if not args.nats_url:
             raise SystemExit("tickmesh bench: --url needs --nats-url (the bench publishes the load there)")
-        opts.external = {"url": args.url, "protocol": args.protocol, "nats_url": args.nats_url,
-                         "secret": args.secret or (BENCH_SECRET if args.protocol == "tickmesh" else None)}
+        opts.external = {
+            "url": args.url,
+            "protocol": args.protocol,
+            "nats_url": args.nats_url,
+            "secret": args.secret or (BENCH_SECRET if args.protocol == "tickmesh" else None),
+        }
         opts.targets = ["external"]
     return opts
 
@@ -120,8 +146,12 @@ KEPT_MARKER = "<!-- Sections below come from other benches and are kept when thi
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or "?"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or "?"
+        )
     except Exception:  # not a git checkout
         return "?"
 
@@ -149,13 +179,22 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     opts = options(args)
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
-    print(f"tickmesh bench: scenarios {', '.join(opts.scenarios)}; targets {', '.join(opts.targets)}; "
-          f"logs in {opts.workdir}", file=sys.stderr)
+    print(
+        f"tickmesh bench: scenarios {', '.join(opts.scenarios)}; targets {', '.join(opts.targets)}; "
+        f"logs in {opts.workdir}",
+        file=sys.stderr,
+    )
     rows = uvloop.run(_run(opts))
     command = "tickmesh bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[2:]))
-    meta = {"started": started.isoformat(timespec="seconds"), "seconds": time.monotonic() - t0,
-            "command": command, "machine": procstats.machine_info(), "commit": _commit(), "shared": True,
-            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()}}
+    meta = {
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": time.monotonic() - t0,
+        "command": command,
+        "machine": procstats.machine_info(),
+        "commit": _commit(),
+        "shared": True,
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()},
+    }
     print(report.table(rows))
     print()
     print(report.ratio_table(rows))
@@ -167,7 +206,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         results = HERE / "RESULTS.md"
         # Sections measured by other benches (e.g. valuation.py) follow KEPT_MARKER: keep them.
         old = results.read_text() if results.exists() else ""
-        kept = old[old.index(KEPT_MARKER):] if KEPT_MARKER in old else ""
+        kept = old[old.index(KEPT_MARKER) :] if KEPT_MARKER in old else ""
         results.write_text(report.results_markdown(rows, meta) + (f"\n{kept}" if kept else ""))
         print(f"wrote {results}", file=sys.stderr)
     return 0

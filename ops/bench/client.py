@@ -204,7 +204,7 @@ class Worker:
         codec.errs.clear()
 
     async def _resubscribe(self, conn: Conn, transport: WSTransport, codec: ResumingCodec) -> None:
-        await asyncio.sleep(random.uniform(0, min(2.0, 0.1 * 2 ** codec.retries)))
+        await asyncio.sleep(random.uniform(0, min(2.0, 0.1 * 2**codec.retries)))
         if conn.transport is transport and conn.codec is codec and not self.closing:
             conn.handshaking = True
             transport.send(WSMsgType.TEXT, codec.retry())
@@ -230,9 +230,14 @@ class Worker:
 
                     await open_sse(conn, self.url, self._socket_for(conn), self.secret)
                     return True
-                await ws_connect(lambda: conn, self.url, socket_factory=lambda _url: self._socket_for(conn),
-                                 websocket_handshake_timeout=30, enable_auto_pong=True,
-                                 read_buffer_init_size=4096)
+                await ws_connect(
+                    lambda: conn,
+                    self.url,
+                    socket_factory=lambda _url: self._socket_for(conn),
+                    websocket_handshake_timeout=30,
+                    enable_auto_pong=True,
+                    read_buffer_init_size=4096,
+                )
                 return True
             except Exception as exc:  # counted and reported, never raised into the run
                 key = f"{type(exc).__name__}: {str(exc)[:80]}"
@@ -267,7 +272,7 @@ class Worker:
     async def _reconnect(self, conn: Conn) -> None:
         """Full-jitter exponential backoff (0.1 s doubling, capped at 2 s), until connected."""
         while not self.closing:
-            delay = random.uniform(0, min(2.0, 0.1 * 2 ** conn.attempt))
+            delay = random.uniform(0, min(2.0, 0.1 * 2**conn.attempt))
             conn.attempt += 1
             await asyncio.sleep(delay)
             if await self._connect(conn):
@@ -296,9 +301,19 @@ class Worker:
 
     # -- commands --------------------------------------------------------------------------
 
-    async def cmd_connect(self, url: str, protocol: str, conns: list, sources: list[str], secret: str | None,
-                          key: str = "bt", concurrency: int = 100, reconnect: bool = False,
-                          timeout: float = 60.0, track: str | None = None) -> dict:
+    async def cmd_connect(
+        self,
+        url: str,
+        protocol: str,
+        conns: list,
+        sources: list[str],
+        secret: str | None,
+        key: str = "bt",
+        concurrency: int = 100,
+        reconnect: bool = False,
+        timeout: float = 60.0,
+        track: str | None = None,
+    ) -> dict:
         self.url, self.protocol, self.secret = url, protocol, secret
         self.track_channel = track
         self.find_seqs = msg_seqs(track) if track and protocol == "tickmesh" else None
@@ -319,9 +334,13 @@ class Worker:
         await self._wait_ready(max(1.0, timeout - (time.monotonic() - started)))
         if self._keepalive is None:
             self._keepalive = asyncio.get_running_loop().create_task(self._keepalive_loop())
-        return {"connected": sum(results), "failed": len(new) - sum(results),
-                "ready": sum(1 for c in new if not c.handshaking), "seconds": time.monotonic() - started,
-                "errors": dict(self.errors)}
+        return {
+            "connected": sum(results),
+            "failed": len(new) - sum(results),
+            "ready": sum(1 for c in new if not c.handshaking),
+            "seconds": time.monotonic() - started,
+            "errors": dict(self.errors),
+        }
 
     async def cmd_reset(self, since_us: int) -> dict:
         self.hist = Histogram()
@@ -336,10 +355,15 @@ class Worker:
         return {}
 
     async def cmd_peek(self) -> dict:
-        out = {"received": self.received, "ready": self.ready, "open": self._open(),
-               "ready_since_armed": sum(1 for c in self.conns if c.transport is not None and not c.handshaking
-                                        and c.ready_at >= self.armed_at),
-               "last_ready_at": max((c.ready_at for c in self.conns), default=0.0)}
+        out = {
+            "received": self.received,
+            "ready": self.ready,
+            "open": self._open(),
+            "ready_since_armed": sum(
+                1 for c in self.conns if c.transport is not None and not c.handshaking and c.ready_at >= self.armed_at
+            ),
+            "last_ready_at": max((c.ready_at for c in self.conns), default=0.0),
+        }
         if self.find_seqs is not None:
             armed, upto = self.armed_at, self.upto
             tracks = [c.track for c in self.conns if c.transport is not None and not c.handshaking]
@@ -376,24 +400,38 @@ class Worker:
 
     async def cmd_collect(self) -> dict:
         measured = sum(1 for c in self.conns if c.measure and not c.handshaking and c.transport is not None)
-        out = {"hist": self.hist.to_dict(), "received": self.received, "ready": self.ready,
-               "open": self._open(), "measured": measured, "closed_by_server": self.closed_by_server,
-               "close_codes": dict(self.close_codes), "errors": dict(self.errors)}
+        out = {
+            "hist": self.hist.to_dict(),
+            "received": self.received,
+            "ready": self.ready,
+            "open": self._open(),
+            "measured": measured,
+            "closed_by_server": self.closed_by_server,
+            "close_codes": dict(self.close_codes),
+            "errors": dict(self.errors),
+        }
         if self.find_seqs is not None:
             tracks = [c.track for c in self.conns]
             gaps = [t.gaps(self.upto) for t in tracks]
             behind = [not t.caught_up(self.upto) for t in tracks]
-            out["track"] = {"gaps": sum(gaps), "clients_with_gaps": sum(1 for g in gaps if g),
-                            "silent_gaps": sum(g for g, b in zip(gaps, behind) if not b),
-                            "clients_with_silent_gaps": sum(1 for g, b in zip(gaps, behind) if g and not b),
-                            "duplicates": sum(t.dups for t in tracks), "early": sum(t.early for t in tracks),
-                            "caught_up": sum(1 for t in tracks if t.caught_up(self.upto)),
-                            "resumes": self.resumes, "replayed": self.replayed,
-                            "sub_errors": dict(self.sub_errors),
-                            "gap_samples": [{"client": c.index, "first_gap": c.track.first_gap(self.upto),
-                                             "last_ok": c.track.last_ok}
-                                            for c, g in zip(self.conns, gaps) if g][:3],
-                            "not_recovered": dict(self.not_recovered)}
+            out["track"] = {
+                "gaps": sum(gaps),
+                "clients_with_gaps": sum(1 for g in gaps if g),
+                "silent_gaps": sum(g for g, b in zip(gaps, behind) if not b),
+                "clients_with_silent_gaps": sum(1 for g, b in zip(gaps, behind) if g and not b),
+                "duplicates": sum(t.dups for t in tracks),
+                "early": sum(t.early for t in tracks),
+                "caught_up": sum(1 for t in tracks if t.caught_up(self.upto)),
+                "resumes": self.resumes,
+                "replayed": self.replayed,
+                "sub_errors": dict(self.sub_errors),
+                "gap_samples": [
+                    {"client": c.index, "first_gap": c.track.first_gap(self.upto), "last_ok": c.track.last_ok}
+                    for c, g in zip(self.conns, gaps)
+                    if g
+                ][:3],
+                "not_recovered": dict(self.not_recovered),
+            }
         return out
 
     async def cmd_close(self) -> dict:

@@ -35,8 +35,16 @@ def _server(deflate: bool) -> WSConnection:
 def frames(n: int) -> list[str]:
     out = []
     for i in range(n):
-        tick = {"symbol": "AAPL", "last": f"187.{i % 100:02d}", "bid": "187.19", "ask": "187.21", "size": "100",
-                "ts": 1795630850562443 + i, "ingest_ts": 1795630850562443 + i, "provider": "synthetic"}
+        tick = {
+            "symbol": "AAPL",
+            "last": f"187.{i % 100:02d}",
+            "bid": "187.19",
+            "ask": "187.21",
+            "size": "100",
+            "ts": 1795630850562443 + i,
+            "ingest_ts": 1795630850562443 + i,
+            "provider": "synthetic",
+        }
         out.append(orjson.dumps({"op": "msg", "ch": "prices:AAPL", "seq": 1795630850562443 + i, "data": tick}).decode())
     return out
 

@@ -19,9 +19,18 @@ from tickmesh.edge.settings import EdgeSettings
 def main() -> None:
     logs.setup("edge")
     settings = cfg.load(EdgeSettings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, loop="uvloop", ws="websockets",
-                ws_max_size=settings.hard_frame_bytes, ws_per_message_deflate=False, log_level="warning",
-                access_log=False, lifespan="on")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        ws="websockets",
+        ws_max_size=settings.hard_frame_bytes,
+        ws_per_message_deflate=False,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,7 @@ class Pool:
         self._locks = [asyncio.Lock() for _ in range(workers)]
         for number in range(workers):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=process_main, args=(child, number), daemon=True,
-                               name=f"bench-client-{number}")
+            proc = ctx.Process(target=process_main, args=(child, number), daemon=True, name=f"bench-client-{number}")
             proc.start()
             child.close()
             self._pipes.append(parent)
@@ -89,14 +88,23 @@ class Pool:
 
     async def peek(self) -> dict:
         replies = await self.each("peek")
-        return {key: (max(r[key] for r in replies) if key.startswith("last_") else sum(r[key] for r in replies))
-                for key in replies[0]}
+        return {
+            key: (max(r[key] for r in replies) if key.startswith("last_") else sum(r[key] for r in replies))
+            for key in replies[0]
+        }
 
     async def collect(self) -> dict:
         replies = await self.each("collect")
         hist = Histogram()
-        out: dict[str, Any] = {"received": 0, "ready": 0, "open": 0, "measured": 0, "closed_by_server": 0,
-                               "close_codes": {}, "errors": {}}
+        out: dict[str, Any] = {
+            "received": 0,
+            "ready": 0,
+            "open": 0,
+            "measured": 0,
+            "closed_by_server": 0,
+            "close_codes": {},
+            "errors": {},
+        }
         for r in replies:
             hist.merge(Histogram.from_dict(r["hist"]))
             for key in ("received", "ready", "open", "measured", "closed_by_server"):

@@ -40,8 +40,20 @@ def msg_seqs(channel: str) -> Callable[[bytes], list[bytes]]:
 class Position:
     """Where one client is on one event channel, and what it has seen since it first subscribed."""
 
-    __slots__ = ("epoch", "base", "last", "seen", "dups", "early", "catchup", "ok_at", "recovered_at",
-                 "not_recovered", "asked", "last_ok")
+    __slots__ = (
+        "epoch",
+        "base",
+        "last",
+        "seen",
+        "dups",
+        "early",
+        "catchup",
+        "ok_at",
+        "recovered_at",
+        "not_recovered",
+        "asked",
+        "last_ok",
+    )
 
     def __init__(self) -> None:
         self.epoch: str | None = None  # None until the first ok

@@ -51,6 +51,7 @@ def pct(values: list[float], q: float) -> float:
 
 # -- 1. the core ---------------------------------------------------------------------------
 
+
 def core(members: int) -> dict:
     d = Directory(limit=100, flush_interval=0.25)
     d.lease("e1", True)
@@ -78,12 +79,20 @@ def core(members: int) -> dict:
         deltas += [len(x.payload) for x in out]
         now += 0.25
     churn_s = time.perf_counter() - started - flush_s
-    return {"members": members, "record_apply_us": round(put_us, 2), "change_apply_us": round(churn_s / changes * 1e6, 2),
-            "flush_us": round(flush_s / 40 * 1e6, 1), "snapshot_bytes": snapshot_bytes, "first_delta_bytes": len(first.payload),
-            "delta_bytes_mean": round(statistics.mean(deltas)), "delta_bytes_max": max(deltas)}
+    return {
+        "members": members,
+        "record_apply_us": round(put_us, 2),
+        "change_apply_us": round(churn_s / changes * 1e6, 2),
+        "flush_us": round(flush_s / 40 * 1e6, 1),
+        "snapshot_bytes": snapshot_bytes,
+        "first_delta_bytes": len(first.payload),
+        "delta_bytes_mean": round(statistics.mean(deltas)),
+        "delta_bytes_max": max(deltas),
+    }
 
 
 # -- WebSocket clients ---------------------------------------------------------------------
+
 
 class Viewer:
     """A client that counts the presence (or watch-list) frames it receives."""
@@ -142,7 +151,10 @@ async def until(check, timeout: float) -> float:
 
 # -- 2. one edge, a 10,000-member topic ----------------------------------------------------
 
-async def big_topic(url: str, ws_url: str, edge_pid: int, members: int, viewers: int, churn: int, seconds: float) -> dict:
+
+async def big_topic(
+    url: str, ws_url: str, edge_pid: int, members: int, viewers: int, churn: int, seconds: float
+) -> dict:
     from tickmesh.ops.bench import procstats
 
     nc = await nats.connect(url)
@@ -152,7 +164,9 @@ async def big_topic(url: str, ws_url: str, edge_pid: int, members: int, viewers:
     async def leases() -> None:
         while True:
             for e in edges:
-                await js.publish(f"$KV.{BUCKET}.{lease_key(e)}", lease_value(e, 5.0, time.time_ns() // 1000), msg_ttl=10)
+                await js.publish(
+                    f"$KV.{BUCKET}.{lease_key(e)}", lease_value(e, 5.0, time.time_ns() // 1000), msg_ttl=10
+                )
             await asyncio.sleep(5)
 
     keeper = asyncio.ensure_future(leases())
@@ -208,9 +222,13 @@ async def big_topic(url: str, ws_url: str, edge_pid: int, members: int, viewers:
     after = procstats.sample([edge_pid])
     frames = [c.frames for c in clients]
     result = {
-        "members": members, "viewers": viewers, "fill_s": round(fill_s, 2), "fill_deltas_per_viewer": round(fill_frames, 1),
+        "members": members,
+        "viewers": viewers,
+        "fill_s": round(fill_s, 2),
+        "fill_deltas_per_viewer": round(fill_frames, 1),
         "fill_edge_cpu_s": round(fill_cpu, 2),
-        "churn_per_s": churn, "churn_s": round(elapsed, 1),
+        "churn_per_s": churn,
+        "churn_s": round(elapsed, 1),
         "deltas_per_s_per_viewer": round(statistics.mean(frames) / elapsed, 2),
         "bytes_per_delta": round(sum(c.bytes for c in clients) / max(1, sum(frames))),
         "edge_cpu_pct": round(procstats.cpu_used(before, after, [edge_pid]) / (elapsed + 1.0) * 100, 1),
@@ -235,6 +253,7 @@ async def _latency(clients: list[Viewer], key: str, sent: float, out: list[float
 
 
 # -- 3. a watch-list edit, end to end ------------------------------------------------------
+
 
 async def watchlist_edits(ws_url: str, edits: int, viewers: int) -> dict:
     editor = await Viewer.open(ws_url, "owner", None)
@@ -275,9 +294,15 @@ async def watchlist_edits(ws_url: str, edits: int, viewers: int) -> dict:
         await c.ws.close()
     for task in tasks + [editor_task]:
         task.cancel()
-    return {"edits": edits, "viewers": viewers, "ok_ms_p50": round(pct(ok_ms, 0.5), 2), "ok_ms_p99": round(pct(ok_ms, 0.99), 2),
-            "all_viewers_ms_p50": round(pct(all_ms, 0.5), 2), "all_viewers_ms_p99": round(pct(all_ms, 0.99), 2),
-            "update_frame_bytes": round(statistics.median(s for s in sizes if s))}
+    return {
+        "edits": edits,
+        "viewers": viewers,
+        "ok_ms_p50": round(pct(ok_ms, 0.5), 2),
+        "ok_ms_p99": round(pct(ok_ms, 0.99), 2),
+        "all_viewers_ms_p50": round(pct(all_ms, 0.5), 2),
+        "all_viewers_ms_p99": round(pct(all_ms, 0.99), 2),
+        "update_frame_bytes": round(statistics.median(s for s in sizes if s)),
+    }
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -287,12 +312,23 @@ async def run(args: argparse.Namespace) -> dict:
     result = {"core": core(args.members), "cpus": os.cpu_count()}
     work = Path(tempfile.mkdtemp(prefix="tickmesh-presence-bench-"))
     server = NatsServer(work / "nats").start()
-    edge = EdgeProcess(server.url, work / "edge", TICKMESH_JWT_SECRET=SECRET,
-                       EDGE_MAX_CONNS_PER_IP="100000", EDGE_CMD_RATE="1000", EDGE_CMD_BURST="1000")
-    service = Proc([sys.executable, "-m", "tickmesh", "service", "watchlists"], base_env(NATS_URL=server.url),
-                   work / "watchlists.log")
+    edge = EdgeProcess(
+        server.url,
+        work / "edge",
+        TICKMESH_JWT_SECRET=SECRET,
+        EDGE_MAX_CONNS_PER_IP="100000",
+        EDGE_CMD_RATE="1000",
+        EDGE_CMD_BURST="1000",
+    )
+    service = Proc(
+        [sys.executable, "-m", "tickmesh", "service", "watchlists"],
+        base_env(NATS_URL=server.url),
+        work / "watchlists.log",
+    )
     try:
-        result["topic"] = await big_topic(server.url, edge.ws_url, edge.pid, args.members, args.viewers, args.churn, args.seconds)
+        result["topic"] = await big_topic(
+            server.url, edge.ws_url, edge.pid, args.members, args.viewers, args.churn, args.seconds
+        )
         print(json.dumps({"core": result["core"], "topic": result["topic"]}), file=sys.stderr)
         deadline = time.monotonic() + 30
         while "watchlists running" not in service.output() and time.monotonic() < deadline:

@@ -99,8 +99,9 @@ class ResumingCodec(TickmeshCodec):
     (:class:`tickmesh.ops.bench.positions.Position`); its ``err`` replies go to :attr:`errs`, and
     :meth:`retry` makes the ``sub`` again (for an error the protocol says to retry)."""
 
-    def __init__(self, channels: list[str], token: Callable[[], str] | None, channel: str,
-                 since: Callable[[], dict | None]) -> None:
+    def __init__(
+        self, channels: list[str], token: Callable[[], str] | None, channel: str, since: Callable[[], dict | None]
+    ) -> None:
         super().__init__(channels, token)
         self.channel = channel
         self.since = since

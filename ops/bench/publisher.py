@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import nats
 
-_PAYLOAD = (b'{"symbol":"%s","last":"187.20","bid":"187.19","ask":"187.21","size":"100",'
-            b'"provider":"bench","i":%d,"bt":%d}')
+_PAYLOAD = (
+    b'{"symbol":"%s","last":"187.20","bid":"187.19","ask":"187.21","size":"100","provider":"bench","i":%d,"bt":%d}'
+)
 
 
 @dataclass
@@ -35,8 +36,9 @@ class Flow:
 
 
 async def connect(url: str):
-    return await nats.connect(servers=[url], name="tickmesh-bench", max_reconnect_attempts=-1,
-                              reconnect_time_wait=0.2, connect_timeout=5)
+    return await nats.connect(
+        servers=[url], name="tickmesh-bench", max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=5
+    )
 
 
 async def drive(nc, flows: list[Flow], seconds: float, progress=None) -> dict[str, int]:
@@ -128,8 +130,9 @@ class EventFlow:
         while not self._stopping.is_set():
             now_us = time.time_ns() // 1000
             try:
-                ack = await self.js.publish(self.subject, _NEWS % (self.sent + 1, self.sent + 1, now_us, now_us),
-                                            timeout=5)
+                ack = await self.js.publish(
+                    self.subject, _NEWS % (self.sent + 1, self.sent + 1, now_us, now_us), timeout=5
+                )
             except Exception:  # noqa: BLE001 - counted; a story that was not stored is not expected anywhere
                 self.failed += 1
             else:

@@ -36,8 +36,9 @@ async def _edge_replay(ws_url: str, token: str, epoch: str, count: int) -> float
         await ws.send(orjson.dumps({"op": "auth", "id": 1, "token": token}).decode())
         await ws.recv()
         started = time.perf_counter()
-        await ws.send(orjson.dumps({"op": "sub", "id": 2, "ch": "notifications",
-                                    "since": {"epoch": epoch, "seq": 0}}).decode())
+        await ws.send(
+            orjson.dumps({"op": "sub", "id": 2, "ch": "notifications", "since": {"epoch": epoch, "seq": 0}}).decode()
+        )
         got = 0
         while got < count:
             obj = orjson.loads(await ws.recv())
@@ -81,11 +82,21 @@ async def run(events: int, rounds: int) -> dict:
         js = nc.jetstream()
         await streams.ensure(js)
         subject = user_subject(Kind.NOTIFICATIONS, "alice")
-        body = {"id": "n", "user": "alice", "kind": "trade", "severity": "info",
-                "title": "Bought 10 AAPL at 187.20", "ts": 1_795_000_000_000_000}
+        body = {
+            "id": "n",
+            "user": "alice",
+            "kind": "trade",
+            "severity": "info",
+            "title": "Bought 10 AAPL at 187.20",
+            "ts": 1_795_000_000_000_000,
+        }
         for i in range(0, events, 500):
-            await asyncio.gather(*(js.publish(subject, json.dumps(dict(body, id=f"n{j}")).encode())
-                                   for j in range(i, min(i + 500, events))))
+            await asyncio.gather(
+                *(
+                    js.publish(subject, json.dumps(dict(body, id=f"n{j}")).encode())
+                    for j in range(i, min(i + 500, events))
+                )
+            )
         info = await js.stream_info(streams.USER_EVENTS)
         epoch = str(int(info.created.timestamp() * 1_000_000))
         await nc.close()
@@ -95,9 +106,16 @@ async def run(events: int, rounds: int) -> dict:
             edge_times.append(await _edge_replay(edge.ws_url, token, epoch, events))
             peer_times.append(await _peer_replay(server.url, subject, events))
         e, p = statistics.median(edge_times), statistics.median(peer_times)
-        return {"events": events, "rounds": rounds, "edge_s": round(e, 3), "peer_s": round(p, 3),
-                "edge_events_per_s": round(events / e), "peer_events_per_s": round(events / p),
-                "ratio_edge_over_peer": round(e / p, 2), "cpus": os.cpu_count()}
+        return {
+            "events": events,
+            "rounds": rounds,
+            "edge_s": round(e, 3),
+            "peer_s": round(p, 3),
+            "edge_events_per_s": round(events / e),
+            "peer_events_per_s": round(events / p),
+            "ratio_edge_over_peer": round(e / p, 2),
+            "cpus": os.cpu_count(),
+        }
     finally:
         edge.stop()
         server.stop()

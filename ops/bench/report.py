@@ -62,9 +62,28 @@ def _servers(row: Row) -> str:
     return " ".join(f"{name}:{_n(s.get('cpu'))}%/{_n(s.get('rss_mib'))}M" for name, s in row.servers.items())
 
 
-COLUMNS = ("scenario", "target", "step", "clients", "ready", "conn/s", "offered/s", "deliv/s", "frac",
-           "p50", "p90", "p99", "p99.9", "max", "server CPU%/RSS", "gen%", "µs/msg", "busy%", "closed",
-           "note")
+COLUMNS = (
+    "scenario",
+    "target",
+    "step",
+    "clients",
+    "ready",
+    "conn/s",
+    "offered/s",
+    "deliv/s",
+    "frac",
+    "p50",
+    "p90",
+    "p99",
+    "p99.9",
+    "max",
+    "server CPU%/RSS",
+    "gen%",
+    "µs/msg",
+    "busy%",
+    "closed",
+    "note",
+)
 
 
 def cells(row: Row) -> list[str]:
@@ -72,11 +91,28 @@ def cells(row: Row) -> list[str]:
     note = row.note
     if row.busy is not None and row.busy > SATURATED:
         note = ("MACHINE SATURATED " + note).strip()
-    return [row.scenario, row.target, row.step, _n(row.clients), _n(row.ready), _n(row.connect_per_s),
-            _n(row.offered_msgs_per_s), _n(row.delivered_per_s), _n(row.fraction, "{:.3f}"),
-            _n(row.p50_ms, ms), _n(row.p90_ms, ms), _n(row.p99_ms, ms), _n(row.p999_ms, ms), _n(row.max_ms, ms),
-            _servers(row), _n(row.loadgen_cpu), _n(row.client_us_per_msg, "{:.1f}"), _n(row.busy),
-            _n(row.closed_by_server), note]
+    return [
+        row.scenario,
+        row.target,
+        row.step,
+        _n(row.clients),
+        _n(row.ready),
+        _n(row.connect_per_s),
+        _n(row.offered_msgs_per_s),
+        _n(row.delivered_per_s),
+        _n(row.fraction, "{:.3f}"),
+        _n(row.p50_ms, ms),
+        _n(row.p90_ms, ms),
+        _n(row.p99_ms, ms),
+        _n(row.p999_ms, ms),
+        _n(row.max_ms, ms),
+        _servers(row),
+        _n(row.loadgen_cpu),
+        _n(row.client_us_per_msg, "{:.1f}"),
+        _n(row.busy),
+        _n(row.closed_by_server),
+        note,
+    ]
 
 
 def ratios(rows: list[Row]) -> list[dict[str, Any]]:
@@ -87,15 +123,22 @@ def ratios(rows: list[Row]) -> list[dict[str, Any]]:
         if r.target == "tickmesh" or (r.scenario, r.step) not in mine:
             continue
         t = mine[(r.scenario, r.step)]
-        out.append({
-            "scenario": r.scenario, "step": r.step, "peer": r.target,
-            "delivered_ratio": (t.delivered_per_s / r.delivered_per_s
-                                if t.delivered_per_s and r.delivered_per_s else None),
-            "p99_ratio": t.p99_ms / r.p99_ms if t.p99_ms and r.p99_ms else None,
-            "rss_per_conn_ratio": (t.extra["rss_per_conn_kib"] / r.extra["rss_per_conn_kib"]
-                                   if t.extra.get("rss_per_conn_kib") and r.extra.get("rss_per_conn_kib")
-                                   else None),
-        })
+        out.append(
+            {
+                "scenario": r.scenario,
+                "step": r.step,
+                "peer": r.target,
+                "delivered_ratio": (
+                    t.delivered_per_s / r.delivered_per_s if t.delivered_per_s and r.delivered_per_s else None
+                ),
+                "p99_ratio": t.p99_ms / r.p99_ms if t.p99_ms and r.p99_ms else None,
+                "rss_per_conn_ratio": (
+                    t.extra["rss_per_conn_kib"] / r.extra["rss_per_conn_kib"]
+                    if t.extra.get("rss_per_conn_kib") and r.extra.get("rss_per_conn_kib")
+                    else None
+                ),
+            }
+        )
     return out
 
 
@@ -114,8 +157,17 @@ def table(rows: list[Row], markdown: bool = False) -> str:
 
 
 def ratio_table(rows: list[Row], markdown: bool = False) -> str:
-    body = [[q["scenario"], q["step"], q["peer"], _n(q["delivered_ratio"], "{:.2f}x"),
-             _n(q["p99_ratio"], "{:.2f}x"), _n(q["rss_per_conn_ratio"], "{:.2f}x")] for q in ratios(rows)]
+    body = [
+        [
+            q["scenario"],
+            q["step"],
+            q["peer"],
+            _n(q["delivered_ratio"], "{:.2f}x"),
+            _n(q["p99_ratio"], "{:.2f}x"),
+            _n(q["rss_per_conn_ratio"], "{:.2f}x"),
+        ]
+        for q in ratios(rows)
+    ]
     return _grid(["scenario", "step", "tickmesh / peer", "delivered/s", "p99", "RSS/conn"], body, markdown)
 
 
@@ -131,17 +183,28 @@ def write_json(path, rows: list[Row], meta: dict[str, Any]) -> None:
 
 def results_markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     m = meta["machine"]
-    return "\n".join([
-        "# tickmesh bench: latest results", "",
-        f"- When: {meta['started']} (total {meta['seconds']:.0f} s)",
-        f"- Machine: {m['nproc']} cores, {m['memory_gib']} GiB, {m['cpu_model']}"
-        f"{' (shared with other work)' if meta.get('shared') else ''}",
-        f"- Command: `{meta['command']}`",
-        f"- Commit: {meta.get('commit', '?')}", "",
-        "## Ratios (tickmesh / peer, same run)", "", ratio_table(rows, markdown=True), "",
-        "## All rows", "", table(rows, markdown=True), "",
-        "Columns are explained in ops/bench/README.md (\"Reading the table\").", "",
-    ])
+    return "\n".join(
+        [
+            "# tickmesh bench: latest results",
+            "",
+            f"- When: {meta['started']} (total {meta['seconds']:.0f} s)",
+            f"- Machine: {m['nproc']} cores, {m['memory_gib']} GiB, {m['cpu_model']}"
+            f"{' (shared with other work)' if meta.get('shared') else ''}",
+            f"- Command: `{meta['command']}`",
+            f"- Commit: {meta.get('commit', '?')}",
+            "",
+            "## Ratios (tickmesh / peer, same run)",
+            "",
+            ratio_table(rows, markdown=True),
+            "",
+            "## All rows",
+            "",
+            table(rows, markdown=True),
+            "",
+            'Columns are explained in ops/bench/README.md ("Reading the table").',
+            "",
+        ]
+    )
 
 
 class Progress:

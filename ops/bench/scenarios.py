@@ -93,14 +93,23 @@ class Bench:
         self.progress.show(f"starting {name} ...")
         return start_target(name, self.opts.workdir / name)
 
-    async def connect(self, target: Target, conns: list, *, key: str = "bt", reconnect: bool = False,
-                      track: str | None = None) -> dict:
+    async def connect(
+        self, target: Target, conns: list, *, key: str = "bt", reconnect: bool = False, track: str | None = None
+    ) -> dict:
         """Open and subscribe ``conns``; returns merged counts plus ``per_s`` (connect rate).
         ``track``: an event channel whose positions every connection keeps (the storm)."""
         self.progress.show(f"{target.name}: connecting {len(conns):,} clients ...")
-        res = await self.pool.connect(conns, url=target.ws_url, protocol=target.protocol,
-                                      sources=source_addresses(len(conns), self.opts.source_addresses), secret=target.secret, key=key,
-                                      reconnect=reconnect, timeout=self.opts.connect_timeout, track=track)
+        res = await self.pool.connect(
+            conns,
+            url=target.ws_url,
+            protocol=target.protocol,
+            sources=source_addresses(len(conns), self.opts.source_addresses),
+            secret=target.secret,
+            key=key,
+            reconnect=reconnect,
+            timeout=self.opts.connect_timeout,
+            track=track,
+        )
         res["per_s"] = res["ready"] / res["seconds"] if res["seconds"] > 0 else None
         return res
 
@@ -117,11 +126,19 @@ class Bench:
             await asyncio.sleep(0.5)
             peek = await self.pool.peek()
             el = time.monotonic() - start
-            self.progress.show(f"{label}  {min(el, seconds):4.1f}/{seconds:.0f}s  received {peek['received']:,}"
-                               f"  ({peek['received'] / el:,.0f}/s)  open {peek['open']:,}")
+            self.progress.show(
+                f"{label}  {min(el, seconds):4.1f}/{seconds:.0f}s  received {peek['received']:,}"
+                f"  ({peek['received'] / el:,.0f}/s)  open {peek['open']:,}"
+            )
 
-    async def window(self, row: Row, target: Target, load: Callable[[], Awaitable[dict[str, int]]],
-                     subscribers: dict[str, int], clients: int) -> Row:
+    async def window(
+        self,
+        row: Row,
+        target: Target,
+        load: Callable[[], Awaitable[dict[str, int]]],
+        subscribers: dict[str, int],
+        clients: int,
+    ) -> Row:
         """Measure one window: reset the clients, run ``load`` (it returns messages published per
         subject), cut off, drain until deliveries stop (capped), and fill ``row``.
 
@@ -132,7 +149,9 @@ class Bench:
         since = time.time_ns() // 1000
         await pool.each("reset", since_us=since)
         s0 = procstats.sample([*pids.values(), *pool.pids])
-        shower = asyncio.ensure_future(self._show_progress(f"{row.scenario} {target.name} {row.step}", self.opts.seconds))
+        shower = asyncio.ensure_future(
+            self._show_progress(f"{row.scenario} {target.name} {row.step}", self.opts.seconds)
+        )
         try:
             published = await load()
             s1 = procstats.sample([*pids.values(), *pool.pids])
@@ -162,8 +181,10 @@ class Bench:
         row.set_latency(stats["hist"])
         for name, pid in pids.items():
             rss = procstats.rss_bytes(pid)
-            row.servers[name] = {"cpu": procstats.cpu_percent(s0, s1, pid),
-                                 "rss_mib": None if rss is None else rss / 1048576}
+            row.servers[name] = {
+                "cpu": procstats.cpu_percent(s0, s1, pid),
+                "rss_mib": None if rss is None else rss / 1048576,
+            }
         gen = procstats.cpu_used(s0, s2, pool.pids)
         row.loadgen_cpu = 100.0 * procstats.cpu_used(s0, s1, pool.pids) / busy_window if busy_window > 0 else None
         row.client_us_per_msg = 1e6 * gen / row.delivered if row.delivered else None
@@ -209,8 +230,9 @@ class Bench:
                 for rate in self.opts.fanout_rates:
                     conn = await self.connect(target, [(i, [f"prices:{HOT}"], False) for i in range(n)])
                     row = self.base_row("fan-out", target, f"{rate:g} msg/s", n, conn)
-                    await self.window(row, target, self.drive(nc, [Flow(tick_subject(HOT), HOT, rate)]),
-                                      {tick_subject(HOT): n}, n)
+                    await self.window(
+                        row, target, self.drive(nc, [Flow(tick_subject(HOT), HOT, rate)]), {tick_subject(HOT): n}, n
+                    )
                     await self.pool.each("close")
                     await asyncio.sleep(1.0)  # the server notices the closes and frees their queues
             finally:
@@ -232,8 +254,11 @@ class Bench:
             subscribers[subject] = subscribers.get(subject, 0) + 1
         flows = [Flow(tick_subject(HOT), HOT, shared)] if shared > 0 else []
         mine = own[:n]  # independent channels: their ticks are spread over the interval
-        flows += [Flow(tick_subject(s), s, own_rate, k / (len(mine) * own_rate)) for k, s in enumerate(mine)
-                  ] if own_rate > 0 else []
+        flows += (
+            [Flow(tick_subject(s), s, own_rate, k / (len(mine) * own_rate)) for k, s in enumerate(mine)]
+            if own_rate > 0
+            else []
+        )
         step = f"{shared:g}+{own_rate:g} msg/s"
 
         async def body(target: Target) -> None:
@@ -265,8 +290,9 @@ class Bench:
             servers = [k for k in pids if k != "nats-server"] or [k for k in pids if k == "nats-server"]
             after = {k: procstats.rss_bytes(pids[k]) for k in servers}
             if not servers:
-                row.note = ("RSS per connection not measured: the server was started outside the bench (--url) "
-                            + row.note).strip()
+                row.note = (
+                    "RSS per connection not measured: the server was started outside the bench (--url) " + row.note
+                ).strip()
             elif conn["ready"] and all(before.get(k) and after[k] for k in servers):
                 grown = sum(after[k] - before[k] for k in servers)
                 row.extra["rss_per_conn_kib"] = grown / conn["ready"] / 1024
@@ -287,15 +313,21 @@ class Bench:
             conn = await self.connect(target, [(i, [f"prices:{HOT}"], i % 10 == 9) for i in range(n)])
             nc = await publisher.connect(target.nats_url)
             try:
-                base = await self.window(self.base_row("slow", target, "baseline", n, conn), target,
-                                         self.drive(nc, flows), {tick_subject(HOT): n}, n)
+                base = await self.window(
+                    self.base_row("slow", target, "baseline", n, conn),
+                    target,
+                    self.drive(nc, flows),
+                    {tick_subject(HOT): n},
+                    n,
+                )
                 paused = sum(r["paused"] for r in await self.pool.each("pause"))
                 row = self.base_row("slow", target, "10% stalled", n, conn)
                 await self.window(row, target, self.drive(nc, flows), {tick_subject(HOT): n}, n)
                 if base.p99_ms and row.p99_ms:
                     row.extra["p99_vs_baseline"] = row.p99_ms / base.p99_ms
-                    row.note = (f"{paused} stalled; healthy p99 {row.p99_ms / base.p99_ms:.2f}x baseline "
-                                + row.note).strip()
+                    row.note = (
+                        f"{paused} stalled; healthy p99 {row.p99_ms / base.p99_ms:.2f}x baseline " + row.note
+                    ).strip()
             finally:
                 await nc.close()
 
@@ -323,8 +355,9 @@ class Bench:
                 for rate in self.opts.fanout_rates[:2]:
                     conn = await self.connect(sse, [(i, [f"prices:{HOT}"], False) for i in range(n)])
                     row = self.base_row("sse", sse, f"{rate:g} msg/s", n, conn)
-                    await self.window(row, sse, self.drive(nc, [Flow(tick_subject(HOT), HOT, rate)]),
-                                      {tick_subject(HOT): n}, n)
+                    await self.window(
+                        row, sse, self.drive(nc, [Flow(tick_subject(HOT), HOT, rate)]), {tick_subject(HOT): n}, n
+                    )
                     await self.pool.each("close")
                     await asyncio.sleep(1.0)
             finally:
@@ -365,8 +398,15 @@ class Bench:
     _current = ""
 
     async def run(self) -> list[Row]:
-        runners = {"fan-out": self.fan_out, "wide": self.wide, "idle": self.idle, "storm": self.storm,
-                   "slow": self.slow, "sse": self.sse, "e2e": self.e2e}
+        runners = {
+            "fan-out": self.fan_out,
+            "wide": self.wide,
+            "idle": self.idle,
+            "storm": self.storm,
+            "slow": self.slow,
+            "sse": self.sse,
+            "e2e": self.e2e,
+        }
         for scenario in self.opts.scenarios:
             self._current = scenario
             for name in self.opts.targets:
@@ -386,6 +426,8 @@ def _summary(row: Row) -> str:
     def f(v, fmt="{:,.0f}"):
         return "-" if v is None else fmt.format(v)
 
-    return (f"{row.scenario:<8} {row.target:<10} {row.step:<14} ready {row.ready:,}/{row.clients:,}"
-            f"  deliv/s {f(row.delivered_per_s)}  frac {f(row.fraction, '{:.3f}')}"
-            f"  p99 {f(row.p99_ms, '{:.1f}')} ms  busy {f(row.busy)}%  {row.note}")
+    return (
+        f"{row.scenario:<8} {row.target:<10} {row.step:<14} ready {row.ready:,}/{row.clients:,}"
+        f"  deliv/s {f(row.delivered_per_s)}  frac {f(row.fraction, '{:.3f}')}"
+        f"  p99 {f(row.p99_ms, '{:.1f}')} ms  busy {f(row.busy)}%  {row.note}"
+    )

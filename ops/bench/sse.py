@@ -69,8 +69,12 @@ class SseProtocol(asyncio.Protocol):
 async def _ticket(host: str, port: int, token: str) -> str:
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write((f"POST /ticket HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
-                      "Content-Length: 0\r\nConnection: close\r\n\r\n").encode())
+        writer.write(
+            (
+                f"POST /ticket HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+                "Content-Length: 0\r\nConnection: close\r\n\r\n"
+            ).encode()
+        )
         raw = await reader.read()
     finally:
         writer.close()
@@ -88,8 +92,9 @@ async def open_sse(conn: Any, url: str, sock: socket.socket, secret: str | None)
     token = devtokens.mint(f"bench-{conn.worker.number}-{conn.index}", secret=secret or "", ttl=3600)
     ticket = await _ticket(host, port, token)
     query = urlencode([("ticket", ticket)] + [("ch", ch) for ch in conn.channels])
-    request = (f"GET {parts.path}?{query} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-               "Accept: text/event-stream\r\n\r\n").encode()
+    request = (
+        f"GET {parts.path}?{query} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
     loop = asyncio.get_running_loop()
     await loop.sock_connect(sock, (host, port))
     await loop.create_connection(lambda: SseProtocol(conn, request), sock=sock)

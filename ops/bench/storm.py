@@ -79,8 +79,9 @@ async def storm(bench: "Bench", name: str) -> None:
     opts, pool = bench.opts, bench.pool
     n = opts.storm_clients
     if opts.external is not None:
-        bench.rows.append(Row("storm", name, note="not available with --url: the storm starts, kills and "
-                                                  "replaces its own edges"))
+        bench.rows.append(
+            Row("storm", name, note="not available with --url: the storm starts, kills and replaces its own edges")
+        )
         return
 
     async def body(target: Target) -> None:
@@ -114,8 +115,10 @@ async def run(bench: "Bench", target: Target, name: str, n: int, url_b: str, flo
     peek = await pool.peek()
     while time.monotonic() < deadline:
         peek = await pool.peek()
-        progress.show(f"storm {name}: {peek['subscribed_since_armed']:,}/{ready:,} resubscribed, "
-                      f"{peek['recovered_since_armed']:,} recovered  {time.time() - killed:4.1f}s")
+        progress.show(
+            f"storm {name}: {peek['subscribed_since_armed']:,}/{ready:,} resubscribed, "
+            f"{peek['recovered_since_armed']:,} recovered  {time.time() - killed:4.1f}s"
+        )
         if peek["subscribed_since_armed"] >= ready and peek["recovered_since_armed"] >= ready:
             break
         await asyncio.sleep(0.1)
@@ -137,15 +140,26 @@ async def run(bench: "Bench", target: Target, name: str, n: int, url_b: str, flo
     fill(row, target, stats, s0, s1, pool.pids, published=flow.since_mark, ready=ready)
     track = stats.get("track", {})
     row.extra.update(
-        rate=opts.storm_rate, upto=upto, publish_failed=flow.failed, resubscribed=resubscribed,
+        rate=opts.storm_rate,
+        upto=upto,
+        publish_failed=flow.failed,
+        resubscribed=resubscribed,
         resubscribe_s=last_ok_at - killed if resubscribed >= ready else None,
-        recovered=recovered, recover_s=last_recovered_at - killed if recovered >= ready else None,
-        gaps=track.get("gaps", 0), clients_with_gaps=track.get("clients_with_gaps", 0),
-        silent_gaps=track.get("silent_gaps", 0), clients_with_silent_gaps=track.get("clients_with_silent_gaps", 0),
-        duplicates=track.get("duplicates", 0), early=track.get("early", 0),
-        not_recovered=track.get("not_recovered", {}), caught_up=track.get("caught_up", 0),
-        resumes=track.get("resumes", 0), replayed=track.get("replayed", 0),
-        sub_errors=track.get("sub_errors", {}), gap_samples=track.get("gap_samples", []))
+        recovered=recovered,
+        recover_s=last_recovered_at - killed if recovered >= ready else None,
+        gaps=track.get("gaps", 0),
+        clients_with_gaps=track.get("clients_with_gaps", 0),
+        silent_gaps=track.get("silent_gaps", 0),
+        clients_with_silent_gaps=track.get("clients_with_silent_gaps", 0),
+        duplicates=track.get("duplicates", 0),
+        early=track.get("early", 0),
+        not_recovered=track.get("not_recovered", {}),
+        caught_up=track.get("caught_up", 0),
+        resumes=track.get("resumes", 0),
+        replayed=track.get("replayed", 0),
+        sub_errors=track.get("sub_errors", {}),
+        gap_samples=track.get("gap_samples", []),
+    )
     row.note = (describe(row.extra, ready, opts.storm_deadline) + " " + row.note).strip()
     bench.rows.append(row)
     progress.line(f"storm    {name:<10} {row.note}")
@@ -162,7 +176,10 @@ def fill(row: Row, target: Target, stats: dict, s0, s1, loadgen: list[int], *, p
     row.set_latency(stats["hist"])
     for key, pid in target.pids().items():  # edge A is gone: its CPU died with it
         rss = procstats.rss_bytes(pid)
-        row.servers[key] = {"cpu": procstats.cpu_percent(s0, s1, pid), "rss_mib": None if rss is None else rss / 1048576}
+        row.servers[key] = {
+            "cpu": procstats.cpu_percent(s0, s1, pid),
+            "rss_mib": None if rss is None else rss / 1048576,
+        }
     row.loadgen_cpu = 100.0 * procstats.cpu_used(s0, s1, loadgen) / span if span > 0 else None
     row.client_us_per_msg = 1e6 * procstats.cpu_used(s0, s1, loadgen) / row.delivered if row.delivered else None
     row.busy = procstats.machine_busy(s0, s1)
@@ -176,12 +193,14 @@ def describe(extra: dict, ready: int, deadline: float) -> str:
     def secs(v):
         return f"{v:.1f}s" if v is not None else f">{deadline:.0f}s (deadline)"
 
-    text = (f"{extra['resubscribed']:,}/{ready:,} resubscribed in {secs(extra['resubscribe_s'])}, "
-            f"recovered in {secs(extra['recover_s'])}; gaps {extra['gaps']:,} "
-            f"({extra['clients_with_gaps']:,} clients; {extra['silent_gaps']:,} of them in "
-            f"{extra['clients_with_silent_gaps']:,} clients that reached the cut-off), "
-            f"duplicates {extra['duplicates']:,}; "
-            f"{extra['resumes']:,} resumed with since, {extra['replayed']:,} replayed")
+    text = (
+        f"{extra['resubscribed']:,}/{ready:,} resubscribed in {secs(extra['resubscribe_s'])}, "
+        f"recovered in {secs(extra['recover_s'])}; gaps {extra['gaps']:,} "
+        f"({extra['clients_with_gaps']:,} clients; {extra['silent_gaps']:,} of them in "
+        f"{extra['clients_with_silent_gaps']:,} clients that reached the cut-off), "
+        f"duplicates {extra['duplicates']:,}; "
+        f"{extra['resumes']:,} resumed with since, {extra['replayed']:,} replayed"
+    )
     if extra["early"]:
         text += f", {extra['early']:,} msg before ok"
     if extra["sub_errors"]:

@@ -42,8 +42,15 @@ from .peers.nats_ws import write_config
 TARGETS = ("tickmesh", "nats-ws", "quart", "starlette", "socketio", "tickmesh-quart", "tickmesh-uvicorn")
 DEFAULT_TARGETS = TARGETS[:5]  # the edge's other engines are measured when asked for
 EDGE_TARGETS = ("tickmesh", "tickmesh-quart", "tickmesh-uvicorn")
-PROTOCOLS = {"tickmesh": "tickmesh", "tickmesh-quart": "tickmesh", "tickmesh-uvicorn": "tickmesh", "nats-ws": "nats",
-             "quart": "naive", "starlette": "naive", "socketio": "socketio"}
+PROTOCOLS = {
+    "tickmesh": "tickmesh",
+    "tickmesh-quart": "tickmesh",
+    "tickmesh-uvicorn": "tickmesh",
+    "nats-ws": "nats",
+    "quart": "naive",
+    "starlette": "naive",
+    "socketio": "socketio",
+}
 PEER_MODULES = {"quart": "quart_naive", "starlette": "starlette_naive", "socketio": "socketio_peer"}
 BENCH_SECRET = "tickmesh-bench-secret-not-for-production-0123456789"
 
@@ -100,9 +107,15 @@ class Server:
 
     def start(self) -> None:
         fh = open(self.log, "ab")
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
-                                     cwd=self.log.parent)  # not the checkout: -m would import from it
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            cwd=self.log.parent,
+        )  # not the checkout: -m would import from it
         fh.close()
 
     @property
@@ -179,10 +192,10 @@ def child_env(workdir: Path, **extra: str) -> dict[str, str]:
 
 def _start_nats(workdir: Path, ws_port: int | None) -> tuple[Server, str]:
     port = free_port()
-    conf = write_config(workdir / f"nats-{port}.conf", client_port=port, ws_port=ws_port,
-                       store=workdir / f"js-{port}")
-    nats = Server("nats-server", [nats_server_binary(), "-c", str(conf)], child_env(workdir),
-                  workdir / f"nats-{port}.log")
+    conf = write_config(workdir / f"nats-{port}.conf", client_port=port, ws_port=ws_port, store=workdir / f"js-{port}")
+    nats = Server(
+        "nats-server", [nats_server_binary(), "-c", str(conf)], child_env(workdir), workdir / f"nats-{port}.log"
+    )
     nats.start()
     nats.wait_until(lambda: _port_open(port) and (ws_port is None or _port_open(ws_port)))
     return nats, f"nats://127.0.0.1:{port}"
@@ -199,8 +212,11 @@ def snapshot(rev: str, workdir: Path) -> Path:
     if (root / "tickmesh").is_dir():
         return root
     root.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "tickmesh", "edge", "contracts",
-                              "services", "ops"], check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", rev, "tickmesh", "edge", "contracts", "services", "ops"],
+        check=True,
+        capture_output=True,
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
     for sub in ("edge", "contracts", "services", "ops"):  # pyproject's package-dir mapping
         (root / sub).rename(root / "tickmesh" / sub)
@@ -217,14 +233,24 @@ EDGE_SOURCE: dict[str, str | None] = {"rev": None}  # set by --edge-rev
 def edge_server(workdir: Path, nats_url: str, port: int, secret: str, variant: str = "tickmesh") -> Server:
     """The tickmesh edge as a child (``python -m tickmesh edge``); not started yet. It runs the
     working tree, or the revision in ``EDGE_SOURCE["rev"]`` (``--edge-rev``)."""
-    env = child_env(workdir, NATS_URL=nats_url, EDGE_PORT=str(port), EDGE_HOST="127.0.0.1",
-                    TICKMESH_JWT_SECRET=secret, EDGE_WORKERS=str(EDGE_WORKERS["n"]), **EDGE_BENCH_ENV)
+    env = child_env(
+        workdir,
+        NATS_URL=nats_url,
+        EDGE_PORT=str(port),
+        EDGE_HOST="127.0.0.1",
+        TICKMESH_JWT_SECRET=secret,
+        EDGE_WORKERS=str(EDGE_WORKERS["n"]),
+        **EDGE_BENCH_ENV,
+    )
     if EDGE_SOURCE["rev"]:
         env["PYTHONPATH"] = str(snapshot(EDGE_SOURCE["rev"], workdir.parent))
     if variant == "tickmesh-quart":
         env["EDGE_WS_ENGINE"] = "quart"
-    argv = ([sys.executable, "-m", "tickmesh.ops.bench.edge_uvicorn"] if variant == "tickmesh-uvicorn"
-            else [sys.executable, "-m", "tickmesh", "edge"])
+    argv = (
+        [sys.executable, "-m", "tickmesh.ops.bench.edge_uvicorn"]
+        if variant == "tickmesh-uvicorn"
+        else [sys.executable, "-m", "tickmesh", "edge"]
+    )
     return Server("edge", argv, env, workdir / f"edge-{port}.log")
 
 
@@ -245,8 +271,12 @@ def start_target(name: str, workdir: Path) -> Target:
             target.ws_url = f"ws://127.0.0.1:{port}/ws"
         else:
             env = child_env(workdir, NATS_URL=nats_url, PEER_PORT=str(port))
-            server = Server(name, [sys.executable, "-m", f"tickmesh.ops.bench.peers.{PEER_MODULES[name]}"], env,
-                            workdir / f"{name}-{port}.log")
+            server = Server(
+                name,
+                [sys.executable, "-m", f"tickmesh.ops.bench.peers.{PEER_MODULES[name]}"],
+                env,
+                workdir / f"{name}-{port}.log",
+            )
             if name == "socketio":
                 ready = f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling"
                 target.ws_url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
@@ -265,8 +295,9 @@ def start_target(name: str, workdir: Path) -> Target:
 def start_market_feed(target: Target, workdir: Path, symbols: list[str], rate: float) -> Server:
     """market-feed publishing ``rate`` synthetic ticks/s over ``symbols`` into the target's NATS."""
     env = child_env(workdir, NATS_URL=target.nats_url, FEED_SYMBOLS=",".join(symbols), FEED_RATE=str(rate))
-    feed = Server("market-feed", [sys.executable, "-m", "tickmesh", "service", "market-feed"], env,
-                  workdir / "market-feed.log")
+    feed = Server(
+        "market-feed", [sys.executable, "-m", "tickmesh", "service", "market-feed"], env, workdir / "market-feed.log"
+    )
     feed.start()
     target.servers.append(feed)
     return feed

@@ -36,8 +36,13 @@ def build(users: int, symbols: int, seed: int) -> tuple[Valuer, list[str], rando
     valuer = Valuer(reference_prices=ref, start_ts=time.time_ns() // 1000)
     for i in range(users):
         held = rng.sample(universe, symbols)
-        valuer.set_account(f"u{i}", Account(Decimal(rng.randint(0, 10**7)) / 100, {
-            s: Position(Decimal(rng.randint(1, 10**6)) / 1000, ref[s]) for s in held}))
+        valuer.set_account(
+            f"u{i}",
+            Account(
+                Decimal(rng.randint(0, 10**7)) / 100,
+                {s: Position(Decimal(rng.randint(1, 10**6)) / 1000, ref[s]) for s in held},
+            ),
+        )
     return valuer, universe, rng
 
 
@@ -87,10 +92,14 @@ def main(argv: list[str] | None = None) -> None:
         valuer.portfolio(f"u{i}", ts)
     msg_rate = n_msgs / (time.perf_counter() - t0)
 
-    print(f"state: {args.users} users x {args.symbols} symbols = {args.users * args.symbols} holdings "
-          f"over {len(universe)} instruments, built in {built:.1f}s")
-    print(f"ticks: {args.ticks} in {elapsed:.2f}s = {args.ticks / elapsed:,.0f} ticks/s "
-          f"({updates / args.ticks:,.0f} holders per tick, {updates / elapsed:,.0f} holder updates/s)")
+    print(
+        f"state: {args.users} users x {args.symbols} symbols = {args.users * args.symbols} holdings "
+        f"over {len(universe)} instruments, built in {built:.1f}s"
+    )
+    print(
+        f"ticks: {args.ticks} in {elapsed:.2f}s = {args.ticks / elapsed:,.0f} ticks/s "
+        f"({updates / args.ticks:,.0f} holders per tick, {updates / elapsed:,.0f} holder updates/s)"
+    )
     print(f"portfolio messages built: {msg_rate:,.0f}/s ({args.symbols} positions each)")
 
 

@@ -63,8 +63,10 @@ async def _seed(url: str, users: int, symbols: int, seed: int) -> None:
     batch = []
     for i in range(users):
         held = rng.sample(universe, symbols)
-        acct = Account(Decimal(rng.randint(0, 10**7)) / 100,
-                       {s: Position(Decimal(rng.randint(1, 10**6)) / 1000, ref[s]) for s in held})
+        acct = Account(
+            Decimal(rng.randint(0, 10**7)) / 100,
+            {s: Position(Decimal(rng.randint(1, 10**6)) / 1000, ref[s]) for s in held},
+        )
         batch.append(kv.put(account_key(f"u{i}"), encode_account(acct)))
         if len(batch) >= 500:
             await asyncio.gather(*batch)
@@ -112,8 +114,11 @@ def _wait_started(log: Path, proc: subprocess.Popen, timeout: float = 120) -> No
 def run_sharded(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="tm-valuation-"))
     nats_port = _free_port()
-    server = subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port), "-js",
-                               "-sd", str(work / "js")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", str(work / "js")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"nats://127.0.0.1:{nats_port}"
     valuers: list[tuple[subprocess.Popen, int, Path]] = []
     try:
@@ -121,14 +126,23 @@ def run_sharded(args) -> None:
         t0 = time.perf_counter()
         asyncio.run(_seed(url, args.users, args.symbols, args.seed))
         print(f"seeded {args.users} accounts x {args.symbols} symbols in {time.perf_counter() - t0:.1f}s")
-        env = dict(os.environ, NATS_URL=url, VALUER_SHARDS=str(args.shards), VALUER_MAX_HZ=str(args.max_hz),
-                   TICKMESH_LOG_FORMAT="json", METRICS_HOST="127.0.0.1")
+        env = dict(
+            os.environ,
+            NATS_URL=url,
+            VALUER_SHARDS=str(args.shards),
+            VALUER_MAX_HZ=str(args.max_hz),
+            TICKMESH_LOG_FORMAT="json",
+            METRICS_HOST="127.0.0.1",
+        )
         for shard in range(args.shards):
             port = _free_port()
             log = work / f"valuer-{shard}.log"
-            proc = subprocess.Popen([sys.executable, "-m", "tickmesh", "service", "portfolio-valuer"],
-                                    env=dict(env, VALUER_SHARD=str(shard), METRICS_PORT=str(port)),
-                                    stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tickmesh", "service", "portfolio-valuer"],
+                env=dict(env, VALUER_SHARD=str(shard), METRICS_PORT=str(port)),
+                stdout=open(log, "wb"),
+                stderr=subprocess.STDOUT,
+            )
             valuers.append((proc, port, log))
         for proc, _, log in valuers:
             _wait_started(log, proc)
@@ -164,9 +178,11 @@ async def _measure(args, url: str, valuers) -> None:
     for i in range(args.users):
         users_per_shard[shard_of(f"u{i}", args.shards)] += 1
     demand = args.users * args.max_hz
-    print(f"{args.shards} shards, {args.users} users x {args.symbols} symbols, ticks offered {args.rate:.0f}/s "
-          f"({sent} sent), window {elapsed:.1f}s, VALUER_MAX_HZ {args.max_hz:g}: demand {demand:,.0f} portfolios/s; "
-          f"machine {(busy1 - busy0) / max(total1 - total0, 1):.0%} busy ({os.cpu_count()} cores)")
+    print(
+        f"{args.shards} shards, {args.users} users x {args.symbols} symbols, ticks offered {args.rate:.0f}/s "
+        f"({sent} sent), window {elapsed:.1f}s, VALUER_MAX_HZ {args.max_hz:g}: demand {demand:,.0f} portfolios/s; "
+        f"machine {(busy1 - busy0) / max(total1 - total0, 1):.0%} busy ({os.cpu_count()} cores)"
+    )
     total_out = total_cpu = total_in = 0.0
     for shard, ((c0, cpu0), (c1, cpu1), (proc, _, _)) in enumerate(zip(before, after, valuers)):
         ticks = (c1.get("in", 0) - c0.get("in", 0)) / elapsed
@@ -177,9 +193,13 @@ async def _measure(args, url: str, valuers) -> None:
         total_out += out
         total_cpu += cpu
         total_in += ticks
-        print(f"  shard {shard}: {users} users, {ticks:,.0f} ticks/s in, {out:,.0f} portfolios/s out "
-              f"({out / max(users * args.max_hz, 1):.0%} of its demand), CPU {cpu:.0%} of a core, RSS {rss:.0f} MiB "
-              f"({rss * 1024 / max(users, 1):.1f} KiB/user)")
-    print(f"  total: {total_out:,.0f} portfolios/s ({total_out / demand:.0%} of demand), CPU {total_cpu:.0%}; "
-          f"{total_cpu / max(total_out, 1) * 1e6:.0f} us of CPU per portfolio published, "
-          f"{total_cpu / max(total_in / args.shards, 1) * 1e6:.0f} us per tick (all shards)")
+        print(
+            f"  shard {shard}: {users} users, {ticks:,.0f} ticks/s in, {out:,.0f} portfolios/s out "
+            f"({out / max(users * args.max_hz, 1):.0%} of its demand), CPU {cpu:.0%} of a core, RSS {rss:.0f} MiB "
+            f"({rss * 1024 / max(users, 1):.1f} KiB/user)"
+        )
+    print(
+        f"  total: {total_out:,.0f} portfolios/s ({total_out / demand:.0%} of demand), CPU {total_cpu:.0%}; "
+        f"{total_cpu / max(total_out, 1) * 1e6:.0f} us of CPU per portfolio published, "
+        f"{total_cpu / max(total_in / args.shards, 1) * 1e6:.0f} us per tick (all shards)"
+    )

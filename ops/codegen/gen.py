@@ -23,27 +23,45 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def code_tables() -> str:
-    rows = ["### Error codes (`err` frames)", "",
-            "HTTP is the status of an HTTP endpoint's answer whose `err` body carries the code.", "",
-            "| code | name | retry | HTTP | meaning |", "|---:|---|---|---:|---|"]
-    rows += [f"| {i.code} | `{i.name}` | {'yes' if i.retry else 'no'} | {i.http} | {i.meaning} |"
-             for i in ERRORS.values()]
-    rows += ["", "### Close codes", "",
-             "Codes 4000-4099 mean \"reconnect with backoff\"; codes 4100-4199 mean \"do not reconnect",
-             "automatically\" (the user must act: a new login, a permission). An HTTP endpoint refuses",
-             "a request for the same condition with the HTTP status shown and an `err` body carrying",
-             "the close code itself (for example 403 with `{\"op\":\"err\",\"code\":4102}` for a revoked user).", "",
-             "| code | name | reconnect | HTTP | meaning |", "|---:|---|---|---:|---|"]
-    rows += [f"| {i.code} | `{i.name}` | {'yes' if i.retry else 'no'} | {i.http} | {i.meaning} |"
-             for i in CLOSES.values()]
+    rows = [
+        "### Error codes (`err` frames)",
+        "",
+        "HTTP is the status of an HTTP endpoint's answer whose `err` body carries the code.",
+        "",
+        "| code | name | retry | HTTP | meaning |",
+        "|---:|---|---|---:|---|",
+    ]
+    rows += [
+        f"| {i.code} | `{i.name}` | {'yes' if i.retry else 'no'} | {i.http} | {i.meaning} |" for i in ERRORS.values()
+    ]
+    rows += [
+        "",
+        "### Close codes",
+        "",
+        'Codes 4000-4099 mean "reconnect with backoff"; codes 4100-4199 mean "do not reconnect',
+        'automatically" (the user must act: a new login, a permission). An HTTP endpoint refuses',
+        "a request for the same condition with the HTTP status shown and an `err` body carrying",
+        'the close code itself (for example 403 with `{"op":"err","code":4102}` for a revoked user).',
+        "",
+        "| code | name | reconnect | HTTP | meaning |",
+        "|---:|---|---|---:|---|",
+    ]
+    rows += [
+        f"| {i.code} | `{i.name}` | {'yes' if i.retry else 'no'} | {i.http} | {i.meaning} |" for i in CLOSES.values()
+    ]
     return "\n".join(rows)
 
 
 def code_enums() -> str:
     """contracts/code_enums.py: the codes as static enum classes (editors and mypy see members)."""
-    lines = ['"""Error and close codes as enums. GENERATED from codes.toml by ``python -m tickmesh.ops.codegen``:',
-             "do not edit (a test fails when this file is stale; ``contracts.codes`` checks it at import).",
-             '"""', "", "from enum import IntEnum", ""]
+    lines = [
+        '"""Error and close codes as enums. GENERATED from codes.toml by ``python -m tickmesh.ops.codegen``:',
+        "do not edit (a test fails when this file is stale; ``contracts.codes`` checks it at import).",
+        '"""',
+        "",
+        "from enum import IntEnum",
+        "",
+    ]
     for cls, table in (("ErrorCode", ERRORS), ("CloseCode", CLOSES)):
         lines += ["", f"class {cls}(IntEnum):"]
         lines += [f"    {info.name.upper()} = {info.code}" for info in sorted(table.values(), key=lambda i: i.code)]
@@ -61,8 +79,10 @@ def command_table() -> str:
 # file (relative to the repository root) -> {region name: renderer}
 TARGETS: dict[str, dict[str, Callable[[], str]]] = {
     "contracts/PROTOCOL.md": {"codes": code_tables, "commands": command_table},
-    "helm/tickmesh/values.yaml": {"nats-authorization": natsconf.values_authorization,
-                                  "nats-passwords": natsconf.values_env},
+    "helm/tickmesh/values.yaml": {
+        "nats-authorization": natsconf.values_authorization,
+        "nats-passwords": natsconf.values_env,
+    },
 }
 # Whole files generated from the contracts: path -> renderer.
 WHOLE_FILES: dict[str, Callable[[], str]] = {}
@@ -79,11 +99,11 @@ def _render(text: str, regions: dict[str, Callable[[], str]], *, comment: str = 
     Markdown, ``# BEGIN GENERATED: name`` lines (any indentation) in YAML."""
     for name, render in regions.items():
         if comment == "html":
-            pattern = re.compile(
-                rf"(<!-- BEGIN GENERATED: {name} -->\n).*?(\n<!-- END GENERATED: {name} -->)", re.S)
+            pattern = re.compile(rf"(<!-- BEGIN GENERATED: {name} -->\n).*?(\n<!-- END GENERATED: {name} -->)", re.S)
         else:
             pattern = re.compile(
-                rf"(^[ \t]*# BEGIN GENERATED: {name}\b[^\n]*\n)(?:.*?\n)?([ \t]*# END GENERATED: {name}\b)", re.S | re.M)
+                rf"(^[ \t]*# BEGIN GENERATED: {name}\b[^\n]*\n)(?:.*?\n)?([ \t]*# END GENERATED: {name}\b)", re.S | re.M
+            )
             if not pattern.search(text):
                 raise ValueError(f"region {name!r} markers not found")
             text = pattern.sub(lambda m: m.group(1) + render() + "\n" + m.group(2), text)
@@ -105,8 +125,7 @@ def _expected() -> dict[Path, str]:
 
 
 def stale() -> list[str]:
-    return [str(p.relative_to(ROOT)) for p, text in _expected().items()
-            if not p.exists() or p.read_text() != text]
+    return [str(p.relative_to(ROOT)) for p, text in _expected().items() if not p.exists() or p.read_text() != text]
 
 
 def write() -> list[str]:

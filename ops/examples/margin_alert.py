@@ -60,7 +60,7 @@ def _decimal(snapshot: dict[str, Any], field: str) -> Decimal:
     except InvalidOperation:
         raise BadSnapshot(f"{field}: not a decimal number ({str(raw)[:40]!r})") from None
     if raw is None or isinstance(raw, bool) or isinstance(raw, float) or not value.is_finite():
-        raise BadSnapshot(f"{field}: give an exact decimal as a string, e.g. \"8200.00\"")
+        raise BadSnapshot(f'{field}: give an exact decimal as a string, e.g. "8200.00"')
     return value
 
 
@@ -75,15 +75,23 @@ def check(snapshot: dict[str, Any], *, warn_pct: Decimal, now: datetime) -> Marg
     day = now.astimezone(timezone.utc).date().isoformat()
     if equity < requirement:
         short = (requirement - equity).quantize(CENT)
-        return MarginAlert(user, "critical", f"Margin call: add {short:,} to restore your margin",
-                           f"Equity {equity.quantize(CENT):,} is below the maintenance requirement "
-                           f"{requirement.quantize(CENT):,}. Positions may be reduced if it is not restored.",
-                           stable_id("margin", user, day, "critical"))
+        return MarginAlert(
+            user,
+            "critical",
+            f"Margin call: add {short:,} to restore your margin",
+            f"Equity {equity.quantize(CENT):,} is below the maintenance requirement "
+            f"{requirement.quantize(CENT):,}. Positions may be reduced if it is not restored.",
+            stable_id("margin", user, day, "critical"),
+        )
     if equity < requirement * (1 + warn_pct / 100):
         headroom = (equity - requirement).quantize(CENT)
-        return MarginAlert(user, "warning", f"Margin is close to the requirement ({headroom:,} above)",
-                           f"Equity {equity.quantize(CENT):,}, maintenance requirement {requirement.quantize(CENT):,}.",
-                           stable_id("margin", user, day, "warning"))
+        return MarginAlert(
+            user,
+            "warning",
+            f"Margin is close to the requirement ({headroom:,} above)",
+            f"Equity {equity.quantize(CENT):,}, maintenance requirement {requirement.quantize(CENT):,}.",
+            stable_id("margin", user, day, "warning"),
+        )
     return None
 
 
@@ -91,8 +99,7 @@ async def send(pub: Publisher, alert: MarginAlert) -> Ack:
     return await pub.notify(alert.user, alert.title, kind="risk", severity=alert.level, body=alert.body, id=alert.id)
 
 
-async def run(pub: Publisher, snapshots: Iterable[dict[str, Any]], *, warn_pct: Decimal,
-              out=sys.stdout) -> int:
+async def run(pub: Publisher, snapshots: Iterable[dict[str, Any]], *, warn_pct: Decimal, out=sys.stdout) -> int:
     """Check and send each snapshot; returns the exit status (see the module docstring)."""
     status = 0
     for snapshot in snapshots:
@@ -150,8 +157,13 @@ async def main(argv: list[str] | None = None) -> int:
     if not args.stdin and not (args.user and args.equity and args.requirement):
         p.error("give --user, --equity and --requirement, or --stdin")
     try:
-        pub = await Publisher.connect(args.nats, _credentials(args), name="margin-alert",
-                                      connect_timeout=args.connect_timeout, deliver_timeout=15.0)
+        pub = await Publisher.connect(
+            args.nats,
+            _credentials(args),
+            name="margin-alert",
+            connect_timeout=args.connect_timeout,
+            deliver_timeout=15.0,
+        )
     except Exception as exc:  # noqa: BLE001 - said to the user, with the URL's host only
         print(f"cannot connect to NATS: {exc}", file=sys.stderr)
         return 1

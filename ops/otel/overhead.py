@@ -63,20 +63,24 @@ def head_fast(n: int) -> None:
 
 def hop_fast(headers: dict[str, str]) -> Callable[[int], None]:
     """edge with the fast check: ``carries_trace`` inlined as the dict lookup it is."""
+
     def run(n: int) -> None:
         for _ in range(n):
             if "traceparent" in headers:
                 with tracing.receive("edge.fanout", headers):
                     pass
+
     return run
 
 
 def hop(headers: dict[str, str]) -> Callable[[int], None]:
     """edge / valuer / notifier: receive (continue the publisher's trace or not)."""
+
     def run(n: int) -> None:
         for _ in range(n):
             with tracing.receive("edge.fanout", headers):
                 pass
+
     return run
 
 
@@ -92,15 +96,24 @@ def metric_case(kind: str) -> Callable[[int], None]:
         else:
             for _ in range(n):
                 metrics.provider_message("synthetic")
+
     return run
 
 
 def _setup(ratio: float) -> None:
-    tracing.setup("overhead", exporter=None, set_global=False,
-                  environ={"TICKMESH_TRACE_SAMPLE_RATIO": str(ratio), "OTEL_TRACES_EXPORTER": "otlp",
-                           "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    tracing.setup(
+        "overhead",
+        exporter=None,
+        set_global=False,
+        environ={
+            "TICKMESH_TRACE_SAMPLE_RATIO": str(ratio),
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        },
+    )
     # Swap the OTLP exporter for one that discards, keeping the batch processor of a real setup.
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider = tracing._provider
     assert provider is not None
     provider._active_span_processor._span_processors = (BatchSpanProcessor(_Discard(), max_queue_size=1 << 20),)

@@ -77,8 +77,9 @@ class SoakClient(WSListener):
         self.stats.count["connect_attempts"] += 1
         for url in order:
             try:
-                await ws_connect(lambda: self, url, websocket_handshake_timeout=10, enable_auto_pong=True,
-                                 read_buffer_init_size=4096)
+                await ws_connect(
+                    lambda: self, url, websocket_handshake_timeout=10, enable_auto_pong=True, read_buffer_init_size=4096
+                )
                 return
             except Exception as exc:
                 self.stats.errors[f"connect {type(exc).__name__}"] += 1
@@ -204,9 +205,19 @@ class SoakClient(WSListener):
 
     def submit_order(self, n: int) -> None:
         rid = f"o{self.index}-{n}"
-        cmd = {"op": "cmd", "id": rid, "name": "order.submit", "key": rid,
-               "data": {"client_order_id": rid, "symbol": self.symbol, "side": random.choice(["buy", "sell"]),
-                        "quantity": "1", "type": "market"}}
+        cmd = {
+            "op": "cmd",
+            "id": rid,
+            "name": "order.submit",
+            "key": rid,
+            "data": {
+                "client_order_id": rid,
+                "symbol": self.symbol,
+                "side": random.choice(["buy", "sell"]),
+                "quantity": "1",
+                "type": "market",
+            },
+        }
         self.commands[rid] = (time.monotonic(), cmd)
         self._send(cmd)
         self.stats.count["commands_sent"] += 1

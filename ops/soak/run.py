@@ -73,8 +73,15 @@ def p99(samples: list[int]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1000.0
 
 
-async def soak(minutes: float, clients: int, *, restart_every: float = 60.0, orders_per_s: float = 10.0,
-               disconnect_every: float = 90.0, folder: Path | None = None) -> Report:
+async def soak(
+    minutes: float,
+    clients: int,
+    *,
+    restart_every: float = 60.0,
+    orders_per_s: float = 10.0,
+    disconnect_every: float = 90.0,
+    folder: Path | None = None,
+) -> Report:
     import nats
 
     from tickmesh import devtokens, streams
@@ -86,16 +93,26 @@ async def soak(minutes: float, clients: int, *, restart_every: float = 60.0, ord
     folder = folder or Path(tempfile.mkdtemp(prefix="tickmesh-soak-"))
     secret = secrets.token_hex(32)
     users = max(1, clients // CLIENTS_PER_USER)
-    accounts = {f"soak{u}": Account(Decimal("1000000000.00"), {s: Position(Decimal("1000000"), Decimal("1"))
-                                                                 for s in SYMBOLS}) for u in range(users)}
+    accounts = {
+        f"soak{u}": Account(Decimal("1000000000.00"), {s: Position(Decimal("1000000"), Decimal("1")) for s in SYMBOLS})
+        for u in range(users)
+    }
     report = Report(minutes, clients, users, folder=str(folder))
     stack = Stack(folder, secret)
     stats = Stats()
     tokens = {u: devtokens.mint(u, secret=secret, ttl=24 * 3600) for u in accounts}
     admin = devtokens.mint("soak-admin", secret=secret, roles=("admin",), ttl=24 * 3600)
-    the_clients = [SoakClient(i, f"soak{i % users}", SYMBOLS[i % len(SYMBOLS)],
-                              (lambda u=f"soak{i % users}": tokens[u]), [stack.a.url, stack.b.url], stats)
-                   for i in range(clients)]
+    the_clients = [
+        SoakClient(
+            i,
+            f"soak{i % users}",
+            SYMBOLS[i % len(SYMBOLS)],
+            (lambda u=f"soak{i % users}": tokens[u]),
+            [stack.a.url, stack.b.url],
+            stats,
+        )
+        for i in range(clients)
+    ]
     nc = None
     try:
         await stack.start(accounts)
@@ -148,10 +165,15 @@ async def soak(minutes: float, clients: int, *, restart_every: float = 60.0, ord
                     n += 1
                     edge = random.choice(stack.edges)
                     try:
-                        async with http.post(f"{edge.http}/cmd", headers={"Authorization": f"Bearer {admin}"},
-                                             json={"name": "announcement.publish", "key": f"soak-ann-{n}",
-                                                   "data": {"severity": "info", "text": f"soak announcement {n}"}}
-                                             ) as resp:
+                        async with http.post(
+                            f"{edge.http}/cmd",
+                            headers={"Authorization": f"Bearer {admin}"},
+                            json={
+                                "name": "announcement.publish",
+                                "key": f"soak-ann-{n}",
+                                "data": {"severity": "info", "text": f"soak announcement {n}"},
+                            },
+                        ) as resp:
                             stats.count["announcements_sent"] += 1
                             if resp.status != 200:
                                 stats.count["announcements_refused"] += 1
@@ -214,24 +236,37 @@ async def soak(minutes: float, clients: int, *, restart_every: float = 60.0, ord
         storm_end = restart_every + 20
         warm = max((rss for t, rss in rss_b if t <= storm_end), default=rss_b[0][1] if rss_b else 0.0)
         last = rss_b[-1][1] if rss_b else 0.0
-        report.edge_b = {"rss_mib_after_first_storm": round(warm, 1), "rss_mib_at_end": round(last, 1),
-                         "rss_drift_mib": round(last - warm, 1), "rss_bound_mib": RSS_BOUND_MIB,
-                         "fds_before": base_b.fds if base_b else None, "fds_after": end_b.fds if end_b else None,
-                         "threads_before": base_b.threads if base_b else None,
-                         "threads_after": end_b.threads if end_b else None,
-                         "tasks_before": base_b_tasks, "tasks_after": gauges["tasks"],
-                         "connections_after": gauges["connections"]}
+        report.edge_b = {
+            "rss_mib_after_first_storm": round(warm, 1),
+            "rss_mib_at_end": round(last, 1),
+            "rss_drift_mib": round(last - warm, 1),
+            "rss_bound_mib": RSS_BOUND_MIB,
+            "fds_before": base_b.fds if base_b else None,
+            "fds_after": end_b.fds if end_b else None,
+            "threads_before": base_b.threads if base_b else None,
+            "threads_after": end_b.threads if end_b else None,
+            "tasks_before": base_b_tasks,
+            "tasks_after": gauges["tasks"],
+            "connections_after": gauges["connections"],
+        }
 
         commands = stats.count["commands_sent"]
         subs = stats.count["went_live"] * 4
-        failures = (sum(v for k, v in stats.errors.items() if k.startswith(("command", "trades", "notifications",
-                                                                             "announcements", "prices", "portfolio")))
-                    + stats.count["connect_failures"])
+        failures = (
+            sum(
+                v
+                for k, v in stats.errors.items()
+                if k.startswith(("command", "trades", "notifications", "announcements", "prices", "portfolio"))
+            )
+            + stats.count["connect_failures"]
+        )
         timeouts = sum(len(c.commands) for c in the_clients)  # never answered
         report.error_rate = (failures + timeouts) / max(1, commands + subs + stats.count["connect_attempts"])
         trades = sum(len(v) for k, v in ledger.positions.items() if k.endswith(".trades"))
         notes = sum(len(v) for k, v in ledger.positions.items() if k.endswith(".notifications"))
-        report.counts = dict(stats.count, commands_unanswered=timeouts, ledger_trades=trades, ledger_notifications=notes)
+        report.counts = dict(
+            stats.count, commands_unanswered=timeouts, ledger_trades=trades, ledger_notifications=notes
+        )
         report.errors = dict(stats.errors)
         report.close_codes = {str(k): v for k, v in stats.close_codes.items()}
         report.price_p99_ms = p99(stats.price_latency_us)
@@ -263,8 +298,11 @@ def judge(r: Report) -> None:
         r.failures.append(f"edge b still counts {e['connections_after']} connections with every client gone")
     if e["fds_after"] is not None and e["fds_before"] is not None and e["fds_after"] > e["fds_before"] + FD_MARGIN:
         r.failures.append(f"edge b holds {e['fds_after']} descriptors, {e['fds_before']} before the clients came")
-    if e["threads_after"] is not None and e["threads_before"] is not None \
-            and e["threads_after"] > e["threads_before"] + THREAD_MARGIN:
+    if (
+        e["threads_after"] is not None
+        and e["threads_before"] is not None
+        and e["threads_after"] > e["threads_before"] + THREAD_MARGIN
+    ):
         r.failures.append(f"edge b runs {e['threads_after']} threads, {e['threads_before']} before")
     if e["tasks_before"] >= 0 and e["tasks_after"] > e["tasks_before"] + TASK_MARGIN:
         r.failures.append(f"edge b runs {e['tasks_after']:.0f} asyncio tasks, {e['tasks_before']:.0f} before")

@@ -52,8 +52,9 @@ class Child:
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
 
     def stop(self, timeout: float = 20) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
@@ -112,16 +113,41 @@ class Stack:
         folder.mkdir(parents=True, exist_ok=True)
         self.nats_port = free_port()
         self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
-        env = dict(os.environ, NATS_URL=self.nats_url, TICKMESH_JWT_SECRET=secret, TICKMESH_LOG_FORMAT="json",
-                   TICKMESH_HOME=str(folder))
+        env = dict(
+            os.environ,
+            NATS_URL=self.nats_url,
+            TICKMESH_JWT_SECRET=secret,
+            TICKMESH_LOG_FORMAT="json",
+            TICKMESH_HOME=str(folder),
+        )
         for key in ("EDGE_PORT", "EDGE_TLS_CERT_FILE", "EDGE_TLS_KEY_FILE", "EDGE_TLS_CLIENT_CA_FILE"):
             env.pop(key, None)
         self.env = env
-        self.nats = Child("nats", [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.nats_port), "-js",
-                                   "-sd", str(folder / "jetstream")], env, folder)
+        self.nats = Child(
+            "nats",
+            [
+                nats_server_binary(),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.nats_port),
+                "-js",
+                "-sd",
+                str(folder / "jetstream"),
+            ],
+            env,
+            folder,
+        )
         self.services = [Child(n, [sys.executable, "-m", "tickmesh", "service", n], env, folder) for n in SERVICES]
-        edge_env = dict(env, EDGE_DRAIN_DEADLINE_S="5", EDGE_DRAIN_SPREAD_MS="3000", EDGE_MAX_CONNS_PER_USER="100",
-                        EDGE_MAX_CONNS_PER_IP="20000", EDGE_CMD_RATE="50", EDGE_CMD_BURST="100")
+        edge_env = dict(
+            env,
+            EDGE_DRAIN_DEADLINE_S="5",
+            EDGE_DRAIN_SPREAD_MS="3000",
+            EDGE_MAX_CONNS_PER_USER="100",
+            EDGE_MAX_CONNS_PER_IP="20000",
+            EDGE_CMD_RATE="50",
+            EDGE_CMD_BURST="100",
+        )
         self.a = Edge("edge-a", free_port(), edge_env, folder)
         self.b = Edge("edge-b", free_port(), edge_env, folder)
         self.edges = [self.a, self.b]
@@ -185,8 +211,11 @@ class Stack:
         for child in [self.nats, *self.services, *self.edges]:
             if not child.log.exists() or child is self.nats:
                 continue
-            lines = [ln for ln in child.log.read_text(errors="replace").splitlines()
-                     if '"level":"error"' in ln or ln.startswith("Traceback")]
+            lines = [
+                ln
+                for ln in child.log.read_text(errors="replace").splitlines()
+                if '"level":"error"' in ln or ln.startswith("Traceback")
+            ]
             if lines:
                 out[child.name] = lines[:5]
         return out

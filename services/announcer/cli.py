@@ -28,13 +28,23 @@ def parse_time(text: str) -> int:
 async def announce(nats_url: str, data: dict[str, Any], *, timeout: float = 5.0) -> cmds.CommandReply:
     import nats
 
-    body = cmds.encode_request("announcement.publish", user="cli", roles=["admin"], cmd_id=uuid.uuid4().hex,
-                               data=messages.schema("announcement").validate(data))
+    body = cmds.encode_request(
+        "announcement.publish",
+        user="cli",
+        roles=["admin"],
+        cmd_id=uuid.uuid4().hex,
+        data=messages.schema("announcement").validate(data),
+    )
     from tickmesh.ops.natsauth import tool_credentials
 
     credentials, inbox = tool_credentials()  # the environment's NATS identity, or the local stack's admin
-    nc = await nats.connect(nats_url, connect_timeout=timeout, max_reconnect_attempts=0, inbox_prefix=inbox,
-                            **(credentials.options() if credentials is not None else {}))
+    nc = await nats.connect(
+        nats_url,
+        connect_timeout=timeout,
+        max_reconnect_attempts=0,
+        inbox_prefix=inbox,
+        **(credentials.options() if credentials is not None else {}),
+    )
     try:
         msg = await nc.request(cmds.command_subject("announcement.publish"), body, timeout=timeout)
         return cmds.decode_reply(msg.data)

@@ -43,8 +43,9 @@ class Announcer:
             raise CommandError(ErrorCode.FORBIDDEN, "announcements need the admin role")
         now = now_us()
         try:
-            ann = prepare(req.data, ann_id=stable_id("ann", req.user, req.cmd_id), now=now,
-                          default_ttl_us=self.default_ttl_us)
+            ann = prepare(
+                req.data, ann_id=stable_id("ann", req.user, req.cmd_id), now=now, default_ttl_us=self.default_ttl_us
+            )
         except AnnouncementError as exc:
             raise CommandError(exc.code, exc.reason) from None
         if ann["id"] in self._recent:  # a retried command: same reply, nothing sent twice
@@ -54,7 +55,9 @@ class Announcer:
         self.schedule.add(ann)
         self._remember(ann)
         self.wake.set()
-        log.info("announcement %s scheduled", ann["id"], extra={"event": "announcer.scheduled", "announcement_id": ann["id"]})
+        log.info(
+            "announcement %s scheduled", ann["id"], extra={"event": "announcer.scheduled", "announcement_id": ann["id"]}
+        )
         return ann
 
     def _remember(self, reply: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +69,9 @@ class Announcer:
     async def _publish(self, ann: dict[str, Any]) -> dict[str, Any]:
         out = {**ann, "ts": now_us()}
         await self.publisher.publish(Channel(Kind.ANNOUNCEMENTS), out)
-        log.info("announcement %s published", ann["id"], extra={"event": "announcer.published", "announcement_id": ann["id"]})
+        log.info(
+            "announcement %s published", ann["id"], extra={"event": "announcer.published", "announcement_id": ann["id"]}
+        )
         return out
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -75,8 +80,11 @@ class Announcer:
             self.wake.clear()
             due, expired = self.schedule.pop_due(now_us())
             for ann in expired:
-                log.info("announcement %s expired before its start", ann["id"],
-                         extra={"event": "announcer.expired", "announcement_id": ann["id"]})
+                log.info(
+                    "announcement %s expired before its start",
+                    ann["id"],
+                    extra={"event": "announcer.expired", "announcement_id": ann["id"]},
+                )
             for ann in due:
                 try:
                     await self._publish(ann)
@@ -103,8 +111,11 @@ async def serve(settings: AnnouncerSettings, nc, stop: asyncio.Event) -> None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         if len(announcer.schedule):
-            log.warning("%d scheduled announcements dropped at shutdown", len(announcer.schedule),
-                        extra={"event": "announcer.dropped"})
+            log.warning(
+                "%d scheduled announcements dropped at shutdown",
+                len(announcer.schedule),
+                extra={"event": "announcer.dropped"},
+            )
         log.info("announcer stopped", extra={"event": "announcer.stopped"})
 
 

@@ -10,8 +10,11 @@ from tickmesh.config import ConfigError, setting
 @dataclass(frozen=True)
 class AnnouncerSettings:
     nats_url: str = setting("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
-    default_ttl: float = setting("ANNOUNCER_DEFAULT_TTL_S", 86400.0,
-                                 "Seconds an announcement without ends_at stays current (it always carries one)")
+    default_ttl: float = setting(
+        "ANNOUNCER_DEFAULT_TTL_S",
+        86400.0,
+        "Seconds an announcement without ends_at stays current (it always carries one)",
+    )
 
     def validate(self) -> None:
         if self.default_ttl <= 0:

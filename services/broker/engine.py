@@ -26,8 +26,14 @@ from tickmesh.contracts.channels import Channel, Kind
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import CommandRequest
 from tickmesh.contracts.instruments import instruments
-from tickmesh.services.common.holdings import (Account, HoldingsError, account_key, apply_fill,
-                                                         decode_account, update_account)
+from tickmesh.services.common.holdings import (
+    Account,
+    HoldingsError,
+    account_key,
+    apply_fill,
+    decode_account,
+    update_account,
+)
 from tickmesh.publish import Publisher, now_us
 from tickmesh.services.common.prices import PriceBook
 from tickmesh.services.runner import CommandError
@@ -69,7 +75,9 @@ class Broker:
             stored = await self._load(key)
             assert stored is not None
             return _answer(await self._advance(*stored))
-        log.info("order %s %s", order.order_id, order.status, extra={"event": "broker.order", "order_id": order.order_id})
+        log.info(
+            "order %s %s", order.order_id, order.status, extra={"event": "broker.order", "order_id": order.order_id}
+        )
         return _answer(await self._advance(order, revision))
 
     async def cancel(self, req: CommandRequest) -> dict[str, Any]:
@@ -130,7 +138,9 @@ class Broker:
                 return  # cancelled, or another instance is filling it
             await self._advance(filling, revision)
         except Exception:
-            log.exception("resting order fill failed", extra={"event": "broker.fill_failed", "order_id": order.order_id})
+            log.exception(
+                "resting order fill failed", extra={"event": "broker.fill_failed", "order_id": order.order_id}
+            )
 
     async def _resume(self, key: str) -> None:
         try:
@@ -157,8 +167,12 @@ class Broker:
             elif order.status == o.FILLING:
                 nxt = await self._apply_fill(order)
             else:  # a final state without a reply (only after a crash): give the current one
-                nxt = replace(order, reply=o.reply_data(order) if order.status != "rejected" else
-                              {"code": order.code, "reason": order.reason})
+                nxt = replace(
+                    order,
+                    reply=o.reply_data(order)
+                    if order.status != "rejected"
+                    else {"code": order.code, "reason": order.reason},
+                )
             await self._publish(nxt)  # before recording it: a repeat is absorbed by Nats-Msg-Id
             try:
                 await self.orders_kv.update(key, o.encode_order(nxt), last=revision)
@@ -175,9 +189,18 @@ class Broker:
         price = Decimal(order.price)  # type: ignore[arg-type]
         fill_id = o.exec_id(order, "filled")
         try:
-            await update_account(self.holdings_kv, order.user, lambda acct: apply_fill(
-                acct, exec_id=fill_id, side=order.side, symbol=order.symbol,
-                quantity=Decimal(order.quantity), price=price))
+            await update_account(
+                self.holdings_kv,
+                order.user,
+                lambda acct: apply_fill(
+                    acct,
+                    exec_id=fill_id,
+                    side=order.side,
+                    symbol=order.symbol,
+                    quantity=Decimal(order.quantity),
+                    price=price,
+                ),
+            )
         except HoldingsError as exc:
             rejected = replace(order, status="rejected", price=None, code=exc.code, reason=exc.reason)
             return replace(rejected, reply=order.reply or {"code": exc.code, "reason": exc.reason})
@@ -186,8 +209,9 @@ class Broker:
         return replace(filled, reply=order.reply or o.reply_data(filled))
 
     async def _publish(self, order: o.Order) -> None:
-        await self.publisher.publish(Channel(Kind.TRADES, order.user), o.execution(order, now_us()),
-                                     id=o.exec_id(order, order.status))
+        await self.publisher.publish(
+            Channel(Kind.TRADES, order.user), o.execution(order, now_us()), id=o.exec_id(order, order.status)
+        )
 
     # --- storage ---------------------------------------------------------------------------
 

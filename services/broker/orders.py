@@ -124,8 +124,18 @@ def new_order(user: str, data: dict[str, Any], *, market_price: Decimal | None, 
     """The record of a validated order: ``filling`` at ``market_price`` for a market order or a
     limit that crosses on arrival, else ``accepted`` (resting). A market order needs a price."""
     limit = data.get("limit_price")
-    base = Order(order_id_for(user, data["client_order_id"]), user, data["client_order_id"], data["symbol"],
-                 data["side"], data["type"], data["quantity"], OPEN, now, limit_price=limit)
+    base = Order(
+        order_id_for(user, data["client_order_id"]),
+        user,
+        data["client_order_id"],
+        data["symbol"],
+        data["side"],
+        data["type"],
+        data["quantity"],
+        OPEN,
+        now,
+        limit_price=limit,
+    )
     if market_price is None:
         if limit is None:
             raise OrderRejected(ErrorCode.NO_PRICE, "no current price for the symbol yet")
@@ -146,10 +156,16 @@ def reply_data(order: Order) -> dict[str, Any]:
 def execution(order: Order, now: int) -> dict[str, Any]:
     """The ``execution`` event for ``order``'s current (published) state."""
     msg: dict[str, Any] = {
-        "exec_id": exec_id(order, order.status), "order_id": order.order_id,
-        "client_order_id": order.client_order_id, "user": order.user, "symbol": order.symbol,
-        "side": order.side, "order_type": order.type, "status": order.status,
-        "quantity": order.quantity, "ts": now,
+        "exec_id": exec_id(order, order.status),
+        "order_id": order.order_id,
+        "client_order_id": order.client_order_id,
+        "user": order.user,
+        "symbol": order.symbol,
+        "side": order.side,
+        "order_type": order.type,
+        "status": order.status,
+        "quantity": order.quantity,
+        "ts": now,
     }
     if order.status == "filled":
         msg["price"] = order.price

@@ -43,8 +43,12 @@ async def serve(settings: BrokerSettings, nc, stop: asyncio.Event) -> None:
     js = nc.jetstream()
     await streams.ensure(js)
     prices = PriceBook()
-    broker = Broker(publisher=Publisher(nc), orders_kv=await js.key_value(streams.ORDERS_BUCKET),
-                    holdings_kv=await js.key_value(streams.HOLDINGS_BUCKET), prices=prices)
+    broker = Broker(
+        publisher=Publisher(nc),
+        orders_kv=await js.key_value(streams.ORDERS_BUCKET),
+        holdings_kv=await js.key_value(streams.HOLDINGS_BUCKET),
+        prices=prices,
+    )
     ready = asyncio.Event()
     orders_task = asyncio.ensure_future(follow_orders(broker.orders_kv, broker, ready))
     ticks = await follow_prices(nc, js, prices, broker.on_price)

@@ -16,8 +16,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-async def follow(kv: Any, decode: Callable[[str, bytes | None], T], apply: Callable[[T, bool], None], *,
-                 ready: Any = None, what: str = "entry", event: str = "kv.bad_entry") -> None:
+async def follow(
+    kv: Any,
+    decode: Callable[[str, bytes | None], T],
+    apply: Callable[[T, bool], None],
+    *,
+    ready: Any = None,
+    what: str = "entry",
+    event: str = "kv.bad_entry",
+) -> None:
     """Call ``apply(decode(key, value), initial)`` for each stored entry, then each change.
 
     ``value`` is None when the key was deleted or purged. ``initial`` is True while the stored

@@ -63,26 +63,30 @@ def user_of_key(key: str) -> str:
 
 
 def encode_account(acct: Account) -> bytes:
-    return orjson.dumps({
-        "cash": format(acct.cash, "f"),
-        "positions": {s: {"quantity": format(p.quantity, "f"), "avg_cost": format(p.avg_cost, "f")}
-                      for s, p in sorted(acct.positions.items())},
-        "applied": list(acct.applied),
-    })
+    return orjson.dumps(
+        {
+            "cash": format(acct.cash, "f"),
+            "positions": {
+                s: {"quantity": format(p.quantity, "f"), "avg_cost": format(p.avg_cost, "f")}
+                for s, p in sorted(acct.positions.items())
+            },
+            "applied": list(acct.applied),
+        }
+    )
 
 
 def decode_account(data: bytes) -> Account:
     obj = orjson.loads(data)
     return Account(
         cash=Decimal(obj["cash"]),
-        positions={s: Position(Decimal(p["quantity"]), Decimal(p["avg_cost"]))
-                   for s, p in obj.get("positions", {}).items()},
+        positions={
+            s: Position(Decimal(p["quantity"]), Decimal(p["avg_cost"])) for s, p in obj.get("positions", {}).items()
+        },
         applied=tuple(obj.get("applied", ())),
     )
 
 
-def apply_fill(acct: Account, *, exec_id: str, side: str, symbol: str, quantity: Decimal,
-               price: Decimal) -> Account:
+def apply_fill(acct: Account, *, exec_id: str, side: str, symbol: str, quantity: Decimal, price: Decimal) -> Account:
     """The account after a fill; the same ``exec_id`` applied twice changes nothing.
 
     A buy needs ``quantity * price`` of cash (603); a sell needs the units (604): paper accounts
@@ -116,8 +120,7 @@ def apply_fill(acct: Account, *, exec_id: str, side: str, symbol: str, quantity:
     return Account(cash, positions, (acct.applied + (exec_id,))[-APPLIED_MEMORY:])
 
 
-async def update_account(kv: Any, user: str, change: Callable[[Account], Account], *,
-                         attempts: int = 50) -> Account:
+async def update_account(kv: Any, user: str, change: Callable[[Account], Account], *, attempts: int = 50) -> Account:
     """Read ``user``'s account, apply ``change`` and write it back only if nobody else wrote in
     between (KV revision compare-and-set); on a conflict, read again and retry.
 
@@ -147,8 +150,7 @@ async def update_account(kv: Any, user: str, change: Callable[[Account], Account
     raise RuntimeError(f"holdings of one account kept changing under {attempts} attempts")
 
 
-async def watch_accounts(kv: Any, on_change: Callable[[str, Account | None], None],
-                         ready: Any = None) -> None:
+async def watch_accounts(kv: Any, on_change: Callable[[str, Account | None], None], ready: Any = None) -> None:
     """Follow every account in the bucket until cancelled: ``on_change(user, account)`` for each
     stored account, then for each change; ``account`` is None when the key was deleted.
     ``ready`` (an ``asyncio.Event``), when given, is set once the stored accounts were replayed.
@@ -158,5 +160,6 @@ async def watch_accounts(kv: Any, on_change: Callable[[str, Account | None], Non
     def decode(key: str, value: bytes | None) -> tuple[str, Account | None]:
         return user_of_key(key), None if value is None else decode_account(value)
 
-    await follow(kv, decode, lambda item, initial: on_change(*item), ready=ready,
-                 what="account", event="holdings.bad_entry")
+    await follow(
+        kv, decode, lambda item, initial: on_change(*item), ready=ready, what="account", event="holdings.bad_entry"
+    )

@@ -77,7 +77,9 @@ async def follow_prices(nc: Any, js: Any, book: PriceBook, on_price: OnPrice | N
     async def on_tick(msg: Any) -> None:
         headers = msg.headers
         if headers and tracing.TRACEPARENT in headers:
-            with traced(tracing.receive("prices.tick", headers, attributes={"messaging.destination.name": msg.subject})):
+            with traced(
+                tracing.receive("prices.tick", headers, attributes={"messaging.destination.name": msg.subject})
+            ):
                 record(parse_tick(msg.data))
         else:
             record(parse_tick(msg.data))

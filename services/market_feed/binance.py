@@ -48,8 +48,24 @@ DEFAULT_URL = "wss://stream.binance.com:9443"
 MIN_CONNECT_INTERVAL_S = 1.0
 STREAMS_PER_MESSAGE = 200
 SUBSCRIBE_SPACING_S = 0.25
-QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "DAI", "USD", "BTC", "ETH", "BNB", "EUR", "GBP",
-                "TRY", "BRL", "JPY", "AUD")
+QUOTE_ASSETS = (
+    "FDUSD",
+    "USDT",
+    "USDC",
+    "TUSD",
+    "BUSD",
+    "DAI",
+    "USD",
+    "BTC",
+    "ETH",
+    "BNB",
+    "EUR",
+    "GBP",
+    "TRY",
+    "BRL",
+    "JPY",
+    "AUD",
+)
 
 
 def canonical(exchange_symbol: str) -> str | None:
@@ -57,7 +73,7 @@ def canonical(exchange_symbol: str) -> str | None:
     sym = exchange_symbol.upper()
     for quote in sorted(QUOTE_ASSETS, key=len, reverse=True):
         if sym.endswith(quote) and len(sym) > len(quote):
-            return f"{sym[:-len(quote)]}-{quote}"
+            return f"{sym[: -len(quote)]}-{quote}"
     return None
 
 
@@ -97,8 +113,9 @@ class BinanceBooks:
 
 
 class BinanceSession:
-    def __init__(self, symbols: tuple[str, ...], books: BinanceBooks, *, now: float, idle_timeout: float,
-                 stats: ProviderStats) -> None:
+    def __init__(
+        self, symbols: tuple[str, ...], books: BinanceBooks, *, now: float, idle_timeout: float, stats: ProviderStats
+    ) -> None:
         self.streams = stream_names(symbols)
         self.names = {exchange_symbol(s): s for s in symbols}
         self.books = books
@@ -110,7 +127,7 @@ class BinanceSession:
         self.reconnect: str | None = None
 
     def opening(self) -> list[str]:
-        chunks = [self.streams[i:i + STREAMS_PER_MESSAGE] for i in range(0, len(self.streams), STREAMS_PER_MESSAGE)]
+        chunks = [self.streams[i : i + STREAMS_PER_MESSAGE] for i in range(0, len(self.streams), STREAMS_PER_MESSAGE)]
         return [json.dumps({"method": "SUBSCRIBE", "params": chunk, "id": n}) for n, chunk in enumerate(chunks, 1)]
 
     def receive(self, text: str, *, now: float, recv_us: int) -> list[Tick]:
@@ -145,12 +162,19 @@ class BinanceSession:
     def _reply(self, msg: dict[str, Any]) -> list[Tick]:
         if "code" in msg:
             self.stats.errors += 1
-            log.warning("binance refused request %s: %s", msg.get("id"), str(msg.get("msg"))[:200],
-                        extra={"event": "feed.provider_error", "provider": "binance", "code": msg.get("code")})
+            log.warning(
+                "binance refused request %s: %s",
+                msg.get("id"),
+                str(msg.get("msg"))[:200],
+                extra={"event": "feed.provider_error", "provider": "binance", "code": msg.get("code")},
+            )
         else:
             self.healthy = True
-            log.info("binance subscription %s acknowledged", msg.get("id"),
-                     extra={"event": "feed.subscribed", "provider": "binance"})
+            log.info(
+                "binance subscription %s acknowledged",
+                msg.get("id"),
+                extra={"event": "feed.subscribed", "provider": "binance"},
+            )
         return []
 
     def _symbol(self, data: dict[str, Any]) -> str | None:
@@ -179,9 +203,21 @@ class BinanceSession:
         metrics.provider_gap("binance")
         suppressed = self.books.gap_log.allow(symbol, self._now)
         if suppressed is not None:
-            log.warning("binance %s trade gap: expected %d, got %d (%d such lines held back)", symbol, last_t + 1, t,
-                        suppressed, extra={"event": "feed.gap", "provider": "binance", "symbol": symbol,
-                                           "expected": last_t + 1, "got": t, "suppressed": suppressed})
+            log.warning(
+                "binance %s trade gap: expected %d, got %d (%d such lines held back)",
+                symbol,
+                last_t + 1,
+                t,
+                suppressed,
+                extra={
+                    "event": "feed.gap",
+                    "provider": "binance",
+                    "symbol": symbol,
+                    "expected": last_t + 1,
+                    "got": t,
+                    "suppressed": suppressed,
+                },
+            )
 
     def _trade(self, data: dict[str, Any], recv_us: int) -> list[Tick]:
         symbol = self._symbol(data)
@@ -212,8 +248,9 @@ class BinanceSession:
         book = self.books.book(symbol)
         if not self._fresh(book, "last_u", data.get("u")):
             return []
-        tick = from_binance_book(data, symbol=symbol, ts=recv_us + self.books.clock_offset_us,
-                                 ingest_ts=recv_us, last_trade=book.last_trade)
+        tick = from_binance_book(
+            data, symbol=symbol, ts=recv_us + self.books.clock_offset_us, ingest_ts=recv_us, last_trade=book.last_trade
+        )
         if tick is None:
             self.stats.ignored += 1
             return []
@@ -231,9 +268,16 @@ class BinanceSession:
 class BinanceProvider:
     name = "binance"
 
-    def __init__(self, symbols: tuple[str, ...], *, url: str = DEFAULT_URL, idle_timeout: float = 60.0,
-                 reconnect_max: float = 30.0, backoff: Backoff | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        symbols: tuple[str, ...],
+        *,
+        url: str = DEFAULT_URL,
+        idle_timeout: float = 60.0,
+        reconnect_max: float = 30.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not symbols:
             raise ValueError("binance needs at least one symbol")
         stream_names(symbols)  # raises early for a symbol Binance cannot list
@@ -250,6 +294,13 @@ class BinanceProvider:
         return BinanceSession(self.symbols, self.books, now=now, idle_timeout=self.idle_timeout, stats=self.stats)
 
     async def run(self, emit: Emit) -> None:
-        await run_websocket(name=self.name, url=self.url, new_session=self.session, emit=emit,
-                            backoff=self.backoff, stats=self.stats, send_interval=SUBSCRIBE_SPACING_S,
-                            clock=self.clock)
+        await run_websocket(
+            name=self.name,
+            url=self.url,
+            new_session=self.session,
+            emit=emit,
+            backoff=self.backoff,
+            stats=self.stats,
+            send_interval=SUBSCRIBE_SPACING_S,
+            clock=self.clock,
+        )

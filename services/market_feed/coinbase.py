@@ -41,8 +41,15 @@ MIN_CONNECT_INTERVAL_S = 0.5
 
 
 class CoinbaseSession:
-    def __init__(self, products: tuple[str, ...], *, now: float, heartbeat_timeout: float,
-                 stats: ProviderStats, gap_log: LogLimiter | None = None) -> None:
+    def __init__(
+        self,
+        products: tuple[str, ...],
+        *,
+        now: float,
+        heartbeat_timeout: float,
+        stats: ProviderStats,
+        gap_log: LogLimiter | None = None,
+    ) -> None:
         self.products = products
         self.gap_log = gap_log or LogLimiter()
         self.heartbeat_timeout = heartbeat_timeout
@@ -55,8 +62,7 @@ class CoinbaseSession:
         self._heartbeat: int | None = None
 
     def opening(self) -> list[str]:
-        return [json.dumps({"type": "subscribe", "product_ids": list(self.products), "channel": ch})
-                for ch in CHANNELS]
+        return [json.dumps({"type": "subscribe", "product_ids": list(self.products), "channel": ch}) for ch in CHANNELS]
 
     def receive(self, text: str, *, now: float, recv_us: int) -> list[Tick]:
         try:
@@ -68,8 +74,11 @@ class CoinbaseSession:
             return []
         if msg.get("type") == "error":
             self.stats.errors += 1
-            log.warning("coinbase error: %s", str(msg.get("message"))[:200],
-                        extra={"event": "feed.provider_error", "provider": "coinbase"})
+            log.warning(
+                "coinbase error: %s",
+                str(msg.get("message"))[:200],
+                extra={"event": "feed.provider_error", "provider": "coinbase"},
+            )
             return []
         self._seq = self._check("sequence_num", self._seq, msg.get("sequence_num"), now)
         channel = msg.get("channel")
@@ -81,8 +90,9 @@ class CoinbaseSession:
             self.deadline = now + self.heartbeat_timeout
             for event in msg.get("events") or ():
                 if isinstance(event, dict):
-                    self._heartbeat = self._check("heartbeat_counter", self._heartbeat,
-                                                  event.get("heartbeat_counter"), now)
+                    self._heartbeat = self._check(
+                        "heartbeat_counter", self._heartbeat, event.get("heartbeat_counter"), now
+                    )
             return []
         if channel == "subscriptions":
             self.healthy = True
@@ -103,9 +113,21 @@ class CoinbaseSession:
                 self.stats.missed += got - last - 1
             suppressed = self.gap_log.allow(name, now)
             if suppressed is not None:
-                log.warning("coinbase %s gap: expected %d, got %d (%d such lines held back)", name, last + 1, got,
-                            suppressed, extra={"event": "feed.gap", "provider": "coinbase", "counter": name,
-                                               "expected": last + 1, "got": got, "suppressed": suppressed})
+                log.warning(
+                    "coinbase %s gap: expected %d, got %d (%d such lines held back)",
+                    name,
+                    last + 1,
+                    got,
+                    suppressed,
+                    extra={
+                        "event": "feed.gap",
+                        "provider": "coinbase",
+                        "counter": name,
+                        "expected": last + 1,
+                        "got": got,
+                        "suppressed": suppressed,
+                    },
+                )
         return got
 
 
@@ -120,9 +142,16 @@ def _as_int(value: Any) -> int | None:
 class CoinbaseProvider:
     name = "coinbase"
 
-    def __init__(self, products: tuple[str, ...], *, url: str = DEFAULT_URL, heartbeat_timeout: float = 3.0,
-                 reconnect_max: float = 30.0, backoff: Backoff | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        products: tuple[str, ...],
+        *,
+        url: str = DEFAULT_URL,
+        heartbeat_timeout: float = 3.0,
+        reconnect_max: float = 30.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not products:
             raise ValueError("coinbase needs at least one product")
         self.products = products
@@ -134,9 +163,17 @@ class CoinbaseProvider:
         self.gap_log = LogLimiter()
 
     def session(self, now: float) -> CoinbaseSession:
-        return CoinbaseSession(self.products, now=now, heartbeat_timeout=self.heartbeat_timeout, stats=self.stats,
-                               gap_log=self.gap_log)
+        return CoinbaseSession(
+            self.products, now=now, heartbeat_timeout=self.heartbeat_timeout, stats=self.stats, gap_log=self.gap_log
+        )
 
     async def run(self, emit: Emit) -> None:
-        await run_websocket(name=self.name, url=self.url, new_session=self.session, emit=emit,
-                            backoff=self.backoff, stats=self.stats, clock=self.clock)
+        await run_websocket(
+            name=self.name,
+            url=self.url,
+            new_session=self.session,
+            emit=emit,
+            backoff=self.backoff,
+            stats=self.stats,
+            clock=self.clock,
+        )

@@ -44,9 +44,9 @@ MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 
 class Session(Protocol):
-    deadline: float          # steady-clock time by which the provider must be heard from
-    healthy: bool            # True once the connection has proved it works
-    reconnect: str | None    # set (to a reason) when the provider asked us to reconnect
+    deadline: float  # steady-clock time by which the provider must be heard from
+    healthy: bool  # True once the connection has proved it works
+    reconnect: str | None  # set (to a reason) when the provider asked us to reconnect
 
     def opening(self) -> list[str]:
         """Frames to send as soon as the connection opens."""
@@ -56,32 +56,59 @@ class Session(Protocol):
         Never raises for a malformed frame."""
 
 
-async def run_websocket(*, name: str, url: str, new_session: Callable[[float], Session], emit: Emit,
-                        backoff: Backoff, stats: ProviderStats, send_interval: float = 0.0,
-                        open_timeout: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+async def run_websocket(
+    *,
+    name: str,
+    url: str,
+    new_session: Callable[[float], Session],
+    emit: Emit,
+    backoff: Backoff,
+    stats: ProviderStats,
+    send_interval: float = 0.0,
+    open_timeout: float = 10.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """Connect to ``url`` and pump frames through fresh sessions forever (until cancelled)."""
     while True:
         wait = backoff.delay(clock())
         if wait > 0:
-            log.info("%s: reconnecting in %.2fs", name, wait,
-                     extra={"event": "feed.reconnect_wait", "provider": name, "delay_s": round(wait, 3),
-                            "failures": backoff.failures})
+            log.info(
+                "%s: reconnecting in %.2fs",
+                name,
+                wait,
+                extra={
+                    "event": "feed.reconnect_wait",
+                    "provider": name,
+                    "delay_s": round(wait, 3),
+                    "failures": backoff.failures,
+                },
+            )
             await asyncio.sleep(wait)
         backoff.attempt(clock())
         stats.attempts += 1
         session: Session | None = None
         try:
-            async with connect(url, open_timeout=open_timeout, close_timeout=2, max_size=MAX_FRAME_BYTES,
-                               compression=None) as ws:
+            async with connect(
+                url, open_timeout=open_timeout, close_timeout=2, max_size=MAX_FRAME_BYTES, compression=None
+            ) as ws:
                 stats.connected += 1
                 metrics.provider_status(name, True)
                 if stats.connected > 1:
                     metrics.provider_reconnect(name)
                 session = new_session(clock())
-                log.info("%s: connected to %s", name, url,
-                         extra={"event": "feed.connected", "provider": name, "url": url})
-                reason = await _pump(ws, session, name=name, emit=emit, stats=stats, backoff=backoff,
-                                     send_interval=send_interval, clock=clock)
+                log.info(
+                    "%s: connected to %s", name, url, extra={"event": "feed.connected", "provider": name, "url": url}
+                )
+                reason = await _pump(
+                    ws,
+                    session,
+                    name=name,
+                    emit=emit,
+                    stats=stats,
+                    backoff=backoff,
+                    send_interval=send_interval,
+                    clock=clock,
+                )
         except ConnectionClosed as exc:
             reason = f"closed by the server ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
         except (OSError, TimeoutError, WebSocketException) as exc:
@@ -91,12 +118,25 @@ async def run_websocket(*, name: str, url: str, new_session: Callable[[float], S
         stats.disconnects += 1
         if session is None or not session.healthy:
             backoff.failed()
-        log.warning("%s: disconnected: %s", name, reason,
-                    extra={"event": "feed.disconnected", "provider": name, "reason": reason})
+        log.warning(
+            "%s: disconnected: %s",
+            name,
+            reason,
+            extra={"event": "feed.disconnected", "provider": name, "reason": reason},
+        )
 
 
-async def _pump(ws, session: Session, *, name: str, emit: Emit, stats: ProviderStats, backoff: Backoff,
-                send_interval: float, clock: Callable[[], float]) -> str:
+async def _pump(
+    ws,
+    session: Session,
+    *,
+    name: str,
+    emit: Emit,
+    stats: ProviderStats,
+    backoff: Backoff,
+    send_interval: float,
+    clock: Callable[[], float],
+) -> str:
     """Run one connection; returns why it should be dropped."""
     for i, frame in enumerate(session.opening()):
         if i and send_interval:
@@ -113,8 +153,9 @@ async def _pump(ws, session: Session, *, name: str, emit: Emit, stats: ProviderS
                 raw = await ws.recv()
         except TimeoutError:
             stats.silences += 1
-            log.warning("%s: provider silent past its liveness deadline", name,
-                        extra={"event": "feed.silent", "provider": name})
+            log.warning(
+                "%s: provider silent past its liveness deadline", name, extra={"event": "feed.silent", "provider": name}
+            )
             return "provider went silent"
         stats.messages += 1
         metrics.provider_message(name)

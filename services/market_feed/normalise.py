@@ -79,6 +79,7 @@ def price(value: Any) -> str | None:
 
 # --- replay files and the synthetic market: contract-shaped records -------------------------
 
+
 def from_record(record: Mapping[str, Any], *, provider: str, ingest_ts: int, ts: int | None = None) -> Tick | None:
     """A tick from a contract-shaped record (an NDJSON object or a CSV row of strings).
 
@@ -92,8 +93,16 @@ def from_record(record: Mapping[str, Any], *, provider: str, ingest_ts: int, ts:
         ts = _int(record.get("ts"))
         if ts is None:
             return None
-    return Tick(symbol=symbol, last=last, ts=ts, ingest_ts=ingest_ts, provider=provider,
-                bid=price(record.get("bid")), ask=price(record.get("ask")), size=price(record.get("size")))
+    return Tick(
+        symbol=symbol,
+        last=last,
+        ts=ts,
+        ingest_ts=ingest_ts,
+        provider=provider,
+        bid=price(record.get("bid")),
+        ask=price(record.get("ask")),
+        size=price(record.get("size")),
+    )
 
 
 def _int(value: Any) -> int | None:
@@ -149,12 +158,22 @@ def from_coinbase_ticker(envelope: Mapping[str, Any], *, ingest_ts: int) -> list
             symbol, last = t.get("product_id"), price(t.get("price"))
             if not isinstance(symbol, str) or last is None:
                 continue
-            out.append(Tick(symbol=symbol, last=last, ts=ts, ingest_ts=ingest_ts, provider="coinbase",
-                            bid=price(t.get("best_bid")), ask=price(t.get("best_ask"))))
+            out.append(
+                Tick(
+                    symbol=symbol,
+                    last=last,
+                    ts=ts,
+                    ingest_ts=ingest_ts,
+                    provider="coinbase",
+                    bid=price(t.get("best_bid")),
+                    ask=price(t.get("best_ask")),
+                )
+            )
     return out
 
 
 # --- Binance Spot -----------------------------------------------------------------------------
+
 
 def from_binance_trade(data: Mapping[str, Any], *, symbol: str, ingest_ts: int) -> Tick | None:
     """A tick from a ``trade`` payload; ``T`` (trade time, ms) is the provider time."""
@@ -162,12 +181,14 @@ def from_binance_trade(data: Mapping[str, Any], *, symbol: str, ingest_ts: int) 
     when = _int(data.get("T")) or _int(data.get("E"))
     if last is None or when is None:
         return None
-    return Tick(symbol=symbol, last=last, ts=when * 1000, ingest_ts=ingest_ts, provider="binance",
-                size=price(data.get("q")))
+    return Tick(
+        symbol=symbol, last=last, ts=when * 1000, ingest_ts=ingest_ts, provider="binance", size=price(data.get("q"))
+    )
 
 
-def from_binance_book(data: Mapping[str, Any], *, symbol: str, ts: int, ingest_ts: int,
-                      last_trade: str | None) -> Tick | None:
+def from_binance_book(
+    data: Mapping[str, Any], *, symbol: str, ts: int, ingest_ts: int, last_trade: str | None
+) -> Tick | None:
     """A tick from a ``bookTicker`` payload, which has no price of its own: ``last`` is the last
     trade seen for the symbol, or the exact mid of bid and ask before any trade. ``bookTicker``
     carries no time either, so the caller supplies ``ts``."""

@@ -69,9 +69,15 @@ class _SymbolState:
 
 
 class Pipeline:
-    def __init__(self, *, symbols: Collection[str] | None = None, stale_after: float = 0.0,
-                 max_hz: float = 0.0, on_drop: Callable[[str], None] | None = None,
-                 log_interval: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        *,
+        symbols: Collection[str] | None = None,
+        stale_after: float = 0.0,
+        max_hz: float = 0.0,
+        on_drop: Callable[[str], None] | None = None,
+        log_interval: float = DEFAULT_INTERVAL_S,
+    ) -> None:
         if stale_after < 0 or max_hz < 0:
             raise ValueError("stale_after and max_hz must not be negative")
         self.symbols = frozenset(symbols) if symbols is not None else None
@@ -83,7 +89,7 @@ class Pipeline:
         self._on_drop = on_drop or _ignore
         self._stale_log = LogLimiter(log_interval)
         self._state: dict[str, _SymbolState] = {}
-        self._held: list[tuple[float, str]] = []           # (due, symbol); entries may be outdated
+        self._held: list[tuple[float, str]] = []  # (due, symbol); entries may be outdated
         self._fresh: OrderedDict[str, None] = OrderedDict()  # non-stale symbols, least recently heard first
 
     def offer(self, tick: Tick, *, now: float) -> list[Tick]:
@@ -176,9 +182,13 @@ class Pipeline:
         self.stats.stale_marked += 1
         suppressed = self._stale_log.allow(st.last.symbol, now)
         if suppressed is not None:
-            log.info("%s is stale: nothing from the provider for %.1fs (%d such lines held back)", st.last.symbol,
-                     now - st.heard_at, suppressed,
-                     extra={"event": "feed.stale", "symbol": st.last.symbol, "suppressed": suppressed})
+            log.info(
+                "%s is stale: nothing from the provider for %.1fs (%d such lines held back)",
+                st.last.symbol,
+                now - st.heard_at,
+                suppressed,
+                extra={"event": "feed.stale", "symbol": st.last.symbol, "suppressed": suppressed},
+            )
         return self._send(st, st.last.as_stale(), now)
 
     def _send(self, st: _SymbolState, tick: Tick, now: float) -> Tick:

@@ -23,18 +23,18 @@ Emit = Callable[[Tick], Awaitable[None]]
 class ProviderStats:
     """Counters an adapter keeps; logged when the service stops, asserted on by tests."""
 
-    attempts: int = 0        # connection attempts
-    connected: int = 0       # attempts that opened
-    disconnects: int = 0     # connections that ended, for any reason
-    messages: int = 0        # frames or records received
-    ticks: int = 0           # ticks emitted
-    ignored: int = 0         # frames of unknown or unsupported types, and malformed frames
-    errors: int = 0          # error messages from the provider
-    gaps: int = 0            # jumps in a sequence number or heartbeat counter
-    missed: int = 0          # messages the gaps say were lost
-    stale_ids: int = 0       # updates older than one already seen (Binance u / t)
-    silences: int = 0        # connections dropped because the provider went quiet
-    shutdowns: int = 0       # server-announced shutdowns
+    attempts: int = 0  # connection attempts
+    connected: int = 0  # attempts that opened
+    disconnects: int = 0  # connections that ended, for any reason
+    messages: int = 0  # frames or records received
+    ticks: int = 0  # ticks emitted
+    ignored: int = 0  # frames of unknown or unsupported types, and malformed frames
+    errors: int = 0  # error messages from the provider
+    gaps: int = 0  # jumps in a sequence number or heartbeat counter
+    missed: int = 0  # messages the gaps say were lost
+    stale_ids: int = 0  # updates older than one already seen (Binance u / t)
+    silences: int = 0  # connections dropped because the provider went quiet
+    shutdowns: int = 0  # server-announced shutdowns
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -54,23 +54,35 @@ def build(settings: "FeedSettings", symbols: tuple[str, ...]) -> Provider:
     if settings.provider == "synthetic":
         from .synthetic import SyntheticMarket, SyntheticProvider
 
-        market = SyntheticMarket(symbols, rate=settings.rate, volatility_scale=settings.volatility_scale,
-                                 seed=settings.seed or None)
+        market = SyntheticMarket(
+            symbols, rate=settings.rate, volatility_scale=settings.volatility_scale, seed=settings.seed or None
+        )
         return SyntheticProvider(market)
     if settings.provider == "replay":
         from .replay import ReplayProvider
 
-        return ReplayProvider(settings.replay_path(), speed=settings.replay_speed, loop=settings.replay_loop,
-                              symbols=settings.symbols or None)
+        return ReplayProvider(
+            settings.replay_path(),
+            speed=settings.replay_speed,
+            loop=settings.replay_loop,
+            symbols=settings.symbols or None,
+        )
     if settings.provider == "coinbase":
         from .coinbase import CoinbaseProvider
 
-        return CoinbaseProvider(symbols, url=settings.coinbase_url,
-                                heartbeat_timeout=settings.coinbase_heartbeat_timeout,
-                                reconnect_max=settings.reconnect_max)
+        return CoinbaseProvider(
+            symbols,
+            url=settings.coinbase_url,
+            heartbeat_timeout=settings.coinbase_heartbeat_timeout,
+            reconnect_max=settings.reconnect_max,
+        )
     if settings.provider == "binance":
         from .binance import BinanceProvider
 
-        return BinanceProvider(symbols, url=settings.binance_url, idle_timeout=settings.binance_idle_timeout,
-                               reconnect_max=settings.reconnect_max)
+        return BinanceProvider(
+            symbols,
+            url=settings.binance_url,
+            idle_timeout=settings.binance_idle_timeout,
+            reconnect_max=settings.reconnect_max,
+        )
     raise ValueError(f"unknown provider {settings.provider!r}")

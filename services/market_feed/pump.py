@@ -43,8 +43,7 @@ IDLE_POLL_S = 1.0
 
 
 class Pump:
-    def __init__(self, pipeline: Pipeline, publisher: Publisher,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, pipeline: Pipeline, publisher: Publisher, clock: Callable[[], float] = time.monotonic) -> None:
         self.pipeline = pipeline
         self.publisher = publisher
         self.clock = clock
@@ -95,8 +94,10 @@ class Pump:
         for tick in ticks:
             try:
                 if tr.sampled:
-                    attributes = {"messaging.system": "nats",
-                                  "messaging.destination.name": self.publisher.tick_subject(tick.symbol)}
+                    attributes = {
+                        "messaging.system": "nats",
+                        "messaging.destination.name": self.publisher.tick_subject(tick.symbol),
+                    }
                     with tr.step("feed.publish", kind=tracing.PRODUCER, attributes=attributes):
                         await self.publisher.publish_tick(tick.to_message(), tr)
                 else:
@@ -111,10 +112,16 @@ class Pump:
                 metrics.dropped("overflow")
                 if not self._failing:
                     self._failing = True
-                    log.warning("NATS refused ticks (%s); dropping until it recovers", exc,
-                                extra={"event": "feed.publish_failing"})
+                    log.warning(
+                        "NATS refused ticks (%s); dropping until it recovers",
+                        exc,
+                        extra={"event": "feed.publish_failing"},
+                    )
                 continue
             if self._failing:
                 self._failing = False
-                log.info("publishing again after dropping %d ticks", self.dropped,
-                         extra={"event": "feed.publish_recovered", "dropped": self.dropped})
+                log.info(
+                    "publishing again after dropping %d ticks",
+                    self.dropped,
+                    extra={"event": "feed.publish_recovered", "dropped": self.dropped},
+                )

@@ -34,7 +34,7 @@ _SECOND_US = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    ts: int                # the file's time, µs
+    ts: int  # the file's time, µs
     fields: dict[str, Any]
 
 
@@ -65,8 +65,12 @@ def _ndjson_rows(path: Path, stats: ProviderStats) -> Iterator[dict[str, Any]]:
                 row = None
             if not isinstance(row, dict):
                 stats.ignored += 1
-                log.warning("replay: line %d of %s is not a JSON object", n, path.name,
-                            extra={"event": "feed.replay_bad_line", "line": n})
+                log.warning(
+                    "replay: line %d of %s is not a JSON object",
+                    n,
+                    path.name,
+                    extra={"event": "feed.replay_bad_line", "line": n},
+                )
                 continue
             yield row
 
@@ -74,8 +78,7 @@ def _ndjson_rows(path: Path, stats: ProviderStats) -> Iterator[dict[str, Any]]:
 def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            yield {k.strip(): (v.strip() if isinstance(v, str) and v.strip() else None)
-                   for k, v in row.items() if k}
+            yield {k.strip(): (v.strip() if isinstance(v, str) and v.strip() else None) for k, v in row.items() if k}
 
 
 def _ts(value: Any) -> int | None:
@@ -108,9 +111,16 @@ class ReplayClock:
 class ReplayProvider:
     name = "replay"
 
-    def __init__(self, path: Path, *, speed: float = 1.0, loop: bool = True, symbols: Collection[str] | None = None,
-                 clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        speed: float = 1.0,
+        loop: bool = True,
+        symbols: Collection[str] | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
         self.path = Path(path)
         self.speed = speed
         self.loop = loop
@@ -131,14 +141,23 @@ class ReplayProvider:
             metrics.provider_status(self.name, False)
 
     async def _play(self, emit: Emit) -> None:
-        records = [r for r in read_records(self.path, self.stats)
-                   if self.symbols is None or r.fields.get("symbol") in self.symbols]
+        records = [
+            r
+            for r in read_records(self.path, self.stats)
+            if self.symbols is None or r.fields.get("symbol") in self.symbols
+        ]
         if not records:
             log.warning("replay: %s has no usable records", self.path, extra={"event": "feed.replay_empty"})
             return
         timing = ReplayClock(records, speed=self.speed, start=self.clock()) if self.speed > 0 else None
-        log.info("replay: %d records from %s at speed %s%s", len(records), self.path.name, self.speed,
-                 ", looping" if self.loop else "", extra={"event": "feed.replay_started"})
+        log.info(
+            "replay: %d records from %s at speed %s%s",
+            len(records),
+            self.path.name,
+            self.speed,
+            ", looping" if self.loop else "",
+            extra={"event": "feed.replay_started"},
+        )
         while True:
             for record in records:
                 await self._emit_one(record, timing, emit)

@@ -31,12 +31,17 @@ async def serve(settings: FeedSettings, nc, stop: asyncio.Event) -> None:
     await streams.ensure(nc.jetstream())
     symbols = settings.universe()
     publisher = Publisher(nc)
-    pipeline = Pipeline(symbols=symbols, stale_after=settings.stale_after, max_hz=settings.max_hz_per_symbol,
-                        on_drop=metrics.dropped)
+    pipeline = Pipeline(
+        symbols=symbols, stale_after=settings.stale_after, max_hz=settings.max_hz_per_symbol, on_drop=metrics.dropped
+    )
     pump = Pump(pipeline, publisher)
     source = providers.build(settings, symbols)
-    log.info("market-feed running: provider=%s symbols=%d", source.name, len(symbols),
-             extra={"event": "feed.started", "provider": source.name, "symbols": len(symbols)})
+    log.info(
+        "market-feed running: provider=%s symbols=%d",
+        source.name,
+        len(symbols),
+        extra={"event": "feed.started", "provider": source.name, "symbols": len(symbols)},
+    )
     feed = asyncio.create_task(_run_provider(source, pump), name="feed-provider")
     timer = asyncio.create_task(pump.run_timer(), name="feed-timer")
     stopping = asyncio.create_task(stop.wait())
@@ -51,9 +56,16 @@ async def serve(settings: FeedSettings, nc, stop: asyncio.Event) -> None:
         for task in (feed, timer, stopping):
             task.cancel()
         await asyncio.gather(feed, timer, stopping, return_exceptions=True)
-        log.info("market-feed published %d ticks", publisher.published,
-                 extra={"event": "feed.stopped", "published": publisher.published,
-                        "provider_stats": source.stats.as_dict(), "pipeline_stats": vars(pipeline.stats)})
+        log.info(
+            "market-feed published %d ticks",
+            publisher.published,
+            extra={
+                "event": "feed.stopped",
+                "published": publisher.published,
+                "provider_stats": source.stats.as_dict(),
+                "pipeline_stats": vars(pipeline.stats),
+            },
+        )
 
 
 async def _run_provider(source: providers.Provider, pump: Pump) -> None:

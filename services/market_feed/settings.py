@@ -23,32 +23,51 @@ _PAIR = re.compile(r"[A-Z0-9]+-[A-Z0-9]+")
 class FeedSettings:
     nats_url: str = setting("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
     provider: str = setting("FEED_PROVIDER", "synthetic", "Provider adapter: " + ", ".join(PROVIDERS))
-    symbols: tuple[str, ...] = setting("FEED_SYMBOLS", (), "Comma-separated symbols; empty means every instrument "
-                                       "in contracts/instruments.toml the provider can serve")
+    symbols: tuple[str, ...] = setting(
+        "FEED_SYMBOLS",
+        (),
+        "Comma-separated symbols; empty means every instrument in contracts/instruments.toml the provider can serve",
+    )
     rate: float = setting("FEED_RATE", 100.0, "Synthetic provider: ticks per second across all symbols")
-    volatility_scale: float = setting("FEED_VOLATILITY_SCALE", 20.0,
-                                      "Synthetic provider: multiplier on real-world volatility, so a demo visibly moves")
+    volatility_scale: float = setting(
+        "FEED_VOLATILITY_SCALE",
+        20.0,
+        "Synthetic provider: multiplier on real-world volatility, so a demo visibly moves",
+    )
     seed: int = setting("FEED_SEED", 0, "Synthetic provider: random seed; 0 picks a fresh one")
-    replay_file: str = setting("FEED_REPLAY_FILE", "", "Replay provider: NDJSON or .csv file of ticks; empty plays "
-                               "the bundled sample (services/market_feed/samples/" + SAMPLE_REPLAY + ")")
-    replay_speed: float = setting("FEED_REPLAY_SPEED", 1.0,
-                                  "Replay provider: 1 is real time, 10 ten times faster, 0 as fast as possible")
+    replay_file: str = setting(
+        "FEED_REPLAY_FILE",
+        "",
+        "Replay provider: NDJSON or .csv file of ticks; empty plays "
+        "the bundled sample (services/market_feed/samples/" + SAMPLE_REPLAY + ")",
+    )
+    replay_speed: float = setting(
+        "FEED_REPLAY_SPEED", 1.0, "Replay provider: 1 is real time, 10 ten times faster, 0 as fast as possible"
+    )
     replay_loop: bool = setting("FEED_REPLAY_LOOP", True, "Replay provider: start again at the end of the file")
-    coinbase_url: str = setting("FEED_COINBASE_URL", "wss://advanced-trade-ws.coinbase.com",
-                                "Coinbase provider: Advanced Trade WebSocket URL")
-    coinbase_heartbeat_timeout: float = setting("FEED_COINBASE_HEARTBEAT_TIMEOUT_S", 3.0,
-                                                "Coinbase provider: seconds without a heartbeat before reconnecting")
-    binance_url: str = setting("FEED_BINANCE_URL", "wss://stream.binance.com:9443",
-                               "Binance provider: base URL (binance.com, stream.binance.us:9443, "
-                               "data-stream.binance.vision)")
-    binance_idle_timeout: float = setting("FEED_BINANCE_IDLE_TIMEOUT_S", 60.0,
-                                          "Binance provider: seconds without any frame before reconnecting")
-    reconnect_max: float = setting("FEED_RECONNECT_MAX_S", 30.0,
-                                   "Real providers: longest backoff between reconnection attempts, seconds")
-    stale_after: float = setting("FEED_STALE_AFTER_S", 30.0,
-                                 "Seconds without a tick before a symbol is re-published as stale; 0 never")
-    max_hz_per_symbol: float = setting("FEED_MAX_HZ_PER_SYMBOL", 0.0,
-                                       "Most ticks per second published per symbol (latest wins); 0 no limit")
+    coinbase_url: str = setting(
+        "FEED_COINBASE_URL", "wss://advanced-trade-ws.coinbase.com", "Coinbase provider: Advanced Trade WebSocket URL"
+    )
+    coinbase_heartbeat_timeout: float = setting(
+        "FEED_COINBASE_HEARTBEAT_TIMEOUT_S", 3.0, "Coinbase provider: seconds without a heartbeat before reconnecting"
+    )
+    binance_url: str = setting(
+        "FEED_BINANCE_URL",
+        "wss://stream.binance.com:9443",
+        "Binance provider: base URL (binance.com, stream.binance.us:9443, data-stream.binance.vision)",
+    )
+    binance_idle_timeout: float = setting(
+        "FEED_BINANCE_IDLE_TIMEOUT_S", 60.0, "Binance provider: seconds without any frame before reconnecting"
+    )
+    reconnect_max: float = setting(
+        "FEED_RECONNECT_MAX_S", 30.0, "Real providers: longest backoff between reconnection attempts, seconds"
+    )
+    stale_after: float = setting(
+        "FEED_STALE_AFTER_S", 30.0, "Seconds without a tick before a symbol is re-published as stale; 0 never"
+    )
+    max_hz_per_symbol: float = setting(
+        "FEED_MAX_HZ_PER_SYMBOL", 0.0, "Most ticks per second published per symbol (latest wins); 0 no limit"
+    )
 
     def universe(self) -> tuple[str, ...]:
         """The symbols to serve: ``FEED_SYMBOLS``, else every listed instrument this provider can
@@ -57,11 +76,13 @@ class FeedSettings:
             return self.symbols
         known = instruments()
         if self.provider == "coinbase":
-            return tuple(s for s, i in known.items() if i.market == "crypto" and _PAIR.fullmatch(s)
-                         and not s.endswith("-USDT"))
+            return tuple(
+                s for s, i in known.items() if i.market == "crypto" and _PAIR.fullmatch(s) and not s.endswith("-USDT")
+            )
         if self.provider == "binance":
-            return tuple(s for s, i in known.items() if i.market == "crypto" and _binance_lists(s)
-                         and not s.endswith("-USD"))
+            return tuple(
+                s for s, i in known.items() if i.market == "crypto" and _binance_lists(s) and not s.endswith("-USD")
+            )
         return tuple(known)
 
     def replay_path(self) -> Path:
@@ -116,8 +137,9 @@ class FeedSettings:
             if not lo <= value <= hi:
                 raise ConfigError(env, str(value), f"must be between {lo:g} and {hi:g}")
         if self.stale_after and self.max_hz_per_symbol and self.stale_after * self.max_hz_per_symbol <= 1:
-            raise ConfigError("FEED_STALE_AFTER_S", str(self.stale_after),
-                              "must be longer than 1 / FEED_MAX_HZ_PER_SYMBOL (or 0)")
+            raise ConfigError(
+                "FEED_STALE_AFTER_S", str(self.stale_after), "must be longer than 1 / FEED_MAX_HZ_PER_SYMBOL (or 0)"
+            )
 
 
 def _binance_lists(symbol: str) -> bool:

@@ -42,8 +42,15 @@ class SyntheticMarket:
 
     name = "synthetic"
 
-    def __init__(self, symbols: tuple[str, ...], *, rate: float, volatility_scale: float = 20.0,
-                 seed: int | None = None, now: float | None = None) -> None:
+    def __init__(
+        self,
+        symbols: tuple[str, ...],
+        *,
+        rate: float,
+        volatility_scale: float = 20.0,
+        seed: int | None = None,
+        now: float | None = None,
+    ) -> None:
         self.rng = random.Random(seed or None)
         self.rate = rate
         start = time.time() if now is None else now
@@ -54,8 +61,9 @@ class SyntheticMarket:
             vol = _VOL.get(inst.market, 0.3) * volatility_scale
             # Zipf-like popularity: the first symbols listed (the big names) tick most.
             weight = 1.0 / (1 + i) ** 0.6
-            self._walks.append(_Walk(inst, float(inst.reference_price), vol / math.sqrt(_SECONDS_PER_YEAR),
-                                     weight, start))
+            self._walks.append(
+                _Walk(inst, float(inst.reference_price), vol / math.sqrt(_SECONDS_PER_YEAR), weight, start)
+            )
         self._cum: list[float] = []
         total = 0.0
         for w in self._walks:
@@ -118,7 +126,11 @@ class SyntheticMarket:
     def _size(self, market: str) -> str:
         rng = self.rng
         if market == "crypto":
-            return str(Decimal(rng.lognormvariate(-3.0, 1.5)).quantize(Decimal("0.00001"), ROUND_HALF_EVEN).max(Decimal("0.00001")))
+            return str(
+                Decimal(rng.lognormvariate(-3.0, 1.5))
+                .quantize(Decimal("0.00001"), ROUND_HALF_EVEN)
+                .max(Decimal("0.00001"))
+            )
         if market == "fx":
             return str(1000 * rng.choice((1, 5, 10, 25, 50, 100, 250, 1000)))
         if rng.random() < 0.7:

@@ -49,8 +49,14 @@ class Alerts:
             if same:  # a retry of a create that already happened
                 made["rule"] = same[0]
                 return None
-            rule = r.make_rule(req.data, rule_id=rule_id, price=self.prices.get(req.data["symbol"]),
-                               existing=rules, max_rules=self.max_rules, now=now_us())
+            rule = r.make_rule(
+                req.data,
+                rule_id=rule_id,
+                price=self.prices.get(req.data["symbol"]),
+                existing=rules,
+                max_rules=self.max_rules,
+                now=now_us(),
+            )
             made["rule"] = rule
             return [*rules, rule]
 
@@ -89,10 +95,12 @@ class Alerts:
             if not any(x["id"] == rule["id"] for x in current):
                 return
             now = now_us()
-            await self.publisher.publish(Channel(Kind.NOTIFICATIONS, user),
-                                         alert_notification(user, rule, format(price, "f"), now))
-            await self.publisher.publish(Channel(Kind.ALERTS, user), r.fired_event(rule, price, now),
-                                         id=stable_id("af", rule["id"]))
+            await self.publisher.publish(
+                Channel(Kind.NOTIFICATIONS, user), alert_notification(user, rule, format(price, "f"), now)
+            )
+            await self.publisher.publish(
+                Channel(Kind.ALERTS, user), r.fired_event(rule, price, now), id=stable_id("af", rule["id"])
+            )
             await self._change(user, lambda rules: [x for x in rules if x["id"] != rule["id"]])
             log.info("alert %s fired", rule["id"], extra={"event": "notifier.alert_fired", "alert_id": rule["id"]})
         except Exception:

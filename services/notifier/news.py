@@ -64,8 +64,14 @@ class SyntheticNews:
     def next_story(self, now: int) -> dict[str, Any]:
         symbol = self.rng.choice(self.symbols)
         headline, summary = self.rng.choice(_HEADLINES.get(instruments()[symbol].market, _HEADLINES["equities"]))
-        return {"id": new_id("news"), "headline": headline.format(s=symbol), "summary": summary,
-                "symbols": [symbol], "source": self.name, "ts": now}
+        return {
+            "id": new_id("news"),
+            "headline": headline.format(s=symbol),
+            "summary": summary,
+            "symbols": [symbol],
+            "source": self.name,
+            "ts": now,
+        }
 
 
 class ReplayNews:

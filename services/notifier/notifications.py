@@ -19,8 +19,14 @@ def trade_notification(ex: dict[str, Any], now: int) -> dict[str, Any] | None:
     """The notification for an ``execution``: filled, rejected or cancelled (accepted: none,
     the trades channel shows it)."""
     status = ex["status"]
-    base = {"id": stable_id("n", ex["exec_id"]), "user": ex["user"], "kind": "trade", "symbol": ex["symbol"],
-            "ref": ex["exec_id"], "ts": now}
+    base = {
+        "id": stable_id("n", ex["exec_id"]),
+        "user": ex["user"],
+        "kind": "trade",
+        "symbol": ex["symbol"],
+        "ref": ex["exec_id"],
+        "ts": now,
+    }
     qty = _qty(ex["quantity"])
     if status == "filled":
         title = f"{_VERB[ex['side']]} {qty} {ex['symbol']} at {ex['price']}"
@@ -41,13 +47,29 @@ def alert_notification(user: str, rule: dict[str, Any], price: str, now: int) ->
         title = f"{sym} fell to {price} (alert below {th})"
     else:
         title = f"{sym} moved {th}% or more: now {price} (from {rule.get('reference_price', '?')})"
-    return {"id": stable_id("n", rule["id"]), "user": user, "kind": "alert", "severity": "warning",
-            "title": title[:120], "symbol": sym, "ref": rule["id"], "ts": now}
+    return {
+        "id": stable_id("n", rule["id"]),
+        "user": user,
+        "kind": "alert",
+        "severity": "warning",
+        "title": title[:120],
+        "symbol": sym,
+        "ref": rule["id"],
+        "ts": now,
+    }
 
 
 def news_notification(user: str, story: dict[str, Any], symbol: str, now: int) -> dict[str, Any]:
-    return {"id": stable_id("n", story["id"], user), "user": user, "kind": "news", "severity": "info",
-            "title": f"News on {symbol}: {story['headline']}"[:120], "symbol": symbol, "ref": story["id"], "ts": now}
+    return {
+        "id": stable_id("n", story["id"], user),
+        "user": user,
+        "kind": "news",
+        "severity": "info",
+        "title": f"News on {symbol}: {story['headline']}"[:120],
+        "symbol": symbol,
+        "ref": story["id"],
+        "ts": now,
+    }
 
 
 def _qty(q: str) -> str:

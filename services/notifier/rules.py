@@ -28,8 +28,15 @@ class RuleError(Exception):
         self.reason = reason
 
 
-def make_rule(data: dict[str, Any], *, rule_id: str, price: Decimal | None, existing: list[dict[str, Any]],
-              max_rules: int, now: int) -> dict[str, Any]:
+def make_rule(
+    data: dict[str, Any],
+    *,
+    rule_id: str,
+    price: Decimal | None,
+    existing: list[dict[str, Any]],
+    max_rules: int,
+    now: int,
+) -> dict[str, Any]:
     """A new stored rule from ``alert.create`` data; ``price`` is the current price (the
     reference for ``move_pct``, which therefore needs one: 605)."""
     if data["symbol"] not in instruments():
@@ -38,8 +45,13 @@ def make_rule(data: dict[str, Any], *, rule_id: str, price: Decimal | None, exis
         raise RuleError(ErrorCode.TOO_MANY_ALERTS, f"at most {max_rules} alert rules per user")
     if price is None and data["condition"] == "move_pct":
         raise RuleError(ErrorCode.NO_PRICE, "no current price for the symbol yet")
-    rule = {"id": rule_id, "symbol": data["symbol"], "condition": data["condition"],
-            "threshold": data["threshold"], "created_ts": now}
+    rule = {
+        "id": rule_id,
+        "symbol": data["symbol"],
+        "condition": data["condition"],
+        "threshold": data["threshold"],
+        "created_ts": now,
+    }
     if price is not None:
         rule["reference_price"] = format(price, "f")
     return rule

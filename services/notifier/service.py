@@ -54,7 +54,9 @@ async def publish_story(publisher: Publisher, story: dict[str, Any], holders: Ho
         await publisher.publish(Channel(Kind.NOTIFICATIONS, user), note)
 
 
-async def run_news(provider: NewsProvider, publisher: Publisher, holders: HolderIndex | None, stop: asyncio.Event) -> None:
+async def run_news(
+    provider: NewsProvider, publisher: Publisher, holders: HolderIndex | None, stop: asyncio.Event
+) -> None:
     """Pace ``provider``'s stories until it has no more or ``stop`` is set."""
     while not stop.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
@@ -67,8 +69,9 @@ async def run_news(provider: NewsProvider, publisher: Publisher, holders: Holder
             return
         try:
             # A story enters tickmesh here: sampled at the head ratio, like a tick.
-            with traced(tracing.begin("notifier.news", kind=tracing.PRODUCER,
-                                      attributes={"tickmesh.story_id": story["id"]})):
+            with traced(
+                tracing.begin("notifier.news", kind=tracing.PRODUCER, attributes={"tickmesh.story_id": story["id"]})
+            ):
                 await publish_story(publisher, story, holders)
         except Exception:
             log.exception("publishing a story failed", extra={"event": "notifier.news_failed"})
@@ -78,8 +81,9 @@ async def follow_rules(kv: Any, alerts: Alerts) -> None:
     def decode(key: str, value: bytes | None):
         return decode_token(key), [] if value is None else decode_rules(value)
 
-    await follow(kv, decode, lambda item, initial: alerts.on_stored(*item),
-                 what="set of alert rules", event="notifier.bad_rules")
+    await follow(
+        kv, decode, lambda item, initial: alerts.on_stored(*item), what="set of alert rules", event="notifier.bad_rules"
+    )
 
 
 async def serve(settings: NotifierSettings, nc, stop: asyncio.Event) -> None:
@@ -87,7 +91,9 @@ async def serve(settings: NotifierSettings, nc, stop: asyncio.Event) -> None:
     await streams.ensure(js)
     prices = PriceBook()
     publisher = Publisher(nc)
-    alerts = Alerts(publisher=publisher, kv=await js.key_value(streams.ALERTS_BUCKET), prices=prices, max_rules=settings.max_alerts)
+    alerts = Alerts(
+        publisher=publisher, kv=await js.key_value(streams.ALERTS_BUCKET), prices=prices, max_rules=settings.max_alerts
+    )
     holders = HolderIndex() if settings.notify_holders else None
     background = [asyncio.ensure_future(follow_rules(alerts.kv, alerts))]
     if holders is not None:
@@ -104,8 +110,9 @@ async def serve(settings: NotifierSettings, nc, stop: asyncio.Event) -> None:
     provider = make_provider(settings)
     if provider is not None:
         background.append(asyncio.ensure_future(run_news(provider, publisher, holders, stop)))
-    subs = await serve_commands(nc, "notifier", {"alert.create": alerts.create, "alert.list": alerts.list,
-                                                 "alert.delete": alerts.delete})
+    subs = await serve_commands(
+        nc, "notifier", {"alert.create": alerts.create, "alert.list": alerts.list, "alert.delete": alerts.delete}
+    )
     log.info("notifier running: news=%s", settings.news_provider, extra={"event": "notifier.started"})
     stopper = asyncio.ensure_future(stop.wait())
     try:

@@ -34,15 +34,17 @@ DURABLE = "notifier-trades"
 async def subscribe(js: Any) -> Any:
     """The pull subscription; created at the stream's end the first time (no flood of old
     trades on a fresh deployment), then resumed where the last instance stopped."""
-    config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.EXPLICIT, ack_wait=30,
-                            max_deliver=20)
-    return await js.pull_subscribe(wildcard(Kind.TRADES), durable=DURABLE, stream=streams.USER_EVENTS,
-                                   config=config)
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=20
+    )
+    return await js.pull_subscribe(wildcard(Kind.TRADES), durable=DURABLE, stream=streams.USER_EVENTS, config=config)
 
 
 async def handle(publisher: Publisher, msg: Any) -> None:
     if tracing.carries_trace(msg.headers):
-        with traced(tracing.receive("notifier.trade", msg.headers, attributes={"messaging.destination.name": msg.subject})):
+        with traced(
+            tracing.receive("notifier.trade", msg.headers, attributes={"messaging.destination.name": msg.subject})
+        ):
             await _notify(publisher, msg)
     else:
         await _notify(publisher, msg)

@@ -13,27 +13,36 @@ log = logging.getLogger(__name__)
 D = Decimal
 
 DEMO_ACCOUNTS: dict[str, Account] = {
-    "alice": Account(D("100000.00"), {
-        "AAPL": Position(D("50"), D("180.00")),
-        "MSFT": Position(D("20"), D("401.50")),
-        "NVDA": Position(D("100"), D("110.25")),
-        "BTC-USD": Position(D("0.5"), D("60250.00")),
-        "EUR/USD": Position(D("10000"), D("1.07310")),
-    }),
-    "bob": Account(D("25000.00"), {
-        "TSLA": Position(D("30"), D("251.10")),
-        "SPY": Position(D("15"), D("540.00")),
-        "ETH-USD": Position(D("4"), D("2980.00")),
-        "GBP/USD": Position(D("5000"), D("1.26010")),
-    }),
-    "carol": Account(D("250000.00"), {
-        "BRK.B": Position(D("40"), D("430.00")),
-        "GOOGL": Position(D("60"), D("165.40")),
-        "AMZN": Position(D("25"), D("175.00")),
-        "SOL-USD": Position(D("100"), D("140.00")),
-        "DOGE-USD": Position(D("50000"), D("0.11000")),
-        "USD/JPY": Position(D("20000"), D("149.500")),
-    }),
+    "alice": Account(
+        D("100000.00"),
+        {
+            "AAPL": Position(D("50"), D("180.00")),
+            "MSFT": Position(D("20"), D("401.50")),
+            "NVDA": Position(D("100"), D("110.25")),
+            "BTC-USD": Position(D("0.5"), D("60250.00")),
+            "EUR/USD": Position(D("10000"), D("1.07310")),
+        },
+    ),
+    "bob": Account(
+        D("25000.00"),
+        {
+            "TSLA": Position(D("30"), D("251.10")),
+            "SPY": Position(D("15"), D("540.00")),
+            "ETH-USD": Position(D("4"), D("2980.00")),
+            "GBP/USD": Position(D("5000"), D("1.26010")),
+        },
+    ),
+    "carol": Account(
+        D("250000.00"),
+        {
+            "BRK.B": Position(D("40"), D("430.00")),
+            "GOOGL": Position(D("60"), D("165.40")),
+            "AMZN": Position(D("25"), D("175.00")),
+            "SOL-USD": Position(D("100"), D("140.00")),
+            "DOGE-USD": Position(D("50000"), D("0.11000")),
+            "USD/JPY": Position(D("20000"), D("149.500")),
+        },
+    ),
 }
 
 
@@ -69,9 +78,12 @@ async def seed_demo_accounts(nats_url: str, *, attempts: int = 20, credentials: 
 
     for attempt in range(attempts):
         try:
-            nc = await nats.connect([u.strip() for u in nats_url.split(",")], connect_timeout=2,
-                                    max_reconnect_attempts=0,
-                                    **(credentials.options() if credentials is not None else {}))
+            nc = await nats.connect(
+                [u.strip() for u in nats_url.split(",")],
+                connect_timeout=2,
+                max_reconnect_attempts=0,
+                **(credentials.options() if credentials is not None else {}),
+            )
             try:
                 js = nc.jetstream()
                 await ensure(js)

@@ -50,7 +50,7 @@ class FillPositions:
             self._held.pop(user, None)
             return True
         if previous is not None and previous in applied:
-            new = applied[applied.index(previous) + 1:]
+            new = applied[applied.index(previous) + 1 :]
         else:  # no fill known before (a new account, or its first fills), or trimmed away
             new = applied
         held = self._held.get(user)

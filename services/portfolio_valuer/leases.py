@@ -53,8 +53,17 @@ class ShardLeases:
     """Holds the shard leases this instance is assigned; ``on_take(shard)`` /
     ``on_give_back(shard)`` are called when it starts and stops valuing a shard."""
 
-    def __init__(self, js: Any, *, shards: int, home: int, ttl: float, on_take: Callable[[int], None],
-                 on_give_back: Callable[[int], None], me: str | None = None) -> None:
+    def __init__(
+        self,
+        js: Any,
+        *,
+        shards: int,
+        home: int,
+        ttl: float,
+        on_take: Callable[[int], None],
+        on_give_back: Callable[[int], None],
+        me: str | None = None,
+    ) -> None:
         self.js = js
         self.shards = shards
         self.home = home
@@ -103,8 +112,9 @@ class ShardLeases:
             await self.kv.delete(self._member_key(self.me))
 
     async def _announce(self) -> None:
-        await self.js.publish(f"$KV.{BUCKET}.{self._member_key(self.me)}", orjson.dumps({"home": self.home}),
-                              msg_ttl=self.ttl)
+        await self.js.publish(
+            f"$KV.{BUCKET}.{self._member_key(self.me)}", orjson.dumps({"home": self.home}), msg_ttl=self.ttl
+        )
 
     async def _follow(self) -> None:
         watcher = await self.kv.watch(f"*.{self.shards}.*")
@@ -136,8 +146,9 @@ class ShardLeases:
                     else:
                         continue
                 except (ValueError, KeyError, TypeError) as exc:
-                    log.warning("ignored a bad shard-lease entry %s: %s", entry.key, exc,
-                                extra={"event": "valuer.bad_lease"})
+                    log.warning(
+                        "ignored a bad shard-lease entry %s: %s", entry.key, exc, extra={"event": "valuer.bad_lease"}
+                    )
                     continue
                 if changed:  # renewals change nothing: they must not spin the loop
                     self._wake.set()
@@ -178,8 +189,12 @@ class ShardLeases:
             except KeyWrongLastSequenceError:
                 continue  # someone else holds it (we will see whom)
             self.owners[shard] = self.me
-            log.info("valuing shard %d of %d", shard, self.shards,
-                     extra={"event": "valuer.shard_taken", "shard": shard, "home": self.home})
+            log.info(
+                "valuing shard %d of %d",
+                shard,
+                self.shards,
+                extra={"event": "valuer.shard_taken", "shard": shard, "home": self.home},
+            )
             self.on_take(shard)
 
     async def _renew(self, shard: int, revision: int) -> int:
@@ -199,8 +214,12 @@ class ShardLeases:
 
     async def _cas(self, shard: int, last: int) -> int:
         try:
-            ack = await self.js.publish(f"$KV.{BUCKET}.{self._shard_key(shard)}", self.me.encode(), msg_ttl=self.ttl,
-                                        headers={"Nats-Expected-Last-Subject-Sequence": str(last)})
+            ack = await self.js.publish(
+                f"$KV.{BUCKET}.{self._shard_key(shard)}",
+                self.me.encode(),
+                msg_ttl=self.ttl,
+                headers={"Nats-Expected-Last-Subject-Sequence": str(last)},
+            )
         except APIError as exc:
             if exc.err_code in _WRONG_LAST:
                 raise KeyWrongLastSequenceError(description=exc.description) from None
@@ -209,6 +228,10 @@ class ShardLeases:
 
     def _drop(self, shard: int) -> None:
         if self.mine.pop(shard, None) is not None:
-            log.info("no longer valuing shard %d of %d", shard, self.shards,
-                     extra={"event": "valuer.shard_released", "shard": shard, "home": self.home})
+            log.info(
+                "no longer valuing shard %d of %d",
+                shard,
+                self.shards,
+                extra={"event": "valuer.shard_released", "shard": shard, "home": self.home},
+            )
             self.on_give_back(shard)

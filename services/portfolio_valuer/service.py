@@ -56,8 +56,9 @@ TRACED_USERS_PER_TICK = 8
 class PortfolioPublisher:
     """Publishes due portfolios, skipping any equal to the last one sent (``ts`` aside)."""
 
-    def __init__(self, publisher: Publisher, valuer: Valuer, throttle: Throttle,
-                 trade_seq: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, publisher: Publisher, valuer: Valuer, throttle: Throttle, trade_seq: dict[str, int] | None = None
+    ) -> None:
         self.publisher = publisher
         self.valuer = valuer
         self.throttle = throttle
@@ -120,8 +121,9 @@ class Accounts:
     instance values), so that a shard taken over from a lost instance is valued at once, without
     reading the bucket again."""
 
-    def __init__(self, shards: int, valuer: Valuer, publisher: PortfolioPublisher,
-                 fills: FillPositions | None = None) -> None:
+    def __init__(
+        self, shards: int, valuer: Valuer, publisher: PortfolioPublisher, fills: FillPositions | None = None
+    ) -> None:
         self.shards = shards
         self.valuer = valuer
         self.publisher = publisher
@@ -183,8 +185,11 @@ class Accounts:
     def _due(self) -> None:
         self._timer = None
         for user, account in self.fills.due(asyncio.get_running_loop().time()):
-            log.warning("a fill of %s was not seen on trades within the wait; its valuation goes out anyway", user,
-                        extra={"event": "valuer.fill_wait_timeout", "user": user})
+            log.warning(
+                "a fill of %s was not seen on trades within the wait; its valuation goes out anyway",
+                user,
+                extra={"event": "valuer.fill_wait_timeout", "user": user},
+            )
             self._value(user, account)
         self._arm()
 
@@ -221,21 +226,44 @@ async def serve(settings: ValuerSettings, nc, stop: asyncio.Event) -> None:
         accounts.on_execution(msg)
 
     # Executions first: a fill whose holdings change is seen after this is matched (fills.py).
-    executions = await js.subscribe(wildcard(Kind.TRADES), stream=streams.USER_EVENTS, ordered_consumer=True,
-                                    deliver_policy=DeliverPolicy.NEW, idle_heartbeat=1.0, cb=on_execution)
+    executions = await js.subscribe(
+        wildcard(Kind.TRADES),
+        stream=streams.USER_EVENTS,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.NEW,
+        idle_heartbeat=1.0,
+        cb=on_execution,
+    )
     kv = await js.key_value(streams.HOLDINGS_BUCKET)
     ready = asyncio.Event()
     holdings_task = asyncio.ensure_future(
-        follow(kv, lambda key, value: (user_of_key(key), value),
-               lambda item, initial: accounts.on_entry(*item, initial=initial),
-               ready=ready, what="account", event="holdings.bad_entry"))
+        follow(
+            kv,
+            lambda key, value: (user_of_key(key), value),
+            lambda item, initial: accounts.on_entry(*item, initial=initial),
+            ready=ready,
+            what="account",
+            event="holdings.bad_entry",
+        )
+    )
     ticks = await follow_prices(nc, js, PriceBook(), on_price)
     await asyncio.wait([asyncio.ensure_future(ready.wait()), holdings_task], return_when=asyncio.FIRST_COMPLETED)
-    leases = ShardLeases(js, shards=settings.shards, home=settings.home_shard, ttl=settings.lease_ttl,
-                         on_take=accounts.take, on_give_back=accounts.give_back)
+    leases = ShardLeases(
+        js,
+        shards=settings.shards,
+        home=settings.home_shard,
+        ttl=settings.lease_ttl,
+        on_take=accounts.take,
+        on_give_back=accounts.give_back,
+    )
     await leases.start()
-    log.info("portfolio-valuer running: shards %s of %d, %d accounts", sorted(accounts.valued), settings.shards,
-             accounts.users(), extra={"event": "valuer.started"})
+    log.info(
+        "portfolio-valuer running: shards %s of %d, %d accounts",
+        sorted(accounts.valued),
+        settings.shards,
+        accounts.users(),
+        extra={"event": "valuer.started"},
+    )
     runner = asyncio.ensure_future(publisher.run(stop))
     try:
         await asyncio.wait([runner, holdings_task], return_when=asyncio.FIRST_COMPLETED)

@@ -21,20 +21,34 @@ def ordinal_of(hostname: str) -> int | None:
 @dataclass(frozen=True)
 class ValuerSettings:
     nats_url: str = setting("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
-    max_hz: float = setting("VALUER_MAX_HZ", 4.0,
-                            "Most portfolio updates per second per user (the last change always goes out)")
+    max_hz: float = setting(
+        "VALUER_MAX_HZ", 4.0, "Most portfolio updates per second per user (the last change always goes out)"
+    )
 
-    shards: int = setting("VALUER_SHARDS", 1, "Shards the users are split into by a stable hash of their id (one instance "
-                          "per shard; a lost instance's shard is taken over by another)")
-    shard: str = setting("VALUER_SHARD", "0",
-                         "This instance's shard, 0 .. VALUER_SHARDS-1, or `ordinal`: the number ending the host "
-                         "name (a StatefulSet pod's ordinal)")
-    fill_wait: float = setting("VALUER_FILL_WAIT_S", 1.0,
-                               "Longest an account change that applied a fill waits for that fill's execution on "
-                               "the trades stream before it is valued anyway (its valuation names the fills seen)")
-    lease_ttl: float = setting("VALUER_LEASE_TTL_S", 6.0,
-                               "Seconds a lost instance's shards wait before another takes them over (its leases' "
-                               "TTL, whole seconds, at least 2; renewed every third of it)")
+    shards: int = setting(
+        "VALUER_SHARDS",
+        1,
+        "Shards the users are split into by a stable hash of their id (one instance "
+        "per shard; a lost instance's shard is taken over by another)",
+    )
+    shard: str = setting(
+        "VALUER_SHARD",
+        "0",
+        "This instance's shard, 0 .. VALUER_SHARDS-1, or `ordinal`: the number ending the host "
+        "name (a StatefulSet pod's ordinal)",
+    )
+    fill_wait: float = setting(
+        "VALUER_FILL_WAIT_S",
+        1.0,
+        "Longest an account change that applied a fill waits for that fill's execution on "
+        "the trades stream before it is valued anyway (its valuation names the fills seen)",
+    )
+    lease_ttl: float = setting(
+        "VALUER_LEASE_TTL_S",
+        6.0,
+        "Seconds a lost instance's shards wait before another takes them over (its leases' "
+        "TTL, whole seconds, at least 2; renewed every third of it)",
+    )
 
     @property
     def home_shard(self) -> int:

@@ -47,8 +47,15 @@ def assignment(shards: int, members: Mapping[str, int]) -> dict[int, str]:
     return {s: homes.get(s) or max(alive, key=lambda m: _hash(f"{s}/{m}")) for s in range(shards)}
 
 
-def plan(me: str, shards: int, members: Mapping[str, int], owners: Mapping[int, str],
-         mine: set[int] | frozenset[int], *, adopt: bool = True) -> tuple[list[int], list[int]]:
+def plan(
+    me: str,
+    shards: int,
+    members: Mapping[str, int],
+    owners: Mapping[int, str],
+    mine: set[int] | frozenset[int],
+    *,
+    adopt: bool = True,
+) -> tuple[list[int], list[int]]:
     """``(take, give_back)`` for instance ``me``: the shards it should lease now (those assigned
     to it whose lease is free) and those it holds but are assigned to another (to release, so
     that one can take them). ``owners`` are the shard leases seen in the bucket (shard -> holder),

@@ -33,8 +33,11 @@ class Throttle:
     def mark_many(self, keys: Iterable[str], now: float) -> None:
         """:meth:`mark` for each of ``keys``; the ones already pending cost a C-level set
         difference, not a Python step each (a tick marks thousands of holders)."""
-        new = set(keys).difference(self._pending) if not isinstance(keys, (set, frozenset, KeysView)) \
+        new = (
+            set(keys).difference(self._pending)
+            if not isinstance(keys, (set, frozenset, KeysView))
             else keys - self._pending
+        )
         if not new:
             return
         self._pending |= new

@@ -180,7 +180,9 @@ class Valuer:
         with decimal.localcontext(_CONTEXT):
             total = book.cash + book.positions_value
             opening = total - book.day_change
-            pct = (book.day_change / opening * _HUNDRED).quantize(PCT_QUANTUM) if opening else _ZERO.quantize(PCT_QUANTUM)
+            pct = (
+                (book.day_change / opening * _HUNDRED).quantize(PCT_QUANTUM) if opening else _ZERO.quantize(PCT_QUANTUM)
+            )
             positions = [
                 {
                     "symbol": h.symbol,

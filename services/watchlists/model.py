@@ -66,17 +66,25 @@ class Watchlist:
     def doc(self) -> dict[str, Any]:
         members = [{"user": self.owner, "role": OWNER}]
         members += [{"user": u, "role": r} for u, r in sorted(self.members.items())]
-        return {"id": self.id, "name": self.name, "owner": self.owner, "version": self.version,
-                "items": list(self.items), "members": members, "change": self.change,
-                "created_ts": self.created_ts}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "owner": self.owner,
+            "version": self.version,
+            "items": list(self.items),
+            "members": members,
+            "change": self.change,
+            "created_ts": self.created_ts,
+        }
 
     @classmethod
     def from_doc(cls, doc: Any) -> "Watchlist":
         """Parse a stored document; raises ``ContractError`` (a ValueError) when it is not one."""
         d = schema("watchlist").validate(doc)
         members = {m["user"]: m["role"] for m in d["members"] if m["role"] != OWNER}
-        return cls(d["id"], d["name"], d["owner"], d["version"], tuple(d["items"]), members, d["change"],
-                   d["created_ts"])
+        return cls(
+            d["id"], d["name"], d["owner"], d["version"], tuple(d["items"]), members, d["change"], d["created_ts"]
+        )
 
     def role_of(self, user: str) -> str | None:
         return OWNER if user == self.owner else self.members.get(user)
@@ -86,8 +94,14 @@ class Watchlist:
         return [item["symbol"] for item in self.items]
 
     def summary(self, user: str) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "owner": self.owner, "role": self.role_of(user),
-                "version": self.version, "size": len(self.items)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "owner": self.owner,
+            "role": self.role_of(user),
+            "version": self.version,
+            "size": len(self.items),
+        }
 
 
 def _require(wl: Watchlist | None, user: str, *roles: str) -> Watchlist:
@@ -104,8 +118,16 @@ def check_read(wl: Watchlist | None, user: str) -> Watchlist:
     return _require(wl, user, OWNER, EDITOR, VIEWER)
 
 
-def create(*, user: str, name: str, symbols: Iterable[str], now_us: int, tradable: Callable[[str], bool],
-           owned: int, wl_id: str | None = None) -> Watchlist:
+def create(
+    *,
+    user: str,
+    name: str,
+    symbols: Iterable[str],
+    now_us: int,
+    tradable: Callable[[str], bool],
+    owned: int,
+    wl_id: str | None = None,
+) -> Watchlist:
     name = name.strip()
     if not name:
         raise WatchlistError(ErrorCode.INVALID_FIELD, "watchlist_create.name: must not be blank")
@@ -155,8 +177,15 @@ def _conflict(wl: Watchlist, reason: str) -> WatchlistError:
     return WatchlistError(ErrorCode.EDIT_CONFLICT, reason, {"watchlist": wl.doc()})
 
 
-def edit(wl: Watchlist | None, *, user: str, base: int, ops: list[dict[str, Any]], now_us: int,
-         tradable: Callable[[str], bool]) -> tuple[Watchlist, bool]:
+def edit(
+    wl: Watchlist | None,
+    *,
+    user: str,
+    base: int,
+    ops: list[dict[str, Any]],
+    now_us: int,
+    tradable: Callable[[str], bool],
+) -> tuple[Watchlist, bool]:
     """Apply ``ops`` (made on version ``base``) all together, or raise. Returns the new list and
     whether changes since ``base`` were merged. Ops that are already true (adding a listed symbol,
     removing an absent one) are dropped; when nothing is left the list comes back unchanged."""
@@ -184,7 +213,9 @@ def edit(wl: Watchlist | None, *, user: str, base: int, ops: list[dict[str, Any]
         if text is not None and kind != "note":
             raise WatchlistError(ErrorCode.INVALID_FIELD, f"watchlist_edit.ops: item {i}: text is only for note")
         if before is not None and kind not in ("add", "move"):
-            raise WatchlistError(ErrorCode.INVALID_FIELD, f"watchlist_edit.ops: item {i}: before is only for add and move")
+            raise WatchlistError(
+                ErrorCode.INVALID_FIELD, f"watchlist_edit.ops: item {i}: before is only for add and move"
+            )
         item = items.get(symbol)
         if kind == "add":
             if not tradable(symbol):

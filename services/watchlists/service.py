@@ -103,8 +103,14 @@ class Watchlists:
 
     async def create(self, req: CommandRequest) -> dict[str, Any]:
         try:
-            wl = model.create(user=req.user, name=req.data["name"], symbols=req.data.get("symbols", ()),
-                              now_us=now_us(), tradable=tradable, owned=self.index.owned(req.user))
+            wl = model.create(
+                user=req.user,
+                name=req.data["name"],
+                symbols=req.data.get("symbols", ()),
+                now_us=now_us(),
+                tradable=tradable,
+                owned=self.index.owned(req.user),
+            )
         except WatchlistError as exc:
             raise CommandError(exc.code, exc.reason) from None
         await self.store.write(wl, 0)  # a fresh random id: the create cannot lose a race
@@ -119,21 +125,29 @@ class Watchlists:
     async def edit(self, req: CommandRequest) -> dict[str, Any]:
         wl_id = self._id(req)
         now = now_us()
-        wl, merged = await self._change(wl_id, lambda cur: model.edit(
-            cur, user=req.user, base=req.data["base"], ops=req.data["ops"], now_us=now, tradable=tradable))
+        wl, merged = await self._change(
+            wl_id,
+            lambda cur: model.edit(
+                cur, user=req.user, base=req.data["base"], ops=req.data["ops"], now_us=now, tradable=tradable
+            ),
+        )
         return {"watchlist": wl.doc(), "merged": merged}
 
     async def share(self, req: CommandRequest) -> dict[str, Any]:
         wl_id = self._id(req)
         now = now_us()
-        wl = await self._change(wl_id, lambda cur: model.share(
-            cur, user=req.user, target=req.data["user"], role=req.data["role"], now_us=now))
+        wl = await self._change(
+            wl_id,
+            lambda cur: model.share(cur, user=req.user, target=req.data["user"], role=req.data["role"], now_us=now),
+        )
         return {"watchlist": wl.doc()}
 
     async def unshare(self, req: CommandRequest) -> dict[str, Any]:
         wl_id = self._id(req)
         now = now_us()
-        wl = await self._change(wl_id, lambda cur: model.unshare(cur, user=req.user, target=req.data["user"], now_us=now))
+        wl = await self._change(
+            wl_id, lambda cur: model.unshare(cur, user=req.user, target=req.data["user"], now_us=now)
+        )
         log.info("watch-list access ended", extra={"event": "watchlist.unshared", "user": req.user})
         return {"watchlist": wl.doc() if wl.role_of(req.user) else None}
 
@@ -160,9 +174,15 @@ class Watchlists:
         return {"id": wl_id}
 
     def handlers(self) -> dict[str, Callable[[CommandRequest], Awaitable[dict[str, Any]]]]:
-        return {"watchlist.create": self.create, "watchlist.list": self.list, "watchlist.edit": self.edit,
-                "watchlist.share": self.share, "watchlist.unshare": self.unshare,
-                "watchlist.history": self.history, "watchlist.delete": self.delete}
+        return {
+            "watchlist.create": self.create,
+            "watchlist.list": self.list,
+            "watchlist.edit": self.edit,
+            "watchlist.share": self.share,
+            "watchlist.unshare": self.unshare,
+            "watchlist.history": self.history,
+            "watchlist.delete": self.delete,
+        }
 
     async def follow(self, ready: asyncio.Event) -> None:
         def decode(key: str, value: bytes | None) -> tuple[str, Watchlist | None]:

@@ -10,10 +10,12 @@ from tickmesh.config import ConfigError, setting
 @dataclass(frozen=True)
 class WatchlistsSettings:
     nats_url: str = setting("NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
-    history: int = setting("WATCHLISTS_HISTORY", 50,
-                           "Changes watchlist.history returns (at most 64: the bucket keeps 64 revisions)")
-    max_attempts: int = setting("WATCHLISTS_MAX_ATTEMPTS", 20,
-                                "Times an edit is re-read and merged when other writes keep winning the race")
+    history: int = setting(
+        "WATCHLISTS_HISTORY", 50, "Changes watchlist.history returns (at most 64: the bucket keeps 64 revisions)"
+    )
+    max_attempts: int = setting(
+        "WATCHLISTS_MAX_ATTEMPTS", 20, "Times an edit is re-read and merged when other writes keep winning the race"
+    )
 
     def validate(self) -> None:
         if not 1 <= self.history <= 64:

@@ -57,8 +57,11 @@ def stack(tmp_path_factory):
     s = Stack(workdir, NatsCluster(workdir / "nats").start())
     try:
         s.edges = [s.start_edge(), s.start_edge()]  # each creates or updates the R3 streams first
-        s.broker = Proc([sys.executable, "-m", "tickmesh", "service", "broker"],
-                        base_env(NATS_URL=s.nats.url, **CLUSTER_ENV), workdir / "broker.log")
+        s.broker = Proc(
+            [sys.executable, "-m", "tickmesh", "service", "broker"],
+            base_env(NATS_URL=s.nats.url, **CLUSTER_ENV),
+            workdir / "broker.log",
+        )
         yield s
     finally:
         s.stop()

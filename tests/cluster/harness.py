@@ -199,9 +199,11 @@ def check_exactly_once(followers: list[Follower], count: int) -> None:
     for f in followers:
         missing = f.missing(count)
         if f.failure or missing or f.duplicates:
-            problems.append(f"{f.user}: failure {f.failure}, missed {len(missing)} of {count} (first {missing[:5]}), "
-                            f"duplicates {f.duplicates[:5]}; sessions on edges {f.sessions}, ends {f.ends}, "
-                            f"statuses {[s for _, s in f.statuses]}")
+            problems.append(
+                f"{f.user}: failure {f.failure}, missed {len(missing)} of {count} (first {missing[:5]}), "
+                f"duplicates {f.duplicates[:5]}; sessions on edges {f.sessions}, ends {f.ends}, "
+                f"statuses {[s for _, s in f.statuses]}"
+            )
     assert not problems, "\n".join(problems)
 
 

@@ -90,8 +90,15 @@ def longest_latency(followers, feed: Feed, since: float) -> float:
 
 def longest_delivery(followers, feed: Feed, since: float) -> float:
     """The longest time from JetStream's acknowledgement to a client's receipt."""
-    return max((f.received[n] - feed.acked[n] for f in followers for n in f.received
-                if n in feed.acked and feed.sent[n] >= since), default=0.0)
+    return max(
+        (
+            f.received[n] - feed.acked[n]
+            for f in followers
+            for n in f.received
+            if n in feed.acked and feed.sent[n] >= since
+        ),
+        default=0.0,
+    )
 
 
 def longest_publish(feed: Feed, since: float) -> float:
@@ -122,8 +129,11 @@ async def test_killing_the_leader_of_the_trades_stream_loses_nothing(stack, publ
     stack.nats.kill(killed)
     _, elected = await stream_leader(survivors, not_=leader)
     published_at_kill = feed.count
-    await until(lambda: feed.count >= published_at_kill + 60 and orders.done_after(elected) >= 3, timeout=60,
-                what="publishing and orders after the election")
+    await until(
+        lambda: feed.count >= published_at_kill + 60 and orders.done_after(elected) >= 3,
+        timeout=60,
+        what="publishing and orders after the election",
+    )
     await orders.stop()
     count = await feed.stop()
     await wait_all_received(followers, count)
@@ -167,8 +177,10 @@ async def test_a_rolling_restart_of_the_edges_loses_and_repeats_nothing(stack, p
         # meanwhile (the process calls run in threads, so the event loop keeps serving them).
         await asyncio.to_thread(stack.edges[index].stop, signal.SIGTERM, 15)
         await asyncio.to_thread(stack.replace_edge, index)
-    await until(lambda: all(len(f.sessions) >= 2 for f in followers),
-                what=lambda: f"every client on a new session: {[(f.user, f.sessions, f.ends, f.failure) for f in followers]}")
+    await until(
+        lambda: all(len(f.sessions) >= 2 for f in followers),
+        what=lambda: f"every client on a new session: {[(f.user, f.sessions, f.ends, f.failure) for f in followers]}",
+    )
     done_at = time.monotonic()
     mark = feed.count
     await until(lambda: feed.count >= mark + 20, what="publishing after the restart")
@@ -255,8 +267,11 @@ async def test_a_node_down_for_30_s_catches_up_and_nothing_is_lost(stack, publis
     nc = await nats.connect(stack.nats.urls)
     info = await nc.jetstream().stream_info(STREAM)
     await nc.close()
-    await until(lambda: node_stream_state(node, STREAM) == (info.state.messages, info.state.last_seq),
-                timeout=30, what="the returned node's replica to match the leader's")
+    await until(
+        lambda: node_stream_state(node, STREAM) == (info.state.messages, info.state.last_seq),
+        timeout=30,
+        what="the returned node's replica to match the leader's",
+    )
     assert published_while_down > 0
     FIGURES[f"node down {NODE_DOWN_S:.0f} s"] = {
         "catch-up after restart": caught_up - back,

@@ -39,11 +39,17 @@ def free_run(n: int) -> int:
 
 async def test_up_runs_a_three_node_cluster_and_two_edges_and_stops_them_all(tmp_path):
     edge_port, nats_port, route_port = free_run(2), free_run(3), free_run(3)
-    up = Proc([sys.executable, "-m", "tickmesh", "up", "--nats-cluster", "3", "--edges", "2"],
-              base_env(TICKMESH_HOME=str(tmp_path / "home"), EDGE_PORT=str(edge_port),
-                       TICKMESH_NATS_PORT=str(nats_port), TICKMESH_NATS_CLUSTER_PORT=str(route_port),
-                       TICKMESH_JWT_SECRET=SECRET),
-              tmp_path / "up.log")
+    up = Proc(
+        [sys.executable, "-m", "tickmesh", "up", "--nats-cluster", "3", "--edges", "2"],
+        base_env(
+            TICKMESH_HOME=str(tmp_path / "home"),
+            EDGE_PORT=str(edge_port),
+            TICKMESH_NATS_PORT=str(nats_port),
+            TICKMESH_NATS_CLUSTER_PORT=str(route_port),
+            TICKMESH_JWT_SECRET=SECRET,
+        ),
+        tmp_path / "up.log",
+    )
     try:
         for port in (edge_port, edge_port + 1):
             wait_http(f"http://127.0.0.1:{port}/readyz", 90, up.proc)

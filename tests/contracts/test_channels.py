@@ -4,8 +4,16 @@ import pytest
 from hypothesis import given, strategies as st
 
 from tickmesh.contracts.channels import (
-    Channel, ChannelError, Kind, channel_for_subject, decode_token, encode_token, parse_channel,
-    subject_for, tick_subject, user_subject,
+    Channel,
+    ChannelError,
+    Kind,
+    channel_for_subject,
+    decode_token,
+    encode_token,
+    parse_channel,
+    subject_for,
+    tick_subject,
+    user_subject,
 )
 
 NATS_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
@@ -28,12 +36,34 @@ def test_distinct_symbols_never_share_a_subject():
     assert len(subjects) == len(symbols)
 
 
-@pytest.mark.parametrize("name", [
-    "prices:*", "prices:>", "prices:AAPL.*", "prices:AAPL >", "prices: AAPL", "prices:AAPL\n",
-    "prices:aapl", "prices:", "prices", "prices:AAPL\x00", "prices:" + "A" * 33, "prices:.AAPL",
-    "tm.tick.AAPL", "Prices:AAPL", "prices::AAPL", "portfolio:*", "portfolio:bob smith",
-    "portfolio:bob\tx", "news:AAPL", "announcements:x", "", "x" * 200, "prices:ÄAPL",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "prices:*",
+        "prices:>",
+        "prices:AAPL.*",
+        "prices:AAPL >",
+        "prices: AAPL",
+        "prices:AAPL\n",
+        "prices:aapl",
+        "prices:",
+        "prices",
+        "prices:AAPL\x00",
+        "prices:" + "A" * 33,
+        "prices:.AAPL",
+        "tm.tick.AAPL",
+        "Prices:AAPL",
+        "prices::AAPL",
+        "portfolio:*",
+        "portfolio:bob smith",
+        "portfolio:bob\tx",
+        "news:AAPL",
+        "announcements:x",
+        "",
+        "x" * 200,
+        "prices:ÄAPL",
+    ],
+)
 def test_hostile_or_malformed_names_are_rejected_with_a_reason(name):
     with pytest.raises(ChannelError) as info:
         parse_channel(name)
@@ -81,13 +111,16 @@ def test_decode_rejects_tokens_the_encoder_never_produces(token):
 WL = "AbCdEfGhIjKlMnOpQrStU1"
 
 
-@pytest.mark.parametrize("name,subject", [
-    ("presence:symbol.AAPL", "tm.presence.symbol_2EAAPL"),
-    ("presence:symbol.BRK.B", "tm.presence.symbol_2EBRK_2EB"),
-    (f"presence:watchlist.{WL}", f"tm.presence.watchlist_2E{WL}"),
-    ("presence:desk.support", "tm.presence.desk_2Esupport"),
-    (f"watchlist:{WL}", f"tm.wl.{WL}"),
-])
+@pytest.mark.parametrize(
+    "name,subject",
+    [
+        ("presence:symbol.AAPL", "tm.presence.symbol_2EAAPL"),
+        ("presence:symbol.BRK.B", "tm.presence.symbol_2EBRK_2EB"),
+        (f"presence:watchlist.{WL}", f"tm.presence.watchlist_2E{WL}"),
+        ("presence:desk.support", "tm.presence.desk_2Esupport"),
+        (f"watchlist:{WL}", f"tm.wl.{WL}"),
+    ],
+)
 def test_presence_and_watchlist_channels_map_to_one_subject_and_back(name, subject):
     ch = parse_channel(name)
     assert ch.name == name
@@ -95,12 +128,27 @@ def test_presence_and_watchlist_channels_map_to_one_subject_and_back(name, subje
     assert channel_for_subject(subject) == ch
 
 
-@pytest.mark.parametrize("name", [
-    "presence:", "presence", "presence:symbol.", "presence:symbol.aapl", "presence:desk.sales",
-    "presence:desk", "presence:watchlist.short", f"presence:watchlist.{WL}x", "presence:user.bob",
-    "presence:symbol.*", "presence:symbol.AAPL>", "watchlist:", "watchlist", f"watchlist:{WL[:-1]}_",
-    "watchlist:../etc", f"watchlist:{WL}.x",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "presence:",
+        "presence",
+        "presence:symbol.",
+        "presence:symbol.aapl",
+        "presence:desk.sales",
+        "presence:desk",
+        "presence:watchlist.short",
+        f"presence:watchlist.{WL}x",
+        "presence:user.bob",
+        "presence:symbol.*",
+        "presence:symbol.AAPL>",
+        "watchlist:",
+        "watchlist",
+        f"watchlist:{WL[:-1]}_",
+        "watchlist:../etc",
+        f"watchlist:{WL}.x",
+    ],
+)
 def test_malformed_presence_topics_and_watchlist_ids_are_rejected(name):
     with pytest.raises(ChannelError) as info:
         parse_channel(name)

@@ -3,7 +3,14 @@
 import pytest
 
 from tickmesh.contracts.channels import (
-    Channel, ChannelError, Kind, channel_for_subject, flags_subject, is_state_subject, parse_channel, subject_for,
+    Channel,
+    ChannelError,
+    Kind,
+    channel_for_subject,
+    flags_subject,
+    is_state_subject,
+    parse_channel,
+    subject_for,
 )
 from tickmesh.contracts.commands import commands
 from tickmesh.contracts.messages import ContractError, schema
@@ -28,21 +35,29 @@ def test_flags_never_names_another_user(name):
 
 
 def test_flags_message_validates_values_of_every_type():
-    msg = {"flags": {"ws.msgpack": {"value": True, "variant": "on", "reason": "split"},
-                     "theme": {"value": "dark", "variant": "rule", "reason": "targeting_match"},
-                     "limit": {"value": 2.5, "variant": "default", "reason": "default"},
-                     "layout": {"value": {"cols": [1, 2]}, "variant": "rollout", "reason": "split"}},
-           "revision": 7, "ts": 1795630850562443}
+    msg = {
+        "flags": {
+            "ws.msgpack": {"value": True, "variant": "on", "reason": "split"},
+            "theme": {"value": "dark", "variant": "rule", "reason": "targeting_match"},
+            "limit": {"value": 2.5, "variant": "default", "reason": "default"},
+            "layout": {"value": {"cols": [1, 2]}, "variant": "rollout", "reason": "split"},
+        },
+        "revision": 7,
+        "ts": 1795630850562443,
+    }
     assert schema("flags").validate(msg) == msg
 
 
-@pytest.mark.parametrize("flags, field", [
-    ({"Bad Name": {"value": True, "variant": "on", "reason": "default"}}, "flags"),
-    ({"x": {"value": None, "variant": "on", "reason": "default"}}, "flags"),
-    ({"x": {"value": "y" * 5000, "variant": "on", "reason": "default"}}, "flags"),
-    ({"x": {"value": True, "variant": "on", "reason": "because"}}, "flags"),
-    ({"x": {"value": True, "variant": "on", "reason": "default", "rules": []}}, "flags"),
-])
+@pytest.mark.parametrize(
+    "flags, field",
+    [
+        ({"Bad Name": {"value": True, "variant": "on", "reason": "default"}}, "flags"),
+        ({"x": {"value": None, "variant": "on", "reason": "default"}}, "flags"),
+        ({"x": {"value": "y" * 5000, "variant": "on", "reason": "default"}}, "flags"),
+        ({"x": {"value": True, "variant": "on", "reason": "because"}}, "flags"),
+        ({"x": {"value": True, "variant": "on", "reason": "default", "rules": []}}, "flags"),
+    ],
+)
 def test_flags_message_refuses_what_a_client_must_not_get(flags, field):
     with pytest.raises(ContractError) as info:
         schema("flags").validate({"flags": flags, "revision": 1, "ts": 1795630850562443})
@@ -62,5 +77,6 @@ def test_flag_admin_commands_are_admin_only():
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), True, "1"])
 def test_number_fields_refuse_non_numbers(value):
     from tickmesh.contracts.messages import Field, _check
+
     with pytest.raises(ContractError):
         _check("m", Field(name="n", type="number", required=True, doc=""), value)

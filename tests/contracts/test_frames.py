@@ -62,8 +62,13 @@ def test_every_documented_example_frame_follows_frames_toml():
 
 
 def test_frames_the_session_core_sends_follow_frames_toml():
-    s = Session(conn_id="c1", now=0.0, identity=None, channel_exists=lambda ch: True,
-                limits=SessionLimits(auth_timeout=5, heartbeat_interval=10, max_subscriptions=3, max_frame_bytes=500))
+    s = Session(
+        conn_id="c1",
+        now=0.0,
+        identity=None,
+        channel_exists=lambda ch: True,
+        limits=SessionLimits(auth_timeout=5, heartbeat_interval=10, max_subscriptions=3, max_frame_bytes=500),
+    )
     sent: list[dict] = []
 
     def feed(frame: dict, now: float = 1.0) -> None:

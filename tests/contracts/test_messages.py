@@ -7,8 +7,14 @@ from tickmesh.contracts import messages
 from tickmesh.contracts.messages import ContractError
 
 GOOD = {
-    "symbol": "BRK.B", "last": "452.30", "bid": "452.29", "ask": "452.31", "size": "100",
-    "ts": 1_795_000_000_000_000, "ingest_ts": 1_795_000_000_001_000, "provider": "synthetic",
+    "symbol": "BRK.B",
+    "last": "452.30",
+    "bid": "452.29",
+    "ask": "452.31",
+    "size": "100",
+    "ts": 1_795_000_000_000_000,
+    "ingest_ts": 1_795_000_000_001_000,
+    "provider": "synthetic",
 }
 
 
@@ -24,11 +30,25 @@ def test_decimals_keep_every_digit():
     assert orjson.loads(messages.encode("tick", tick))["last"] == "0.123456789012345678"
 
 
-@pytest.mark.parametrize("field,value", [
-    ("last", 452.3), ("last", "4.523e2"), ("last", "NaN"), ("last", "-1.00"), ("last", "0"),
-    ("last", Decimal("Infinity")), ("bid", "1,5"), ("ts", 1.5), ("ts", 1_700_000_000), ("ts", True),
-    ("symbol", "brk.b"), ("symbol", "A*"), ("provider", "x" * 33), ("provider", 3),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("last", 452.3),
+        ("last", "4.523e2"),
+        ("last", "NaN"),
+        ("last", "-1.00"),
+        ("last", "0"),
+        ("last", Decimal("Infinity")),
+        ("bid", "1,5"),
+        ("ts", 1.5),
+        ("ts", 1_700_000_000),
+        ("ts", True),
+        ("symbol", "brk.b"),
+        ("symbol", "A*"),
+        ("provider", "x" * 33),
+        ("provider", 3),
+    ],
+)
 def test_bad_fields_are_named(field, value):
     with pytest.raises(ContractError) as info:
         messages.encode("tick", dict(GOOD, **{field: value}))

@@ -34,22 +34,26 @@ def test_only_the_admin_may_revoke_manage_streams_or_use_wildcards_over_everythi
         assert not role.manage, role.name
         for subject in role.publish:
             assert subject not in (">", REVOKE_SUBJECT, "tm.>", "tm.ctl.>"), (role.name, subject)
-            assert not subject.startswith(("$JS.API.STREAM.CREATE", "$JS.API.STREAM.UPDATE", "$JS.API.STREAM.DELETE",
-                                           "$JS.API.STREAM.PURGE")), (role.name, subject)
+            assert not subject.startswith(
+                ("$JS.API.STREAM.CREATE", "$JS.API.STREAM.UPDATE", "$JS.API.STREAM.DELETE", "$JS.API.STREAM.PURGE")
+            ), (role.name, subject)
             assert table.matches(subject, REVOKE_SUBJECT) is False or subject.startswith("$"), (role.name, subject)
         assert ">" not in role.subscribe and "_INBOX.>" not in role.subscribe
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"publish": ["channel:nope"]}, "channel:nope"),
-    ({"publish": ["tm.tick.*"]}, "is not channel:"),
-    ({"subscribe": ["commands:nobody"]}, "no command names service"),
-    ({"publish": ["control:tick"]}, "no control schema 'tick'"),
-    ({"read": ["stream:nope"]}, "names no stream"),
-    ({"write": ["stream:ticks"]}, "only buckets"),
-    ({"consume": ["stream:user_events"]}, "needs stream:<key>/<durable>"),
-    ({"publsh": []}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"publish": ["channel:nope"]}, "channel:nope"),
+        ({"publish": ["tm.tick.*"]}, "is not channel:"),
+        ({"subscribe": ["commands:nobody"]}, "no command names service"),
+        ({"publish": ["control:tick"]}, "no control schema 'tick'"),
+        ({"read": ["stream:nope"]}, "names no stream"),
+        ({"write": ["stream:ticks"]}, "only buckets"),
+        ({"consume": ["stream:user_events"]}, "needs stream:<key>/<durable>"),
+        ({"publsh": []}, "unknown field"),
+    ],
+)
 def test_a_role_naming_what_the_contracts_lack_is_refused(spec, message):
     with pytest.raises(p.PermissionsError, match=message.replace("(", r"\(").replace("'", "'")):
         p._role("x", spec)

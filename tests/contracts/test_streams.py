@@ -9,9 +9,15 @@ from tickmesh.contracts.channels import Channel, Kind, subject_for, wildcard
 
 
 def test_every_persisted_channel_finds_its_stream_and_class():
-    for kind, arg in [(Kind.PRICES, "BRK.B"), (Kind.PORTFOLIO, "al.ice"), (Kind.TRADES, "bob"),
-                      (Kind.NOTIFICATIONS, "bob"), (Kind.ALERTS, "bob"), (Kind.ANNOUNCEMENTS, None),
-                      (Kind.NEWS, None)]:
+    for kind, arg in [
+        (Kind.PRICES, "BRK.B"),
+        (Kind.PORTFOLIO, "al.ice"),
+        (Kind.TRADES, "bob"),
+        (Kind.NOTIFICATIONS, "bob"),
+        (Kind.ALERTS, "bob"),
+        (Kind.ANNOUNCEMENTS, None),
+        (Kind.NEWS, None),
+    ]:
         st = table.stream_for_subject(subject_for(Channel(kind, arg)))
         assert kind in st.channels
         assert st.cls == ("state" if kind.conflates else "event"), kind
@@ -19,8 +25,7 @@ def test_every_persisted_channel_finds_its_stream_and_class():
 
 def test_stream_names_the_code_relies_on():
     assert table.stream("ticks").name == "TM_TICKS"
-    assert table.stream("user_events").subjects == ("tm.user.*.trades", "tm.user.*.notifications",
-                                                    "tm.user.*.alerts")
+    assert table.stream("user_events").subjects == ("tm.user.*.trades", "tm.user.*.notifications", "tm.user.*.alerts")
     assert table.bucket("holdings").name == "tm_holdings"
 
 
@@ -56,19 +61,31 @@ def test_limits_resolve_retention_keys():
 RETENTION = {"keep": {"env": "X_KEEP", "type": "float", "default": 5, "doc": ""}}
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"streams": {"a": {"name": "A", "class": "sometimes", "channels": ["news"]}}}, "class"),
-    ({"streams": {"a": {"name": "A", "class": "event", "channels": ["nope"]}}}, "streams.a"),
-    ({"streams": {"a": {"name": "A", "class": "event"}}}, "stores no subject"),
-    ({"streams": {"a": {"name": "A", "class": "event", "channels": ["news"], "max_age": "forever"}}},
-     "no [retention] setting"),
-    ({"streams": {"a": {"name": "A", "class": "event", "channels": ["news"], "max_msgs": -1}}}, "non-negative"),
-    ({"streams": {"a": {"name": "A", "class": "event", "channels": ["news"]},
-                  "b": {"name": "B", "class": "event", "subjects": ["tm.news"]}}}, "already stored"),
-    ({"streams": {"a": {"name": "A", "class": "event", "channels": ["news"], "max_agee": 1}}}, "unknown field"),
-    ({"retention": {"k": {"env": "K", "type": "str", "default": 1}}}, "int or float"),
-    ({"retention": RETENTION, "buckets": {"a": {"name": "x"}, "b": {"name": "x"}}}, "share a name"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"streams": {"a": {"name": "A", "class": "sometimes", "channels": ["news"]}}}, "class"),
+        ({"streams": {"a": {"name": "A", "class": "event", "channels": ["nope"]}}}, "streams.a"),
+        ({"streams": {"a": {"name": "A", "class": "event"}}}, "stores no subject"),
+        (
+            {"streams": {"a": {"name": "A", "class": "event", "channels": ["news"], "max_age": "forever"}}},
+            "no [retention] setting",
+        ),
+        ({"streams": {"a": {"name": "A", "class": "event", "channels": ["news"], "max_msgs": -1}}}, "non-negative"),
+        (
+            {
+                "streams": {
+                    "a": {"name": "A", "class": "event", "channels": ["news"]},
+                    "b": {"name": "B", "class": "event", "subjects": ["tm.news"]},
+                }
+            },
+            "already stored",
+        ),
+        ({"streams": {"a": {"name": "A", "class": "event", "channels": ["news"], "max_agee": 1}}}, "unknown field"),
+        ({"retention": {"k": {"env": "K", "type": "str", "default": 1}}}, "int or float"),
+        ({"retention": RETENTION, "buckets": {"a": {"name": "x"}, "b": {"name": "x"}}}, "share a name"),
+    ],
+)
 def test_a_contradictory_table_is_refused_naming_the_entry(raw, message):
     with pytest.raises(table.StreamTableError, match=message.replace("[", r"\[")):
         table.parse(raw)

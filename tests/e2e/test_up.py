@@ -40,8 +40,12 @@ def start_up(tmp_path, attempts: int = 3) -> tuple[Proc, int, dict]:
     """``tickmesh up`` on free ports (picked again if another process takes one meanwhile)."""
     for attempt in range(attempts):
         edge_port, nats_port = free_port(), free_port()
-        env = base_env(TICKMESH_HOME=str(tmp_path / "home"), EDGE_PORT=str(edge_port),
-                       TICKMESH_NATS_PORT=str(nats_port), FEED_RATE="300")
+        env = base_env(
+            TICKMESH_HOME=str(tmp_path / "home"),
+            EDGE_PORT=str(edge_port),
+            TICKMESH_NATS_PORT=str(nats_port),
+            FEED_RATE="300",
+        )
         proc = Proc([sys.executable, "-m", "tickmesh", "up"], env, tmp_path / f"up-{attempt}.log")
         try:
             wait_http(f"http://127.0.0.1:{edge_port}/readyz", 30, proc.proc)
@@ -65,8 +69,12 @@ def stack(tmp_path):
 
 
 def dev_token(port: int, user: str) -> str:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/dev/token", data=json.dumps({"user": user}).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/dev/token",
+        data=json.dumps({"user": user}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(req) as resp:
         return json.load(resp)["token"]
 
@@ -121,8 +129,13 @@ def test_a_crashed_service_is_restarted(stack):
 
 
 def test_token_command_signs_with_the_local_key(stack):
-    out = subprocess.run([sys.executable, "-m", "tickmesh", "token", "--user", "alice", "--role", "admin"],
-                         env=stack.env, capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-m", "tickmesh", "token", "--user", "alice", "--role", "admin"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     home = stack.env["TICKMESH_HOME"]
     secret = open(os.path.join(home, "jwt-secret")).read().strip()
     assert oct(os.stat(os.path.join(home, "jwt-secret")).st_mode & 0o777) == "0o600"
@@ -138,10 +151,10 @@ def test_a_port_in_use_is_a_clear_error(tmp_path):
         spare.bind(("127.0.0.1", 0))
         port, nats_port = busy.getsockname()[1], spare.getsockname()[1]
         spare.close()
-        env = base_env(TICKMESH_HOME=str(tmp_path / "home"), EDGE_PORT=str(nats_port),
-                       TICKMESH_NATS_PORT=str(port))
-        res = subprocess.run([sys.executable, "-m", "tickmesh", "up"], env=env, capture_output=True,
-                             text=True, timeout=t(30))
+        env = base_env(TICKMESH_HOME=str(tmp_path / "home"), EDGE_PORT=str(nats_port), TICKMESH_NATS_PORT=str(port))
+        res = subprocess.run(
+            [sys.executable, "-m", "tickmesh", "up"], env=env, capture_output=True, text=True, timeout=t(30)
+        )
     assert res.returncode == 2
     assert f"port {port}" in res.stderr and "TICKMESH_NATS_PORT" in res.stderr and "Traceback" not in res.stderr
 
@@ -154,8 +167,13 @@ async def test_an_order_over_the_edge_fills_notifies_and_revalues_for_that_user_
         for c in (alice, bob):
             for ch in ("trades", "notifications", "portfolio"):
                 assert (await c.request("sub", ch=ch))[0]["op"] == "ok"
-        order = {"client_order_id": f"e2e-{time.time_ns()}", "symbol": "AAPL", "side": "buy",
-                 "type": "market", "quantity": "3"}
+        order = {
+            "client_order_id": f"e2e-{time.time_ns()}",
+            "symbol": "AAPL",
+            "side": "buy",
+            "type": "market",
+            "quantity": "3",
+        }
         reply = None
         seen: dict[str, list] = {"trades": [], "notifications": [], "portfolio": []}
         for _ in range(40):  # the broker needs a first AAPL price (error 605 until then)
@@ -168,8 +186,11 @@ async def test_an_order_over_the_edge_fills_notifies_and_revalues_for_that_user_
             await asyncio.sleep(0.25)
         assert reply["op"] == "ok" and reply["data"]["status"] == "filled", reply
         deadline = time.monotonic() + t(20)
-        while time.monotonic() < deadline and not (seen["trades"] and seen["notifications"] and any(
-                any(p["symbol"] == "AAPL" for p in m["data"]["positions"]) for m in seen["portfolio"])):
+        while time.monotonic() < deadline and not (
+            seen["trades"]
+            and seen["notifications"]
+            and any(any(p["symbol"] == "AAPL" for p in m["data"]["positions"]) for m in seen["portfolio"])
+        ):
             [m] = await alice.messages(1, timeout=20)
             seen[m["ch"]].append(m)
         executions = [m["data"] for m in seen["trades"] if m["data"]["client_order_id"] == order["client_order_id"]]

@@ -71,8 +71,9 @@ async def test_every_component_works_within_its_role_and_only_the_admin_revokes(
 
         wl, _ = await alice.request("cmd", name="watchlist.create", data={"name": "Tech", "symbols": ["AAPL"]})
         assert wl["op"] == "ok", wl
-        rule, early = await alice.request("cmd", name="alert.create",
-                                          data={"symbol": "AAPL", "condition": "above", "threshold": "0.01"})
+        rule, early = await alice.request(
+            "cmd", name="alert.create", data={"symbol": "AAPL", "condition": "above", "threshold": "0.01"}
+        )
         assert rule["op"] == "ok", rule
         await _until_frame(alice, lambda f: f.get("op") == "msg" and f["ch"] == "alerts", "fired alert", seen=early)
         flags, _ = await admin.request("cmd", name="flag.list", data={})
@@ -81,11 +82,18 @@ async def test_every_component_works_within_its_role_and_only_the_admin_revokes(
         # A fill reaches alice; her edge writes its delivery to the audit trail and answers the
         # admin's question about it, all within the edge's role.
         assert (await alice.request("sub", ch="trades"))[0]["op"] == "ok"
-        order, early = await alice.request("cmd", name="order.submit", data={
-            "client_order_id": "perm-1", "symbol": "AAPL", "side": "buy", "type": "market", "quantity": "1"})
+        order, early = await alice.request(
+            "cmd",
+            name="order.submit",
+            data={"client_order_id": "perm-1", "symbol": "AAPL", "side": "buy", "type": "market", "quantity": "1"},
+        )
         assert order["op"] == "ok", order
-        await _until_frame(alice, lambda f: f.get("op") == "msg" and f["ch"] == "trades"
-                           and f["data"]["status"] == "filled", "fill", seen=early)
+        await _until_frame(
+            alice,
+            lambda f: f.get("op") == "msg" and f["ch"] == "trades" and f["data"]["status"] == "filled",
+            "fill",
+            seen=early,
+        )
         deadline = time.monotonic() + t(20)
         while True:
             audit, _ = await admin.request("cmd", name="audit.trades", data={"user": "alice", "order": "perm-1"})
@@ -97,15 +105,26 @@ async def test_every_component_works_within_its_role_and_only_the_admin_revokes(
 
         # The operator tool acts as the local stack's admin identity.
         nats_url = f"nats://127.0.0.1:{stack.env['TICKMESH_NATS_PORT']}"
-        done = subprocess.run([sys.executable, "-m", "tickmesh", "announce", "--text", "Maintenance at 22:00"],
-                              env={**stack.env, "NATS_URL": nats_url}, capture_output=True, text=True, timeout=t(30))
+        done = subprocess.run(
+            [sys.executable, "-m", "tickmesh", "announce", "--text", "Maintenance at 22:00"],
+            env={**stack.env, "NATS_URL": nats_url},
+            capture_output=True,
+            text=True,
+            timeout=t(30),
+        )
         assert done.returncode == 0, done.stderr
-        await _until_frame(alice, lambda f: f.get("op") == "msg" and f["ch"] == "announcements"
-                           and f["data"]["text"] == "Maintenance at 22:00", "announcement")
+        await _until_frame(
+            alice,
+            lambda f: (
+                f.get("op") == "msg" and f["ch"] == "announcements" and f["data"]["text"] == "Maintenance at 22:00"
+            ),
+            "announcement",
+        )
 
         # A component's identity cannot revoke anyone; the admin's can.
-        forger = await nats.connect(nats_url, name="forger", user="edge", password=_passwords(stack)["edge"],
-                                    inbox_prefix="_INBOX_edge")
+        forger = await nats.connect(
+            nats_url, name="forger", user="edge", password=_passwords(stack)["edge"], inbox_prefix="_INBOX_edge"
+        )
         try:
             await forger.publish(REVOKE_SUBJECT, orjson.dumps({"user": "bob"}))
             await forger.flush()
@@ -128,5 +147,6 @@ async def test_every_component_works_within_its_role_and_only_the_admin_revokes(
             await c.close()
 
     violations = [line for line in stack.output().splitlines() if " Violation - " in line]  # nats-server's log
-    assert violations and all(':forger"' in v and f'Subject "{REVOKE_SUBJECT}"' in v for v in violations), \
-        "\n".join(violations)
+    assert violations and all(':forger"' in v and f'Subject "{REVOKE_SUBJECT}"' in v for v in violations), "\n".join(
+        violations
+    )

@@ -57,5 +57,10 @@ def edge(edge_factory):
 def edge_subjects(nats_mon) -> list[str]:
     with urllib.request.urlopen(f"{nats_mon.monitor}/connz?subs=1") as resp:
         conns = json.load(resp)["connections"]
-    return sorted(s for c in conns if c.get("name") == "tickmesh-edge" for s in c.get("subscriptions_list", [])
-                  if s.startswith("tm.tick.") or s.endswith(".portfolio"))
+    return sorted(
+        s
+        for c in conns
+        if c.get("name") == "tickmesh-edge"
+        for s in c.get("subscriptions_list", [])
+        if s.startswith("tm.tick.") or s.endswith(".portfolio")
+    )

@@ -65,8 +65,7 @@ async def test_a_revoked_user_can_neither_trade_nor_get_tickets_nor_stream(edge,
 
     status, reply = await httpclient.command(edge.http, {"name": "order.submit", "data": ORDER}, token=old)
     assert (status, reply["op"], reply["code"]) == (403, "err", CloseCode.FORBIDDEN)
-    status, reply = await httpclient.command(edge.http, {"name": "order.submit", "key": "k1", "data": ORDER},
-                                             token=old)
+    status, reply = await httpclient.command(edge.http, {"name": "order.submit", "key": "k1", "data": ORDER}, token=old)
     assert (status, reply["code"]) == (403, CloseCode.FORBIDDEN)
     assert runs == ["alice"]  # nothing more reached the broker
     status, reply = await post_ticket(edge.http, old)
@@ -123,8 +122,9 @@ async def test_a_retry_of_a_known_key_gets_its_reply_even_when_the_rate_limit_is
     for _ in range(3):
         again, _ = await c.request("cmd", name="order.submit", key="k-1", data=ORDER)
         assert again["op"] == "ok" and again["data"] == first["data"]
-    status, again = await httpclient.command(edge.http, {"name": "order.submit", "key": "k-2", "data": ORDER},
-                                             token=token("alice"))
+    status, again = await httpclient.command(
+        edge.http, {"name": "order.submit", "key": "k-2", "data": ORDER}, token=token("alice")
+    )
     assert status == 200 and again["data"] == second["data"]
     assert count == 2
     await c.close()
@@ -146,8 +146,7 @@ async def test_the_per_address_limit_has_one_code_on_every_transport(edge_factor
 
 
 async def test_http_endpoints_are_rate_limited_per_user_and_per_address(edge_factory):
-    edge = edge_factory(EDGE_HTTP_RATE="0.01", EDGE_HTTP_BURST="2", EDGE_HTTP_IP_RATE="0.01",
-                        EDGE_HTTP_IP_BURST="5")
+    edge = edge_factory(EDGE_HTTP_RATE="0.01", EDGE_HTTP_BURST="2", EDGE_HTTP_IP_RATE="0.01", EDGE_HTTP_IP_BURST="5")
     alice, bob = token("alice"), token("bob")
     assert [(await post_ticket(edge.http, alice))[0] for _ in range(3)] == [200, 200, 429]
     status, reply = await post_ticket(edge.http, alice)

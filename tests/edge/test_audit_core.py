@@ -40,12 +40,15 @@ def test_an_ack_names_positions_of_a_subscribed_trades_channel():
     assert out[0] == Ack("trades", (10,)) and orjson.loads(out[1]) == {"op": "ok", "id": "a1"}
 
 
-@pytest.mark.parametrize("frame, code", [
-    ({"op": "ack", "ch": "trades", "seqs": [1]}, ErrorCode.NOT_SUBSCRIBED),
-    ({"op": "ack", "ch": "notifications", "seqs": [1]}, ErrorCode.INVALID_FIELD),
-    ({"op": "ack", "seqs": [1]}, ErrorCode.INVALID_FIELD),
-    ({"op": "ack", "ch": "trades:", "seqs": [1]}, ErrorCode.BAD_CHANNEL),
-])
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        ({"op": "ack", "ch": "trades", "seqs": [1]}, ErrorCode.NOT_SUBSCRIBED),
+        ({"op": "ack", "ch": "notifications", "seqs": [1]}, ErrorCode.INVALID_FIELD),
+        ({"op": "ack", "seqs": [1]}, ErrorCode.INVALID_FIELD),
+        ({"op": "ack", "ch": "trades:", "seqs": [1]}, ErrorCode.BAD_CHANNEL),
+    ],
+)
 def test_an_ack_for_something_else_is_refused(frame, code):
     s = session()
     assert errors(send(s, frame)) == [code]
@@ -74,7 +77,10 @@ def test_records_become_one_valid_message_per_user_with_the_executions_ids():
     assert [b[0] for b in batches] == [trade_audit_subject("alice"), trade_audit_subject("bob")]
     alice = schema("trade_audit").validate(orjson.loads(batches[0][1]))
     assert alice["edge"] == "e1" and alice["user"] == "alice"
-    assert [(r["event"], r["seq"], r["at"]) for r in alice["records"]] == [("delivered", 41, T0 + 1_000), ("acked", 41, T0 + 1_002)]
+    assert [(r["event"], r["seq"], r["at"]) for r in alice["records"]] == [
+        ("delivered", 41, T0 + 1_000),
+        ("acked", 41, T0 + 1_002),
+    ]
     # The ack carries the ids read from the delivered frame; MessagePack frames are read too.
     assert {r["exec_id"] for r in alice["records"]} == {"x41"}
     bob = orjson.loads(batches[1][1])["records"][0]

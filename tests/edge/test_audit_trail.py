@@ -31,9 +31,18 @@ async def publisher(url: str) -> tuple[nats.NATS, Publisher]:
 
 
 async def fill(pub: Publisher, user: str, n: int, status: str = "filled") -> int:
-    ack = await pub.execution(user, exec_id=f"x-{user}-{n}-{status}", order_id=f"o-{n}", client_order_id=f"c-{n}",
-                              symbol="AAPL", side="buy", order_type="market", status=status, quantity="1",
-                              price="100" if status == "filled" else None)
+    ack = await pub.execution(
+        user,
+        exec_id=f"x-{user}-{n}-{status}",
+        order_id=f"o-{n}",
+        client_order_id=f"c-{n}",
+        symbol="AAPL",
+        side="buy",
+        order_type="market",
+        status=status,
+        quantity="1",
+        price="100" if status == "filled" else None,
+    )
     return ack.seq
 
 
@@ -72,13 +81,21 @@ async def test_each_connection_gets_a_delivery_record_and_acks_are_recorded(edge
     assert execution["seq"] == seq and execution["status"] == "filled" and execution["connections"] == 2
     assert execution["delivered_at"] and execution["acked_at"] >= execution["delivered_at"]
     records = sorted((r["event"], r["conn_id"], r["transport"], r["seq"]) for r in answer["deliveries"])
-    assert records == sorted([("delivered", a1.welcome["conn_id"], "ws", seq), ("delivered", a2.welcome["conn_id"], "ws", seq),
-                              ("acked", a1.welcome["conn_id"], "ws", seq)])
-    assert {r["edge"] for r in answer["deliveries"]} and all(r["exec_id"] == "x-alice-1-filled" for r in answer["deliveries"])
+    assert records == sorted(
+        [
+            ("delivered", a1.welcome["conn_id"], "ws", seq),
+            ("delivered", a2.welcome["conn_id"], "ws", seq),
+            ("acked", a1.welcome["conn_id"], "ws", seq),
+        ]
+    )
+    assert {r["edge"] for r in answer["deliveries"]} and all(
+        r["exec_id"] == "x-alice-1-filled" for r in answer["deliveries"]
+    )
     # The order id finds the same; bob's deliveries are his own; users may not ask.
     assert (await ask(support, "alice", "o-1", lambda a: True))["executions"][0]["seq"] == seq
-    assert [r["conn_id"] for r in (await ask(support, "bob", "o-1", lambda a: a["deliveries"]))["deliveries"]] \
-        == [bob.welcome["conn_id"]]
+    assert [r["conn_id"] for r in (await ask(support, "bob", "o-1", lambda a: a["deliveries"]))["deliveries"]] == [
+        bob.welcome["conn_id"]
+    ]
     refused, _ = await a1.request("cmd", name="audit.trades", data={"user": "alice", "order": "c-1"})
     assert refused["op"] == "err" and refused["code"] == ErrorCode.FORBIDDEN
     assert '"audit.trade_query"' in edge.output() and '"owner":"alice"' in edge.output()
@@ -126,14 +143,24 @@ async def test_sse_and_polling_deliveries_are_recorded_and_the_cli_answers(edge_
     env = dict(os.environ, NATS_URL=nats_mon.url)
     deadline = time.monotonic() + t(15)
     while True:
-        done = subprocess.run([sys.executable, "-m", "tickmesh", "audit", "trades", "--user", "alice", "--order", "o-3"],
-                              env=env, capture_output=True, text=True, timeout=t(30))
+        done = subprocess.run(
+            [sys.executable, "-m", "tickmesh", "audit", "trades", "--user", "alice", "--order", "o-3"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=t(30),
+        )
         if ("sse conn" in done.stdout and "poll conn" in done.stdout) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"seq {seq}  filled" in done.stdout and "(2 connection(s))" in done.stdout, done.stdout
-    missing = subprocess.run([sys.executable, "-m", "tickmesh", "audit", "trades", "--user", "alice", "--order", "nope"],
-                             env=env, capture_output=True, text=True, timeout=t(30))
+    missing = subprocess.run(
+        [sys.executable, "-m", "tickmesh", "audit", "trades", "--user", "alice", "--order", "nope"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=t(30),
+    )
     assert missing.returncode == 1 and "no trade event of order nope" in missing.stdout
     await nc.close()

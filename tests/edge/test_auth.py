@@ -47,25 +47,70 @@ async def test_bearer_header_authenticates_at_connect(edge):
     await c.close()
 
 
-@pytest.mark.parametrize("make_token,code", [
-    (lambda: token("alice", ttl=-120), CloseCode.TOKEN_EXPIRED),
-    (lambda: "not.a.jwt", CloseCode.AUTH_FAILED),
-    (lambda: jwt.encode({"sub": "alice", "exp": time.time() + 60, "iss": "tickmesh-dev", "aud": "tickmesh"},
-                        "another-secret-entirely-0123456789", algorithm="HS256"), CloseCode.AUTH_FAILED),
-    (lambda: jwt.encode({"sub": "alice", "exp": time.time() + 60, "iss": "tickmesh-dev", "aud": "tickmesh"},
-                        None, algorithm="none"), CloseCode.AUTH_FAILED),
-    (lambda: jwt.encode({"sub": "alice", "exp": time.time() + 60, "iss": "evil", "aud": "tickmesh"},
-                        SECRET, algorithm="HS256"), CloseCode.AUTH_FAILED),
-    (lambda: jwt.encode({"sub": "alice", "exp": time.time() + 60, "iss": "tickmesh-dev", "aud": "other"},
-                        SECRET, algorithm="HS256"), CloseCode.AUTH_FAILED),
-    (lambda: jwt.encode({"sub": "alice", "iss": "tickmesh-dev", "aud": "tickmesh"}, SECRET, algorithm="HS256"),
-     CloseCode.AUTH_FAILED),
-    (lambda: jwt.encode({"sub": "alice", "exp": time.time() + 600, "nbf": time.time() + 300,
-                         "iss": "tickmesh-dev", "aud": "tickmesh"}, SECRET, algorithm="HS256"), CloseCode.AUTH_FAILED),
-    (lambda: jwt.encode({"sub": "al ice*", "exp": time.time() + 60, "iss": "tickmesh-dev", "aud": "tickmesh"},
-                        SECRET, algorithm="HS256"), CloseCode.AUTH_FAILED),
-    (lambda: 12345, None),
-])
+@pytest.mark.parametrize(
+    "make_token,code",
+    [
+        (lambda: token("alice", ttl=-120), CloseCode.TOKEN_EXPIRED),
+        (lambda: "not.a.jwt", CloseCode.AUTH_FAILED),
+        (
+            lambda: jwt.encode(
+                {"sub": "alice", "exp": time.time() + 60, "iss": "tickmesh-dev", "aud": "tickmesh"},
+                "another-secret-entirely-0123456789",
+                algorithm="HS256",
+            ),
+            CloseCode.AUTH_FAILED,
+        ),
+        (
+            lambda: jwt.encode(
+                {"sub": "alice", "exp": time.time() + 60, "iss": "tickmesh-dev", "aud": "tickmesh"},
+                None,
+                algorithm="none",
+            ),
+            CloseCode.AUTH_FAILED,
+        ),
+        (
+            lambda: jwt.encode(
+                {"sub": "alice", "exp": time.time() + 60, "iss": "evil", "aud": "tickmesh"}, SECRET, algorithm="HS256"
+            ),
+            CloseCode.AUTH_FAILED,
+        ),
+        (
+            lambda: jwt.encode(
+                {"sub": "alice", "exp": time.time() + 60, "iss": "tickmesh-dev", "aud": "other"},
+                SECRET,
+                algorithm="HS256",
+            ),
+            CloseCode.AUTH_FAILED,
+        ),
+        (
+            lambda: jwt.encode({"sub": "alice", "iss": "tickmesh-dev", "aud": "tickmesh"}, SECRET, algorithm="HS256"),
+            CloseCode.AUTH_FAILED,
+        ),
+        (
+            lambda: jwt.encode(
+                {
+                    "sub": "alice",
+                    "exp": time.time() + 600,
+                    "nbf": time.time() + 300,
+                    "iss": "tickmesh-dev",
+                    "aud": "tickmesh",
+                },
+                SECRET,
+                algorithm="HS256",
+            ),
+            CloseCode.AUTH_FAILED,
+        ),
+        (
+            lambda: jwt.encode(
+                {"sub": "al ice*", "exp": time.time() + 60, "iss": "tickmesh-dev", "aud": "tickmesh"},
+                SECRET,
+                algorithm="HS256",
+            ),
+            CloseCode.AUTH_FAILED,
+        ),
+        (lambda: 12345, None),
+    ],
+)
 async def test_bad_tokens_close_with_a_code_that_says_whether_to_retry(edge, make_token, code):
     c = await Client.connect(edge.ws_url)
     await c.send({"op": "auth", "id": 1, "token": make_token()})
@@ -118,6 +163,7 @@ async def test_revocation_closes_connections_everywhere_and_refuses_old_tokens(e
 
 # -- asymmetric keys and JWKS ----------------------------------------------------------------
 
+
 class _Jwks:
     """A local JWKS endpoint (the identity provider's key set), counting fetches."""
 
@@ -158,8 +204,12 @@ async def test_rs256_and_es256_from_jwks_with_key_rotation_and_no_algorithm_conf
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ec_key = ec.generate_private_key(ec.SECP256R1())
     jwks.add(rsa_key.public_key(), "r1", "RS256")
-    edge = edge_factory(EDGE_JWT_ALGORITHMS="RS256,ES256,HS256", EDGE_JWKS_URL=jwks.url, EDGE_JWT_ISSUER="idp",
-                        EDGE_JWKS_REFETCH_COOLDOWN_S="0.5")
+    edge = edge_factory(
+        EDGE_JWT_ALGORITHMS="RS256,ES256,HS256",
+        EDGE_JWKS_URL=jwks.url,
+        EDGE_JWT_ISSUER="idp",
+        EDGE_JWKS_REFETCH_COOLDOWN_S="0.5",
+    )
     try:
         c = await Client.login(edge.ws_url, jwt.encode(_claims(), rsa_key, algorithm="RS256", headers={"kid": "r1"}))
         await c.close()
@@ -167,15 +217,24 @@ async def test_rs256_and_es256_from_jwks_with_key_rotation_and_no_algorithm_conf
         jwks.add(ec_key.public_key(), "e1", "ES256")
         await asyncio.sleep(0.6)
         fetches = jwks.fetches
-        c = await Client.login(edge.ws_url, jwt.encode(_claims("bob"), ec_key, algorithm="ES256", headers={"kid": "e1"}))
+        c = await Client.login(
+            edge.ws_url, jwt.encode(_claims("bob"), ec_key, algorithm="ES256", headers={"kid": "e1"})
+        )
         assert jwks.fetches > fetches
         await c.close()
         # Algorithm confusion: the RSA public key (public knowledge) used as an HMAC secret.
-        pem = rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        pem = rsa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
         def b64(b):
             return base64.urlsafe_b64encode(b).rstrip(b"=")
-        signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "r1"}).encode()) + b"." + \
-            b64(json.dumps(_claims("mallory")).encode())
+
+        signing_input = (
+            b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "r1"}).encode())
+            + b"."
+            + b64(json.dumps(_claims("mallory")).encode())
+        )
         forged = (signing_input + b"." + b64(hmac.new(pem, signing_input, hashlib.sha256).digest())).decode()
         c = await Client.connect(edge.ws_url)
         await c.send({"op": "auth", "id": 1, "token": forged})
@@ -183,7 +242,9 @@ async def test_rs256_and_es256_from_jwks_with_key_rotation_and_no_algorithm_conf
         # A token signed by a key the IdP never published.
         stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         c = await Client.connect(edge.ws_url)
-        await c.send({"op": "auth", "id": 1, "token": jwt.encode(_claims(), stranger, algorithm="RS256", headers={"kid": "zz"})})
+        await c.send(
+            {"op": "auth", "id": 1, "token": jwt.encode(_claims(), stranger, algorithm="RS256", headers={"kid": "zz"})}
+        )
         assert await closed_with(c) == CloseCode.AUTH_FAILED
     finally:
         jwks.server.shutdown()

@@ -18,8 +18,7 @@ pytestmark = pytest.mark.engines("direct")  # the direct engine's own write path
 
 async def test_a_stalled_reader_loses_no_event_and_the_others_get_everything(edge_factory, nats_mon):
     # The outbox holds a burst (up to 1 MB); the stalled reader's backlog outgrows it.
-    edge = edge_factory(EDGE_OUTBOX_MAX_FRAMES="500", EDGE_OUTBOX_MAX_BYTES="1000000",
-                        EDGE_WS_HIGH_WATER="16384")
+    edge = edge_factory(EDGE_OUTBOX_MAX_FRAMES="500", EDGE_OUTBOX_MAX_BYTES="1000000", EDGE_WS_HIGH_WATER="16384")
     healthy = await Client.login(edge.ws_url, token("alice"))
     slow = await Client.connect_small_buffers(edge.ws_url)
     await slow.request("auth", token=token("alice"))
@@ -31,9 +30,12 @@ async def test_a_stalled_reader_loses_no_event_and_the_others_get_everything(edg
     nc = await nats.connect(nats_mon.url)
     js = nc.jetstream()
     for start in range(0, n, 25):  # ~10 MB/s: easy for a reader, far too much for one that stalls
-        await asyncio.gather(*(js.publish(user_subject(Kind.NOTIFICATIONS, "alice"),
-                                          json.dumps({"i": i, "pad": "y" * 8000}).encode())
-                               for i in range(start, start + 25)))
+        await asyncio.gather(
+            *(
+                js.publish(user_subject(Kind.NOTIFICATIONS, "alice"), json.dumps({"i": i, "pad": "y" * 8000}).encode())
+                for i in range(start, start + 25)
+            )
+        )
         await asyncio.sleep(0.02)
     await nc.close()
 

@@ -31,8 +31,18 @@ async def publish_portfolio(nc, user: str, trade_seq: int | None, value: int) ->
 
 
 async def fill(pub: Publisher, user: str, n: int) -> int:
-    ack = await pub.execution(user, exec_id=f"x-{user}-{n}", order_id=f"o-{n}", client_order_id=f"c-{n}",
-                              symbol="AAPL", side="buy", order_type="market", status="filled", quantity="1", price="1")
+    ack = await pub.execution(
+        user,
+        exec_id=f"x-{user}-{n}",
+        order_id=f"o-{n}",
+        client_order_id=f"c-{n}",
+        symbol="AAPL",
+        side="buy",
+        order_type="market",
+        status="filled",
+        quantity="1",
+        price="1",
+    )
     return ack.seq
 
 
@@ -41,13 +51,20 @@ async def ticker(nc, stop: asyncio.Event) -> None:
     i = 0
     while not stop.is_set():
         i += 1
-        tick = {"symbol": "AAPL", "last": f"{100 + i % 50}.00", "ts": 1_795_000_000_000_000 + i,
-                "ingest_ts": 1_795_000_000_000_000 + i, "provider": "t"}
+        tick = {
+            "symbol": "AAPL",
+            "last": f"{100 + i % 50}.00",
+            "ts": 1_795_000_000_000_000 + i,
+            "ingest_ts": 1_795_000_000_000_000 + i,
+            "provider": "t",
+        }
         await nc.publish(tick_subject("AAPL"), orjson.dumps(tick), headers={SEQ_HEADER: str(i)})
         await asyncio.sleep(0.01)
 
 
-async def reordered_rounds(nc, js, pub: Publisher, users: list[str], rounds: int, rng: random.Random) -> dict[str, list[int]]:
+async def reordered_rounds(
+    nc, js, pub: Publisher, users: list[str], rounds: int, rng: random.Random
+) -> dict[str, list[int]]:
     """Each round: every user's valuation naming the fill's position goes out first, then, after
     a random delay, the fills themselves (one publisher, so positions are known in advance)."""
     fills: dict[str, list[int]] = {u: [] for u in users}

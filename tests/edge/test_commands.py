@@ -84,8 +84,10 @@ async def test_a_retried_command_with_the_same_key_runs_once_on_any_edge(edge_fa
     a = await Client.login(edges[0].ws_url, token("alice"))
     b = await Client.login(edges[1].ws_url, token("alice"))
     # Concurrent duplicates on two edges, then a late retry after a reconnect.
-    r1, r2 = await asyncio.gather(a.request("cmd", name="order.submit", key="k-42", data=ORDER),
-                                  b.request("cmd", name="order.submit", key="k-42", data=ORDER))
+    r1, r2 = await asyncio.gather(
+        a.request("cmd", name="order.submit", key="k-42", data=ORDER),
+        b.request("cmd", name="order.submit", key="k-42", data=ORDER),
+    )
     await a.close()
     a = await Client.login(edges[0].ws_url, token("alice"))
     r3, _ = await a.request("cmd", name="order.submit", key="k-42", data=ORDER)

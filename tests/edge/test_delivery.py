@@ -38,7 +38,13 @@ async def publish_events(js, n, subject=NOTES, start=0):
 
 async def test_state_channels_send_the_current_value_first(edge, nats_mon):
     nc, js = await js_ctx(nats_mon.url)
-    tick = {"symbol": "NVDA", "last": "121.40", "ts": 1_795_000_000_000_000, "ingest_ts": 1_795_000_000_000_000, "provider": "t"}
+    tick = {
+        "symbol": "NVDA",
+        "last": "121.40",
+        "ts": 1_795_000_000_000_000,
+        "ingest_ts": 1_795_000_000_000_000,
+        "provider": "t",
+    }
     # Acknowledged publishes: both are stored before the client subscribes.
     await js.publish(tick_subject("NVDA"), json.dumps(tick).encode(), headers={"Tm-Seq": "41"})
     await js.publish(user_subject(Kind.PORTFOLIO, "alice"), b'{"total_value":"1000.00"}', headers={"Tm-Seq": "9"})
@@ -116,7 +122,7 @@ async def test_the_seam_loses_and_duplicates_nothing_while_publishing_continues(
         await c.close()
     stop.set()
     await task
-    expected = [s for s in published if s > start_after][:len(received)]
+    expected = [s for s in published if s > start_after][: len(received)]
     assert received == expected
     await nc.close()
 
@@ -180,6 +186,7 @@ async def test_announcements_in_force_reach_new_connections(edge, nats_mon):
 
 # -- SSE -------------------------------------------------------------------------------------
 
+
 async def test_sse_recovers_exactly_with_last_event_id_on_another_edge(edge_factory, nats_mon):
     a, b = edge_factory(), edge_factory()
     nc, js = await js_ctx(nats_mon.url)
@@ -233,6 +240,7 @@ async def test_sse_applies_the_same_permissions(edge):
 
 # -- long polling ------------------------------------------------------------------------------
 
+
 async def test_polling_delivers_every_event_once_across_edges_and_keeps_no_state(edge_factory, nats_mon):
     a, b = edge_factory(EDGE_POLL_WAIT_S="2"), edge_factory(EDGE_POLL_WAIT_S="2")
     nc, js = await js_ctx(nats_mon.url)
@@ -275,6 +283,7 @@ async def test_polling_returns_state_snapshots_once(edge, nats_mon):
 
 # -- commands over HTTP ----------------------------------------------------------------------
 
+
 async def test_http_commands_share_roles_validation_and_idempotency(edge, nats_mon):
     nc = await nats.connect(nats_mon.url)
     runs = []
@@ -290,10 +299,13 @@ async def test_http_commands_share_roles_validation_and_idempotency(edge, nats_m
     assert status == 200 and body["data"]["order_id"] == "o1"
     status, again = await command(edge.http, {"name": "order.submit", "key": "h1", "data": order}, token=token("alice"))
     assert again["data"] == body["data"] and len(runs) == 1
-    status, body = await command(edge.http, {"name": "announcement.publish", "data": {"severity": "info", "text": "x"}},
-                                 token=token("alice"))
+    status, body = await command(
+        edge.http, {"name": "announcement.publish", "data": {"severity": "info", "text": "x"}}, token=token("alice")
+    )
     assert status == 403 and body["code"] == ErrorCode.FORBIDDEN
-    status, body = await command(edge.http, {"name": "order.submit", "data": dict(order, quantity=-1)}, token=token("alice"))
+    status, body = await command(
+        edge.http, {"name": "order.submit", "data": dict(order, quantity=-1)}, token=token("alice")
+    )
     assert status == 400 and body["code"] == ErrorCode.INVALID_FIELD
     status, body = await command(edge.http, {}, raw=b"{nope", token=token("alice"))
     assert status == 400 and body["code"] == ErrorCode.MALFORMED_FRAME

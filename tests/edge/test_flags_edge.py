@@ -90,8 +90,9 @@ async def test_rollout_moves_exactly_the_right_users_and_the_kill_switch_reaches
         assert values(snap)["realtime.presence"] is False
     current = {u: False for u in users}
     for percent in (10, 50, 100):
-        await store.change({"name": "realtime.presence", "action": "rollout", "percent": str(percent)},
-                           by="ops", via="api")
+        await store.change(
+            {"name": "realtime.presence", "action": "rollout", "percent": str(percent)}, by="ops", via="api"
+        )
         # A change every user sees follows, so each client's next frame is either the rollout
         # (its value changed) or this marker (it did not): nobody gets a frame for nothing.
         await store.change({"name": "other", "action": "set", "value": f"p{percent}"}, by="ops", via="api")
@@ -133,13 +134,18 @@ async def test_the_admin_command_changes_flags_over_the_edge(edge, nats_mon):
         user = await Client.login(edge.ws_url, token("mallory"))
         reply, _ = await user.request("cmd", name="flag.list", data={})
         assert reply["op"] == "err" and reply["code"] == 301
-        reply, _ = await admin.request("cmd", name="flag.update", timeout=10,
-                                       data={"name": "beta", "action": "create", "type": "boolean", "value": True})
+        reply, _ = await admin.request(
+            "cmd",
+            name="flag.update",
+            timeout=10,
+            data={"name": "beta", "action": "create", "type": "boolean", "value": True},
+        )
         assert reply["op"] == "ok" and reply["data"]["flag"]["updated_by"] == "root", reply
         reply, _ = await user.request("sub", ch="flags")
         assert values(await flags_msg(user)) == {"beta": True}
-        reply, _ = await admin.request("cmd", name="flag.update", data={"name": "beta", "action": "rollout",
-                                                                       "percent": "101"})
+        reply, _ = await admin.request(
+            "cmd", name="flag.update", data={"name": "beta", "action": "rollout", "percent": "101"}
+        )
         assert reply["op"] == "err" and reply["code"] == 641
         await admin.close()
         await user.close()
@@ -156,8 +162,9 @@ async def test_price_history_fills_a_chart_then_live_ticks_follow(edge, nats_mon
     base = 1_795_630_850_000_000
 
     def tick(i):
-        return orjson.dumps({"symbol": "NVDA", "last": f"{100 + i}.00", "ts": base + i, "ingest_ts": base + i,
-                             "provider": "synthetic"})
+        return orjson.dumps(
+            {"symbol": "NVDA", "last": f"{100 + i}.00", "ts": base + i, "ingest_ts": base + i, "provider": "synthetic"}
+        )
 
     for i in range(30):
         await js.publish("tm.tick.NVDA", tick(i), headers={"Tm-Seq": str(base + i)})

@@ -66,6 +66,12 @@ def test_turning_the_flag_off_ends_only_the_gated_subscriptions_without_a_reconn
     s.features_changed()
     out = s.take()
     assert isinstance(out[0], Unsubscribe) and out[0].name == "presence:symbol.AAPL" and not out[0].answer
-    assert frames(out) == [{"op": "unsub", "ch": "presence:symbol.AAPL", "code": 301,
-                            "reason": "presence is not enabled for you (feature flag realtime.presence)"}]
+    assert frames(out) == [
+        {
+            "op": "unsub",
+            "ch": "presence:symbol.AAPL",
+            "code": 301,
+            "reason": "presence is not enabled for you (feature flag realtime.presence)",
+        }
+    ]
     assert list(s.subscriptions) == ["prices:AAPL"] and s.closed is None

@@ -61,8 +61,9 @@ async def response(reader: asyncio.StreamReader, timeout: float = 5) -> tuple[in
     return status, headers, body
 
 
-async def cut_off_within(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes,
-                         limit: float) -> tuple[float, bytes]:
+async def cut_off_within(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes, limit: float
+) -> tuple[float, bytes]:
     """Send ``data`` one byte every 0.2 s until the server hangs up; return how long that took
     and what it answered. Fails if the server is still listening after ``limit`` seconds."""
     start = time.monotonic()
@@ -135,7 +136,6 @@ async def test_a_request_head_growing_past_16_kib_gets_431(edge_factory):
     writer.close()
 
 
-
 @pytest.mark.engines("direct")
 async def test_a_whole_request_head_over_16_kib_gets_431_however_it_arrives(edge_factory, engine):
     edge = edge_factory()
@@ -148,7 +148,11 @@ async def test_a_whole_request_head_over_16_kib_gets_431_however_it_arrives(edge
 
 def post(path: str, body: bytes, *, length: int | None = None, chunked: bool = False) -> bytes:
     head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token('alice')}\r\n"
-    head += "Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {len(body) if length is None else length}\r\n"
+    head += (
+        "Transfer-Encoding: chunked\r\n"
+        if chunked
+        else f"Content-Length: {len(body) if length is None else length}\r\n"
+    )
     return head.encode() + b"\r\n" + body
 
 

@@ -37,8 +37,9 @@ async def test_users_only_ever_receive_their_own_channels(edge, nats_mon):
     assert (await alice.request("sub", ch="trades:bob"))[0]["code"] == ErrorCode.FORBIDDEN
     nc = await nats.connect(nats_mon.url)
     for user, value in (("bob", "900.00"), ("alice", "100.00")):
-        await nc.publish(user_subject(Kind.PORTFOLIO, user), json.dumps({"total_value": value}).encode(),
-                         headers={"Tm-Seq": "5"})
+        await nc.publish(
+            user_subject(Kind.PORTFOLIO, user), json.dumps({"total_value": value}).encode(), headers={"Tm-Seq": "5"}
+        )
     await nc.flush()
     [a] = await alice.messages(1)
     [b] = await bob.messages(1)
@@ -60,8 +61,9 @@ async def test_support_reads_another_users_portfolio_and_the_read_is_logged(edge
     [m] = await sam.messages(1)
     assert m["ch"] == "portfolio:bob"
     await sam.close()
-    audit = await eventually(lambda: [json.loads(line) for line in edge.output().splitlines()
-                                      if "audit.cross_user_read" in line])
+    audit = await eventually(
+        lambda: [json.loads(line) for line in edge.output().splitlines() if "audit.cross_user_read" in line]
+    )
     assert audit[0]["user"] == "sam" and audit[0]["owner"] == "bob"
 
 

@@ -72,10 +72,12 @@ async def test_a_slow_consumer_of_an_event_channel_is_told_to_resume(edge_factor
     nc = await nats.connect(nats_mon.url)
     js = nc.jetstream()
     # More than the kernel's socket buffers can absorb, so the edge's outbox has to hold them.
-    acks = [js.publish(user_subject(Kind.NOTIFICATIONS, "alice"), json.dumps({"i": i, "pad": "y" * 16000}).encode())
-            for i in range(1000)]
+    acks = [
+        js.publish(user_subject(Kind.NOTIFICATIONS, "alice"), json.dumps({"i": i, "pad": "y" * 16000}).encode())
+        for i in range(1000)
+    ]
     for i in range(0, len(acks), 100):
-        await asyncio.gather(*acks[i:i + 100])
+        await asyncio.gather(*acks[i : i + 100])
     await nc.close()
     assert await closed_with(slow, timeout=10) == CloseCode.SLOW_CONSUMER
 

@@ -32,16 +32,20 @@ async def test_metrics_follow_a_client_through_its_life(edge_factory, nats_mon):
     nc = await nats.connect(nats_mon.url)
     # Latency is observed for a sample of the batches written (1 in 16): send enough of them.
     for seq in range(1, 41):
-        await nc.publish(tick_subject("AAPL"), b'{"symbol":"AAPL","last":"1.00","ts":1795000000000000}',
-                         headers={"Tm-Seq": str(seq)})
+        await nc.publish(
+            tick_subject("AAPL"), b'{"symbol":"AAPL","last":"1.00","ts":1795000000000000}', headers={"Tm-Seq": str(seq)}
+        )
         await nc.flush()
         await c.messages(1)
     await c.request("cmd", name="alert.list")
     limited, _ = await c.request("cmd", name="alert.list")
     assert limited["code"] == ErrorCode.RATE_LIMITED
     # Counts from the writers reach the registry once a second.
-    during = await eventually(lambda: (lambda m: m if metric(m, "tickmesh_messages_total", direction="out",
-                                                               **{"class": "state"}) >= 40 else None)(scrape(edge)))
+    during = await eventually(
+        lambda: (
+            lambda m: m if metric(m, "tickmesh_messages_total", direction="out", **{"class": "state"}) >= 40 else None
+        )(scrape(edge))
+    )
     assert metric(during, "tickmesh_edge_connections", transport="ws") == 1
     assert metric(during, "tickmesh_edge_subscriptions", **{"class": "state"}) == 1
     assert metric(during, "tickmesh_edge_subscriptions", **{"class": "event"}) == 1
@@ -53,9 +57,16 @@ async def test_metrics_follow_a_client_through_its_life(edge_factory, nats_mon):
     await c.close()
     bad = await Client.connect(edge.ws_url)
     await bad.send({"op": "auth", "id": 1, "token": "nope"})
-    after = await eventually(lambda: (lambda m: m if metric(m, "tickmesh_edge_auth_failures_total") >= 1
-                                      and metric(m, "tickmesh_edge_connections", transport="ws") == 0
-                                      else None)(scrape(edge)))
+    after = await eventually(
+        lambda: (
+            lambda m: (
+                m
+                if metric(m, "tickmesh_edge_auth_failures_total") >= 1
+                and metric(m, "tickmesh_edge_connections", transport="ws") == 0
+                else None
+            )
+        )(scrape(edge))
+    )
     assert metric(after, "tickmesh_edge_connections", transport="ws") == 0
     assert metric(after, "tickmesh_edge_auth_failures_total") >= 1
     assert metric(after, "tickmesh_edge_subscriptions") == 0

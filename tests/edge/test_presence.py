@@ -15,8 +15,13 @@ from tests.support.tokens import token
 from tests.support.wsclient import Client
 
 HEARTBEAT = 1.0
-FAST = dict(EDGE_PRESENCE_HEARTBEAT_S=str(HEARTBEAT), EDGE_PRESENCE_GRACE_S="2", EDGE_PRESENCE_FLUSH_MS="50",
-            EDGE_DRAIN_DEADLINE_S="1", EDGE_DRAIN_SPREAD_MS="100")
+FAST = dict(
+    EDGE_PRESENCE_HEARTBEAT_S=str(HEARTBEAT),
+    EDGE_PRESENCE_GRACE_S="2",
+    EDGE_PRESENCE_FLUSH_MS="50",
+    EDGE_DRAIN_DEADLINE_S="1",
+    EDGE_DRAIN_SPREAD_MS="100",
+)
 TOPIC = "symbol.AAPL"
 CH = f"presence:{TOPIC}"
 
@@ -172,8 +177,13 @@ async def test_permissions_deny_by_default(edge_factory):
 
 @pytest.mark.engines("direct")
 async def test_limits_on_topics_joins_and_listed_members(edge_factory):
-    a = edge_factory(EDGE_PRESENCE_MAX_TOPICS="2", EDGE_PRESENCE_RATE="1", EDGE_PRESENCE_BURST="3",
-                     EDGE_PRESENCE_LIST_LIMIT="2", **FAST)
+    a = edge_factory(
+        EDGE_PRESENCE_MAX_TOPICS="2",
+        EDGE_PRESENCE_RATE="1",
+        EDGE_PRESENCE_BURST="3",
+        EDGE_PRESENCE_LIST_LIMIT="2",
+        **FAST,
+    )
     bob = await login(a, "bob")
     assert bob.welcome["limits"]["max_topics"] == 2
     assert (await bob.request("join", topic="symbol.AAPL"))[0]["op"] == "ok"

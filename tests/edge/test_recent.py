@@ -34,8 +34,9 @@ def test_eviction_keeps_the_promise_and_a_recreated_stream_is_forgotten():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 30)), max_size=60), st.integers(1, 80),
-       st.integers(0, 70))
+@given(
+    st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 30)), max_size=60), st.integers(1, 80), st.integers(0, 70)
+)
 def test_a_replay_from_memory_is_exactly_what_the_stream_holds_after_the_position(writes, budget, position):
     r = RecentEvents(max_bytes=budget)
     r.start("S", last_seq=0)

@@ -14,8 +14,9 @@ NEWS = "tm.news"
 
 
 async def publish(js, n: int) -> list[int]:
-    acks = await asyncio.gather(*(js.publish(NEWS, json.dumps({"id": f"s{i}", "title": "t"}).encode())
-                                  for i in range(n)))
+    acks = await asyncio.gather(
+        *(js.publish(NEWS, json.dumps({"id": f"s{i}", "title": "t"}).encode()) for i in range(n))
+    )
     return [a.seq for a in acks]
 
 
@@ -31,7 +32,7 @@ async def test_a_storm_of_replays_from_the_stream_is_whole_and_bounded(nc):
     epoch = (await feeds.epoch_and_tail(stream))[0]
     results = await asyncio.gather(*(feeds.recover(NEWS, (epoch, before[i % 50])) for i in range(30)))
     for i, rec in enumerate(results):
-        assert rec.recovered and [seq for seq, _ in rec.messages] == before[before.index(before[i % 50]) + 1:]
+        assert rec.recovered and [seq for seq, _ in rec.messages] == before[before.index(before[i % 50]) + 1 :]
     assert (await js.stream_info(stream)).state.consumer_count <= 5  # replays' consumers were deleted
 
 
@@ -47,7 +48,7 @@ async def test_recent_positions_are_answered_from_memory_exactly(nc):
     epoch = (await feeds.epoch_and_tail(stream))[0]
     results = await asyncio.gather(*(feeds.recover(NEWS, (epoch, seqs[i % 200])) for i in range(1000)))
     for i, rec in enumerate(results):
-        assert rec.recovered and [seq for seq, _ in rec.messages] == seqs[i % 200 + 1:]
+        assert rec.recovered and [seq for seq, _ in rec.messages] == seqs[i % 200 + 1 :]
     assert (await js.stream_info(stream)).state.consumer_count == consumers  # no replay consumer at all
     # A purge is the record: what the edge remembers of purged messages is not served.
     await js.purge_stream(stream, seq=seqs[100])

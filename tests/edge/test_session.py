@@ -36,6 +36,7 @@ def send(session, frame, now=1.0):
 
 # -- authentication ------------------------------------------------------------------------
 
+
 def test_nothing_but_auth_and_ping_before_authentication():
     s = make(identity=None)
     assert frames(send(s, {"op": "sub", "id": 1, "ch": "prices:AAPL"}))[0]["code"] == ErrorCode.UNAUTHORIZED
@@ -103,6 +104,7 @@ def test_an_unrefreshed_token_expires_with_the_get_a_new_token_code():
 
 # -- heartbeats ----------------------------------------------------------------------------
 
+
 def test_server_heartbeats_and_dead_peer_detection_within_two_intervals():
     s = make()
     s.take()
@@ -116,6 +118,7 @@ def test_server_heartbeats_and_dead_peer_detection_within_two_intervals():
 
 
 # -- channels and permissions -----------------------------------------------------------------
+
 
 def test_sub_yields_a_subscribe_action_for_the_io_layer_to_answer():
     s = make()
@@ -157,14 +160,17 @@ def test_public_channels_and_event_positions():
     assert ann.subject == "tm.announcements"
 
 
-@pytest.mark.parametrize("frame", [
-    {"op": "sub", "id": 1, "ch": "trades", "max_hz": 5},
-    {"op": "sub", "id": 1, "ch": "prices:AAPL", "max_hz": 0},
-    {"op": "sub", "id": 1, "ch": "prices:AAPL", "max_hz": "5"},
-    {"op": "sub", "id": 1, "ch": "prices:AAPL", "since": {"epoch": "e", "seq": 1}},
-    {"op": "sub", "id": 1, "ch": "trades", "since": {"epoch": "e", "seq": -1}},
-    {"op": "sub", "id": 1, "ch": "trades", "since": 5},
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"op": "sub", "id": 1, "ch": "trades", "max_hz": 5},
+        {"op": "sub", "id": 1, "ch": "prices:AAPL", "max_hz": 0},
+        {"op": "sub", "id": 1, "ch": "prices:AAPL", "max_hz": "5"},
+        {"op": "sub", "id": 1, "ch": "prices:AAPL", "since": {"epoch": "e", "seq": 1}},
+        {"op": "sub", "id": 1, "ch": "trades", "since": {"epoch": "e", "seq": -1}},
+        {"op": "sub", "id": 1, "ch": "trades", "since": 5},
+    ],
+)
 def test_bad_subscription_options(frame):
     s = make()
     s.take()
@@ -192,20 +198,25 @@ ORDER = {"client_order_id": "o1", "symbol": "AAPL", "side": "buy", "type": "mark
 def test_a_command_carries_the_verified_user_never_the_payloads():
     s = make()
     s.take()
-    [action] = send(s, {"op": "cmd", "id": 9, "name": "order.submit", "key": "k1",
-                        "data": dict(ORDER)})
+    [action] = send(s, {"op": "cmd", "id": 9, "name": "order.submit", "key": "k1", "data": dict(ORDER)})
     assert isinstance(action, RunCommand) and action.subject == "tm.cmd.order.submit" and action.key == "k1"
     body = orjson.loads(action.payload)
     assert body["user"] == "alice" and body["cmd_id"] == "k:k1" and body["data"]["quantity"] == "10"
 
 
-@pytest.mark.parametrize("frame,code", [
-    ({"op": "cmd", "id": 1, "name": "rm -rf", "data": {}}, ErrorCode.UNKNOWN_COMMAND),
-    ({"op": "cmd", "id": 1, "name": "announcement.publish", "data": {"severity": "info", "text": "x"}}, ErrorCode.FORBIDDEN),
-    ({"op": "cmd", "id": 1, "name": "order.submit", "data": dict(ORDER, quantity=10)}, ErrorCode.INVALID_FIELD),
-    ({"op": "cmd", "id": 1, "name": "order.submit", "data": dict(ORDER, user="bob")}, ErrorCode.INVALID_FIELD),
-    ({"op": "cmd", "id": 1, "name": "order.submit", "key": "x" * 65, "data": ORDER}, ErrorCode.INVALID_FIELD),
-])
+@pytest.mark.parametrize(
+    "frame,code",
+    [
+        ({"op": "cmd", "id": 1, "name": "rm -rf", "data": {}}, ErrorCode.UNKNOWN_COMMAND),
+        (
+            {"op": "cmd", "id": 1, "name": "announcement.publish", "data": {"severity": "info", "text": "x"}},
+            ErrorCode.FORBIDDEN,
+        ),
+        ({"op": "cmd", "id": 1, "name": "order.submit", "data": dict(ORDER, quantity=10)}, ErrorCode.INVALID_FIELD),
+        ({"op": "cmd", "id": 1, "name": "order.submit", "data": dict(ORDER, user="bob")}, ErrorCode.INVALID_FIELD),
+        ({"op": "cmd", "id": 1, "name": "order.submit", "key": "x" * 65, "data": ORDER}, ErrorCode.INVALID_FIELD),
+    ],
+)
 def test_bad_commands(frame, code):
     s = make()
     s.take()
@@ -215,7 +226,9 @@ def test_bad_commands(frame, code):
 def test_admins_may_publish_announcements():
     s = make(ADMIN)
     s.take()
-    [action] = send(s, {"op": "cmd", "id": 1, "name": "announcement.publish", "data": {"severity": "info", "text": "x"}})
+    [action] = send(
+        s, {"op": "cmd", "id": 1, "name": "announcement.publish", "data": {"severity": "info", "text": "x"}}
+    )
     assert isinstance(action, RunCommand)
 
 
@@ -231,20 +244,24 @@ def test_commands_are_rate_limited_per_bucket():
 
 # -- bad input -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw,code", [
-    (b"{nope", ErrorCode.MALFORMED_FRAME),
-    (b"[1,2]", ErrorCode.MALFORMED_FRAME),
-    (b"", ErrorCode.MALFORMED_FRAME),
-    (b'{"id":1}', ErrorCode.UNKNOWN_OP),
-    (b'{"op":"launch","id":1}', ErrorCode.UNKNOWN_OP),
-    (b'{"op":5,"id":1}', ErrorCode.UNKNOWN_OP),
-    (b'{"op":"sub","id":1}', ErrorCode.INVALID_FIELD),
-    (b'{"op":"sub","id":{"x":1},"ch":"prices:AAPL"}', ErrorCode.INVALID_FIELD),
-    (b'{"op":"sub","id":1,"ch":"prices:*"}', ErrorCode.BAD_CHANNEL),
-    (b'{"op":"sub","id":1,"ch":"prices:NOPE"}', ErrorCode.UNKNOWN_CHANNEL),
-    (b'{"op":"unsub","id":1,"ch":"prices:AAPL"}', ErrorCode.NOT_SUBSCRIBED),
-    (b'{"op":"ping","pad":"' + b"x" * 600 + b'"}', ErrorCode.FRAME_TOO_LARGE),
-])
+
+@pytest.mark.parametrize(
+    "raw,code",
+    [
+        (b"{nope", ErrorCode.MALFORMED_FRAME),
+        (b"[1,2]", ErrorCode.MALFORMED_FRAME),
+        (b"", ErrorCode.MALFORMED_FRAME),
+        (b'{"id":1}', ErrorCode.UNKNOWN_OP),
+        (b'{"op":"launch","id":1}', ErrorCode.UNKNOWN_OP),
+        (b'{"op":5,"id":1}', ErrorCode.UNKNOWN_OP),
+        (b'{"op":"sub","id":1}', ErrorCode.INVALID_FIELD),
+        (b'{"op":"sub","id":{"x":1},"ch":"prices:AAPL"}', ErrorCode.INVALID_FIELD),
+        (b'{"op":"sub","id":1,"ch":"prices:*"}', ErrorCode.BAD_CHANNEL),
+        (b'{"op":"sub","id":1,"ch":"prices:NOPE"}', ErrorCode.UNKNOWN_CHANNEL),
+        (b'{"op":"unsub","id":1,"ch":"prices:AAPL"}', ErrorCode.NOT_SUBSCRIBED),
+        (b'{"op":"ping","pad":"' + b"x" * 600 + b'"}', ErrorCode.FRAME_TOO_LARGE),
+    ],
+)
 def test_bad_input_gets_a_documented_error_and_the_session_stays_usable(raw, code):
     s = make()
     s.take()
@@ -288,8 +305,21 @@ client_frames = st.fixed_dictionaries(
     optional={
         "op": st.sampled_from(["sub", "unsub", "ping", "pong", "auth", "refresh", "cmd"]) | st.text(max_size=6),
         "id": frame_values,
-        "ch": st.sampled_from(["prices:AAPL", "prices:EUR/USD", "prices:*", "portfolio", "portfolio:bob",
-                               "trades:alice", "notifications:*", "news", "announcements"]) | st.text(max_size=40) | frame_values,
+        "ch": st.sampled_from(
+            [
+                "prices:AAPL",
+                "prices:EUR/USD",
+                "prices:*",
+                "portfolio",
+                "portfolio:bob",
+                "trades:alice",
+                "notifications:*",
+                "news",
+                "announcements",
+            ]
+        )
+        | st.text(max_size=40)
+        | frame_values,
         "name": st.sampled_from(["order.submit", "announcement.publish", "alert.list"]) | frame_values,
         "data": frame_values,
         "since": frame_values,
@@ -301,8 +331,10 @@ client_frames = st.fixed_dictionaries(
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(client_frames.map(lambda f: json.dumps(f).encode()) | st.binary(max_size=60), max_size=12),
-       st.sampled_from([None, ALICE]))
+@given(
+    st.lists(client_frames.map(lambda f: json.dumps(f).encode()) | st.binary(max_size=60), max_size=12),
+    st.sampled_from([None, ALICE]),
+)
 def test_arbitrary_frames_never_raise_and_never_grant_what_they_should_not(raws, identity):
     s = make(identity=identity)
     s.take()
@@ -334,8 +366,9 @@ def test_arbitrary_token_strings_are_handed_to_verification_never_trusted(token)
     assert frames(send(s, {"op": "sub", "id": 2, "ch": "portfolio"}))[0]["code"] == ErrorCode.UNAUTHORIZED
 
 
-@pytest.mark.parametrize("extra", [{"history": 0}, {"history": 1001}, {"history": "5"},
-                                   {"history": 5, "since": {"epoch": "e", "seq": 1}}])
+@pytest.mark.parametrize(
+    "extra", [{"history": 0}, {"history": 1001}, {"history": "5"}, {"history": 5, "since": {"epoch": "e", "seq": 1}}]
+)
 def test_history_is_bounded_and_exclusive_with_since(extra):
     s = make()
     s.take()

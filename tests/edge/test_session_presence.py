@@ -47,7 +47,9 @@ def test_join_checks_topic_permissions_data_and_the_topic_limit():
     assert errors(send(s, {"op": "join", "id": 3, "topic": "desk.support"})) == [ErrorCode.FORBIDDEN]
     assert errors(send(s, {"op": "join", "id": 4, "topic": "desk.sales"})) == [ErrorCode.BAD_CHANNEL]
     assert errors(send(s, {"op": "join", "id": 5})) == [ErrorCode.INVALID_FIELD]
-    assert errors(send(s, {"op": "join", "id": 6, "topic": "symbol.AAPL", "data": "x" * 300})) == [ErrorCode.INVALID_FIELD]
+    assert errors(send(s, {"op": "join", "id": 6, "topic": "symbol.AAPL", "data": "x" * 300})) == [
+        ErrorCode.INVALID_FIELD
+    ]
     [wl] = send(s, {"op": "join", "id": 7, "topic": f"watchlist.{WL}"})
     assert wl.watchlist == WL  # membership is the I/O layer's check
     send(s, {"op": "join", "id": 8, "topic": "symbol.AAPL"})
@@ -70,8 +72,12 @@ def test_support_staff_may_join_the_desk_and_anyone_may_watch_it():
 def test_presence_and_watchlist_subscriptions():
     s = make()
     s.take()
-    assert errors(send(s, {"op": "sub", "id": 1, "ch": "presence:symbol.AAPL", "history": 5})) == [ErrorCode.INVALID_FIELD]
-    assert errors(send(s, {"op": "sub", "id": 2, "ch": "presence:symbol.AAPL", "max_hz": 1})) == [ErrorCode.INVALID_FIELD]
+    assert errors(send(s, {"op": "sub", "id": 1, "ch": "presence:symbol.AAPL", "history": 5})) == [
+        ErrorCode.INVALID_FIELD
+    ]
+    assert errors(send(s, {"op": "sub", "id": 2, "ch": "presence:symbol.AAPL", "max_hz": 1})) == [
+        ErrorCode.INVALID_FIELD
+    ]
     [wl] = send(s, {"op": "sub", "id": 3, "ch": f"watchlist:{WL}"})
     assert (wl.state, wl.watchlist, wl.subject) == (True, WL, f"tm.wl.{WL}")
     s.end_subscription(f"watchlist:{WL}", 301, "access revoked")
@@ -88,14 +94,20 @@ def test_a_membership_the_server_ends_is_told_once():
     send(s, {"op": "join", "id": 1, "topic": f"watchlist.{WL}"})
     s.end_membership(f"watchlist.{WL}", 301, "access revoked")
     assert [orjson.loads(o) for o in s.take()] == [
-        {"op": "leave", "topic": f"watchlist.{WL}", "code": 301, "reason": "access revoked"}]
+        {"op": "leave", "topic": f"watchlist.{WL}", "code": 301, "reason": "access revoked"}
+    ]
     assert errors(send(s, {"op": "leave", "id": 2, "topic": f"watchlist.{WL}"})) == [ErrorCode.NOT_JOINED]
 
 
 def test_turning_the_presence_flag_off_ends_memberships_too():
     enabled = {"presence": True}
-    s = Session(conn_id="c1", now=0.0, identity=ALICE, limits=SessionLimits(max_topics=2),
-                feature_enabled=lambda feature, identity: enabled.get(feature, True))
+    s = Session(
+        conn_id="c1",
+        now=0.0,
+        identity=ALICE,
+        limits=SessionLimits(max_topics=2),
+        feature_enabled=lambda feature, identity: enabled.get(feature, True),
+    )
     s.take()
     send(s, {"op": "join", "id": 1, "topic": "symbol.AAPL"})
     enabled["presence"] = False

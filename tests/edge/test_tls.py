@@ -53,13 +53,15 @@ async def test_wss_and_https_carry_the_protocol(made, nats_mon, tmp_path, engine
             async with http.get(f"{edge.http}/readyz", ssl=context) as resp:
                 assert resp.status == 200
                 assert resp.headers["Strict-Transport-Security"] == "max-age=31536000"
-            async with http.post(f"{edge.http}/ticket", ssl=context,
-                                 headers={"Authorization": f"Bearer {token('alice')}"}) as resp:
+            async with http.post(
+                f"{edge.http}/ticket", ssl=context, headers={"Authorization": f"Bearer {token('alice')}"}
+            ) as resp:
                 assert resp.status == 200, await resp.text()
                 assert resp.headers["Cache-Control"] == "no-store"
                 ticket = (await resp.json())["ticket"]
-            async with http.get(f"{edge.http}/poll", ssl=context,
-                                params=[("ticket", ticket), ("ch", "announcements")]) as resp:
+            async with http.get(
+                f"{edge.http}/poll", ssl=context, params=[("ticket", ticket), ("ch", "announcements")]
+            ) as resp:
                 assert resp.status == 200
                 body = await resp.json()
                 assert any(f["op"] == "ok" and f["id"] == "announcements" for f in body["frames"]), body
@@ -75,7 +77,8 @@ async def test_wss_and_https_carry_the_protocol(made, nats_mon, tmp_path, engine
 
 async def _handshake(port: int, context: ssl.SSLContext) -> ssl.SSLObject:
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="127.0.0.1"), t(5))
+        asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="127.0.0.1"), t(5)
+    )
     obj = writer.get_extra_info("ssl_object")
     writer.close()
     return obj
@@ -119,8 +122,13 @@ async def test_only_tls_12_and_newer_with_forward_secret_suites(made, nats_mon, 
 
 async def test_a_client_ca_requires_a_client_certificate(made, nats_mon, tmp_path, engine):
     with_cert = client_context(made, with_cert=True)
-    edge = EdgeProcess(nats_mon.url, tmp_path, context=with_cert, EDGE_WS_ENGINE=engine,
-                       **tls_env(made, EDGE_TLS_CLIENT_CA_FILE=made.client_ca))
+    edge = EdgeProcess(
+        nats_mon.url,
+        tmp_path,
+        context=with_cert,
+        EDGE_WS_ENGINE=engine,
+        **tls_env(made, EDGE_TLS_CLIENT_CA_FILE=made.client_ca),
+    )
     try:
         client = await Client.login(edge.ws_url, token("alice"), ssl=with_cert)
         assert (await client.request("ping"))[0]["op"] == "pong"
@@ -160,5 +168,10 @@ def test_bad_tls_settings_name_the_setting(made, tmp_path):
 @pytest.mark.engines("direct")
 def test_the_edge_refuses_to_start_with_a_broken_key(made, nats_mon, tmp_path, engine):
     with pytest.raises(RuntimeError, match="exited with 2"):
-        EdgeProcess(nats_mon.url, tmp_path, EDGE_WS_ENGINE=engine, EDGE_TLS_CERT_FILE=made.cert,
-                    EDGE_TLS_KEY_FILE=made.client_key)
+        EdgeProcess(
+            nats_mon.url,
+            tmp_path,
+            EDGE_WS_ENGINE=engine,
+            EDGE_TLS_CERT_FILE=made.cert,
+            EDGE_TLS_KEY_FILE=made.client_key,
+        )

@@ -18,8 +18,13 @@ from tests.support.timing import t
 from tests.support.tokens import token
 from tests.support.wsclient import Client
 
-FAST = dict(EDGE_PRESENCE_HEARTBEAT_S="1", EDGE_PRESENCE_GRACE_S="1", EDGE_PRESENCE_FLUSH_MS="50",
-            EDGE_DRAIN_DEADLINE_S="1", EDGE_DRAIN_SPREAD_MS="100")
+FAST = dict(
+    EDGE_PRESENCE_HEARTBEAT_S="1",
+    EDGE_PRESENCE_GRACE_S="1",
+    EDGE_PRESENCE_FLUSH_MS="50",
+    EDGE_DRAIN_DEADLINE_S="1",
+    EDGE_DRAIN_SPREAD_MS="100",
+)
 NOT_SHARED = "no such watch-list, or it is not shared with you"
 
 
@@ -28,8 +33,11 @@ def watchlists(nats_mon, tmp_path):
     """``tickmesh service watchlists`` as its own process, answering once it says it runs."""
     import sys
 
-    proc = Proc([sys.executable, "-m", "tickmesh", "service", "watchlists"], base_env(NATS_URL=nats_mon.url),
-                tmp_path / "watchlists.log")
+    proc = Proc(
+        [sys.executable, "-m", "tickmesh", "service", "watchlists"],
+        base_env(NATS_URL=nats_mon.url),
+        tmp_path / "watchlists.log",
+    )
     deadline = time.monotonic() + t(20)
     while "watchlists running" not in proc.output():
         assert proc.proc.poll() is None and time.monotonic() < deadline, proc.output()[-2000:]
@@ -77,12 +85,18 @@ async def test_a_shared_list_is_edited_live_across_edges_and_a_stranger_is_refus
     ch = f"watchlist:{wl_id}"
     # A stranger: the same 301 for a list that exists and one that does not, on every path.
     for target in (wl_id, "Z" * 22):
-        for op, fields in (("sub", {"ch": f"watchlist:{target}"}), ("sub", {"ch": f"presence:watchlist.{target}"}),
-                           ("join", {"topic": f"watchlist.{target}"})):
+        for op, fields in (
+            ("sub", {"ch": f"watchlist:{target}"}),
+            ("sub", {"ch": f"presence:watchlist.{target}"}),
+            ("join", {"topic": f"watchlist.{target}"}),
+        ):
             reply, _ = await mallory.request(op, **fields)
             assert (reply["code"], reply["reason"]) == (301, NOT_SHARED), (op, reply)
-        for name, data in (("watchlist.edit", {"id": target, "base": 1, "ops": [{"op": "remove", "symbol": "AAPL"}]}),
-                           ("watchlist.history", {"id": target}), ("watchlist.share", {"id": target, "user": "x", "role": "viewer"})):
+        for name, data in (
+            ("watchlist.edit", {"id": target, "base": 1, "ops": [{"op": "remove", "symbol": "AAPL"}]}),
+            ("watchlist.history", {"id": target}),
+            ("watchlist.share", {"id": target, "user": "x", "role": "viewer"}),
+        ):
             reply = await cmd(mallory, name, **data)
             assert (reply["code"], reply["reason"]) == (301, NOT_SHARED), (name, reply)
     assert (await cmd(alice, "watchlist.share", id=wl_id, user="bob", role="editor"))["op"] == "ok"
@@ -91,8 +105,13 @@ async def test_a_shared_list_is_edited_live_across_edges_and_a_stranger_is_refus
     snap = await frame(bob, msg_on(ch))
     assert snap["seq"] == snap["data"]["version"] == 2
     assert (await ask(alice, "sub", ch=ch))["op"] == "ok"
-    edit = await cmd(alice, "watchlist.edit", id=wl_id, base=2,
-                     ops=[{"op": "add", "symbol": "NVDA", "before": "AAPL"}, {"op": "note", "symbol": "MSFT", "text": "earnings"}])
+    edit = await cmd(
+        alice,
+        "watchlist.edit",
+        id=wl_id,
+        base=2,
+        ops=[{"op": "add", "symbol": "NVDA", "before": "AAPL"}, {"op": "note", "symbol": "MSFT", "text": "earnings"}],
+    )
     assert edit["op"] == "ok" and edit["data"]["merged"] is False
     update = await frame(bob, msg_on(ch, 3))
     assert [i["symbol"] for i in update["data"]["items"]] == ["NVDA", "AAPL", "MSFT"]
@@ -117,15 +136,21 @@ async def test_revoking_a_share_and_deleting_a_list_end_access_at_once(edge_fact
     for op, fields in (("sub", {"ch": ch}), ("sub", {"ch": pch}), ("join", {"topic": topic})):
         assert (await ask(bob, op, **fields))["op"] == "ok"
     assert (await ask(alice, "sub", ch=pch))["op"] == "ok"
-    await frame(alice, lambda f: f.get("ch") == pch and any(
-        m["user"] == "bob" for m in f["data"].get("members", []) + f["data"].get("joins", [])))
+    await frame(
+        alice,
+        lambda f: (
+            f.get("ch") == pch
+            and any(m["user"] == "bob" for m in f["data"].get("members", []) + f["data"].get("joins", []))
+        ),
+    )
     revoked = await cmd(alice, "watchlist.unshare", id=wl_id, user="bob")
     assert revoked["op"] == "ok"
     ended = {}
     while len(ended) < 3:
         f = await bob.recv(10)
-        assert not (f.get("op") == "msg" and f.get("ch") == ch and f["seq"] >= revoked["data"]["watchlist"]["version"]), \
-            "the revoking version reached bob"
+        assert not (
+            f.get("op") == "msg" and f.get("ch") == ch and f["seq"] >= revoked["data"]["watchlist"]["version"]
+        ), "the revoking version reached bob"
         if f["op"] == "unsub":
             ended[f["ch"]] = f["code"]
         elif f["op"] == "leave":
@@ -193,8 +218,11 @@ async def _concurrent(a, b, alice_edits, bob_edits) -> None:
 def test_concurrent_edits_from_two_edges_converge_with_no_edit_lost(edge_factory, watchlists):
     a, b = edge_factory(**FAST), edge_factory(**FAST)
 
-    @settings(max_examples=int(os.environ.get("TICKMESH_HYPOTHESIS_EXAMPLES", "8")), deadline=None,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=int(os.environ.get("TICKMESH_HYPOTHESIS_EXAMPLES", "8")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(alice=edits, bob=edits)
     def prop(alice, bob):
         asyncio.run(asyncio.wait_for(_concurrent(a, b, alice, bob), t(60)))

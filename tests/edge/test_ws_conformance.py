@@ -32,8 +32,7 @@ pytestmark = pytest.mark.engines("direct")  # the direct engine's own write path
 def payload_for(length: int, seq: int) -> bytes:
     """A tick whose msg frame is exactly ``length`` bytes long."""
     base = len(PREFIX % seq) + 1 + len(b'{"symbol":"AAPL","last":"1.00","pad":""}')
-    return json.dumps({"symbol": "AAPL", "last": "1.00", "pad": "x" * (length - base)},
-                      separators=(",", ":")).encode()
+    return json.dumps({"symbol": "AAPL", "last": "1.00", "pad": "x" * (length - base)}, separators=(",", ":")).encode()
 
 
 @pytest.fixture
@@ -124,9 +123,13 @@ async def test_fragmented_and_interleaved_client_frames_are_answered_as_rfc_6455
     ws = await RawWebSocket.connect(direct.ws_url)
     assert ws.response.startswith("HTTP/1.1 101 ")
     # A text message in three fragments, with a ping and a pong between them.
-    await ws.send(client_frame(wsf.OP_TEXT, b'{"op":"pi', fin=False) + client_frame(wsf.OP_PING, b"mid")
-                  + client_frame(wsf.OP_CONT, b'ng","id"', fin=False) + client_frame(wsf.OP_PONG, b"")
-                  + client_frame(wsf.OP_CONT, b':7}'))
+    await ws.send(
+        client_frame(wsf.OP_TEXT, b'{"op":"pi', fin=False)
+        + client_frame(wsf.OP_PING, b"mid")
+        + client_frame(wsf.OP_CONT, b'ng","id"', fin=False)
+        + client_frame(wsf.OP_PONG, b"")
+        + client_frame(wsf.OP_CONT, b":7}")
+    )
     assert await ws.frame() == (wsf.OP_PONG, b"mid")
     opcode, body = await ws.frame()
     assert opcode == wsf.OP_TEXT and json.loads(body) == {"op": "pong", "id": 7}

@@ -9,8 +9,9 @@ import pytest
 from tickmesh.edge import wsframes as wsf
 
 
-def client_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, mask: bytes | None = None,
-                 masked: bool = True) -> bytes:
+def client_frame(
+    opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, mask: bytes | None = None, masked: bool = True
+) -> bytes:
     """A client frame as a browser sends it (masked, unless told otherwise)."""
     first = (0x80 if fin else 0) | rsv | opcode
     n = len(payload)
@@ -43,6 +44,7 @@ def parse_server_frame(data: bytes) -> tuple[int, bool, bytes]:
 
 # -- server frames -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 65535, 65536, 70000])
 def test_server_frames_use_the_shortest_length_encoding(n):
     data = wsf.frame(wsf.OP_TEXT, b"x" * n)
@@ -69,9 +71,11 @@ def test_compressed_frames_inflate_to_the_payload_and_are_the_same_bytes_every_t
 
 # -- the handshake -----------------------------------------------------------------------------
 
-HEAD = (b"GET /ws?x=1 HTTP/1.1\r\nHost: edge:8000\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        b"Sec-WebSocket-Protocol: graphql-ws\r\nSec-WebSocket-Protocol: tickmesh.v1.json\r\n\r\n")
+HEAD = (
+    b"GET /ws?x=1 HTTP/1.1\r\nHost: edge:8000\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Protocol: graphql-ws\r\nSec-WebSocket-Protocol: tickmesh.v1.json\r\n\r\n"
+)
 
 
 def test_the_handshake_is_parsed_and_answered_as_rfc_6455_says():
@@ -85,12 +89,21 @@ def test_the_handshake_is_parsed_and_answered_as_rfc_6455_says():
     assert answer.startswith("HTTP/1.1 101 ") and "Sec-WebSocket-Protocol: tickmesh.v1.json\r\n" in answer
 
 
-@pytest.mark.parametrize("head, status", [
-    (b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\n"
-     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", 426),
-    (b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-     b"Sec-WebSocket-Key: short\r\n\r\n", 400),
-])
+@pytest.mark.parametrize(
+    "head, status",
+    [
+        (
+            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            426,
+        ),
+        (
+            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: short\r\n\r\n",
+            400,
+        ),
+    ],
+)
 def test_bad_handshakes_are_refused_with_a_status(head, status):
     with pytest.raises(wsf.BadRequest) as info:
         wsf.check_key(wsf.parse_request(head))
@@ -104,16 +117,23 @@ def test_malformed_request_heads_raise_bad_request():
             wsf.parse_request(head)
 
 
-@pytest.mark.parametrize("offer, response", [
-    ("permessage-deflate; client_max_window_bits", "permessage-deflate; server_no_context_takeover"),
-    ("permessage-deflate; client_no_context_takeover",
-     "permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
-    ("permessage-deflate; server_max_window_bits=8, permessage-deflate; server_max_window_bits=10",
-     "permessage-deflate; server_no_context_takeover; server_max_window_bits=10"),
-    ("x-webkit-deflate-frame", None),
-    ("permessage-deflate; unknown=1", None),
-    ("permessage-deflate; server_no_context_takeover; server_no_context_takeover", None),
-])
+@pytest.mark.parametrize(
+    "offer, response",
+    [
+        ("permessage-deflate; client_max_window_bits", "permessage-deflate; server_no_context_takeover"),
+        (
+            "permessage-deflate; client_no_context_takeover",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=8, permessage-deflate; server_max_window_bits=10",
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=10",
+        ),
+        ("x-webkit-deflate-frame", None),
+        ("permessage-deflate; unknown=1", None),
+        ("permessage-deflate; server_no_context_takeover; server_no_context_takeover", None),
+    ],
+)
 def test_permessage_deflate_offers_are_honoured_or_declined(offer, response):
     deflate = wsf.negotiate_deflate(offer)
     assert (deflate.response() if deflate else None) == response
@@ -121,21 +141,26 @@ def test_permessage_deflate_offers_are_honoured_or_declined(offer, response):
 
 # -- client frames -----------------------------------------------------------------------------
 
+
 def test_messages_come_out_whole_whatever_the_chunking():
     data = client_frame(wsf.OP_TEXT, b'{"op":"ping"}') + client_frame(wsf.OP_BINARY, b"\x81\xa2op\xa4ping")
     for size in (1, 2, 3, 7, len(data)):
         reader = wsf.Reader(1 << 20)
         events = []
         for i in range(0, len(data), size):
-            events += reader.feed(data[i:i + size])
+            events += reader.feed(data[i : i + size])
         assert events == [wsf.Message('{"op":"ping"}'), wsf.Message(b"\x81\xa2op\xa4ping")]
 
 
 def test_a_fragmented_message_is_reassembled_and_control_frames_in_between_come_out_first():
     reader = wsf.Reader(1 << 20)
-    data = (client_frame(wsf.OP_TEXT, b'{"op":', fin=False) + client_frame(wsf.OP_PING, b"hb")
-            + client_frame(wsf.OP_CONT, b'"pi', fin=False) + client_frame(wsf.OP_PONG, b"")
-            + client_frame(wsf.OP_CONT, b'ng"}'))
+    data = (
+        client_frame(wsf.OP_TEXT, b'{"op":', fin=False)
+        + client_frame(wsf.OP_PING, b"hb")
+        + client_frame(wsf.OP_CONT, b'"pi', fin=False)
+        + client_frame(wsf.OP_PONG, b"")
+        + client_frame(wsf.OP_CONT, b'ng"}')
+    )
     assert reader.feed(data) == [wsf.Ping(b"hb"), wsf.Pong(b""), wsf.Message('{"op":"ping"}')]
 
 
@@ -147,22 +172,25 @@ def test_utf8_split_across_fragments_is_valid():
     assert events == [wsf.Message("prix: 187,20 €")]
 
 
-@pytest.mark.parametrize("data, code", [
-    (client_frame(wsf.OP_TEXT, b"hi", masked=False), 1002),
-    (client_frame(wsf.OP_TEXT, b"hi", rsv=0x40), 1002),  # compression not negotiated
-    (client_frame(wsf.OP_TEXT, b"hi", rsv=0x20), 1002),
-    (client_frame(0x3, b"hi"), 1002),
-    (client_frame(wsf.OP_PING, b"x", fin=False), 1002),
-    (client_frame(wsf.OP_PING, b"x" * 126), 1002),
-    (client_frame(wsf.OP_CONT, b"x"), 1002),
-    (client_frame(wsf.OP_TEXT, b"a", fin=False) + client_frame(wsf.OP_TEXT, b"b"), 1002),
-    (client_frame(wsf.OP_TEXT, b"\xff\xfe"), 1007),
-    (client_frame(wsf.OP_TEXT, b"\xe2\x82", fin=False) + client_frame(wsf.OP_CONT, b"x"), 1007),
-    (client_frame(wsf.OP_CLOSE, b"\x03"), 1002),
-    (client_frame(wsf.OP_CLOSE, struct.pack("!H", 1005)), 1002),
-    (client_frame(wsf.OP_CLOSE, struct.pack("!H", 999)), 1002),
-    (client_frame(wsf.OP_CLOSE, struct.pack("!H", 1000) + b"\xff"), 1007),
-])
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (client_frame(wsf.OP_TEXT, b"hi", masked=False), 1002),
+        (client_frame(wsf.OP_TEXT, b"hi", rsv=0x40), 1002),  # compression not negotiated
+        (client_frame(wsf.OP_TEXT, b"hi", rsv=0x20), 1002),
+        (client_frame(0x3, b"hi"), 1002),
+        (client_frame(wsf.OP_PING, b"x", fin=False), 1002),
+        (client_frame(wsf.OP_PING, b"x" * 126), 1002),
+        (client_frame(wsf.OP_CONT, b"x"), 1002),
+        (client_frame(wsf.OP_TEXT, b"a", fin=False) + client_frame(wsf.OP_TEXT, b"b"), 1002),
+        (client_frame(wsf.OP_TEXT, b"\xff\xfe"), 1007),
+        (client_frame(wsf.OP_TEXT, b"\xe2\x82", fin=False) + client_frame(wsf.OP_CONT, b"x"), 1007),
+        (client_frame(wsf.OP_CLOSE, b"\x03"), 1002),
+        (client_frame(wsf.OP_CLOSE, struct.pack("!H", 1005)), 1002),
+        (client_frame(wsf.OP_CLOSE, struct.pack("!H", 999)), 1002),
+        (client_frame(wsf.OP_CLOSE, struct.pack("!H", 1000) + b"\xff"), 1007),
+    ],
+)
 def test_protocol_violations_name_the_close_code(data, code):
     with pytest.raises(wsf.ProtocolError) as info:
         wsf.Reader(1 << 20).feed(data)
@@ -183,8 +211,7 @@ def test_a_message_over_the_limit_is_refused_when_its_length_is_known():
 
 def test_close_frames_end_reading_and_carry_code_and_reason():
     reader = wsf.Reader(1 << 20)
-    data = (client_frame(wsf.OP_CLOSE, struct.pack("!H", 4000) + "bye ✓".encode())
-            + client_frame(wsf.OP_TEXT, b"after"))
+    data = client_frame(wsf.OP_CLOSE, struct.pack("!H", 4000) + "bye ✓".encode()) + client_frame(wsf.OP_TEXT, b"after")
     assert reader.feed(data) == [wsf.CloseReceived(4000, "bye ✓")]
     assert wsf.Reader(10).feed(client_frame(wsf.OP_CLOSE, b"")) == [wsf.CloseReceived(1005, "")]
 

@@ -13,8 +13,9 @@ def flags_cli(nats_server):
     env = {**os.environ, "NATS_URL": nats_server.url, "TICKMESH_OPERATOR": "ops-oncall"}
 
     def run(*args, ok=0):
-        proc = subprocess.run([sys.executable, "-m", "tickmesh", "flags", *args], capture_output=True, text=True,
-                              env=env, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tickmesh", "flags", *args], capture_output=True, text=True, env=env, timeout=60
+        )
         assert proc.returncode == ok, (args, proc.stdout, proc.stderr)
         return proc.stdout + proc.stderr
 
@@ -29,7 +30,10 @@ def test_an_operator_creates_rolls_out_targets_and_kills_a_flag(flags_cli):
     out = flags_cli("list")
     assert "ws.msgpack" in out and "boolean" in out and "live" in out and "(1 flags" in out
     assert orjson.loads(flags_cli("eval", "ws.msgpack", "--user", "alice", "--role", "admin")) == {
-        "value": True, "variant": "on", "reason": "targeting_match"}
+        "value": True,
+        "variant": "on",
+        "reason": "targeting_match",
+    }
     flags_cli("kill", "ws.msgpack")
     assert orjson.loads(flags_cli("eval", "ws.msgpack", "--user", "alice", "--role", "admin"))["reason"] == "disabled"
     audit = flags_cli("audit", "ws.msgpack")

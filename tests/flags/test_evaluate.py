@@ -53,8 +53,12 @@ def test_bucketing_is_the_documented_hash_and_the_same_in_another_process():
     expected = int.from_bytes(hashlib.sha256(b"ws.msgpack:alice").digest()[:8], "big") % 10_000
     assert bucket("ws.msgpack", "alice") == expected
     code = "from tickmesh.flags import bucket; print([bucket('ws.msgpack', u) for u in ('alice','bob','carol')])"
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": seed}
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert outs == {str([bucket("ws.msgpack", u) for u in ("alice", "bob", "carol")]) + "\n"}
 
 
@@ -73,7 +77,7 @@ def test_precedence_kill_then_schedule_then_rules_then_rollout():
     assert evaluate(f, Subject("bob"), NOW).reason == "split"
     assert evaluate(f, Subject(None), NOW).reason == "default"  # a process-wide subject is in no rollout
     killed = flag(rules=(rule,), rollout=everyone, killed=True)
-    assert evaluate(killed, Subject("alice"), NOW) .to_json() == {"value": False, "variant": "off", "reason": "disabled"}
+    assert evaluate(killed, Subject("alice"), NOW).to_json() == {"value": False, "variant": "off", "reason": "disabled"}
     later = flag(rules=(rule,), rollout=everyone, schedule=Schedule(NOW + 1, None))
     assert evaluate(later, Subject("alice"), NOW).reason == "default"
     assert evaluate(later, Subject("alice"), NOW + 1).reason == "targeting_match"
@@ -118,35 +122,44 @@ def test_changes_build_valid_definitions_and_stamp_who():
     assert change(f, name="ws.msgpack", action="delete") is None
 
 
-@pytest.mark.parametrize("current, raw, code", [
-    (None, {"name": "x", "action": "set", "value": True}, ErrorCode.UNKNOWN_FLAG),
-    (None, {"name": "Bad Name", "action": "create", "type": "boolean"}, ErrorCode.INVALID_FLAG),
-    (None, {"name": "x", "action": "create"}, ErrorCode.INVALID_FLAG),
-    (None, {"name": "x", "action": "create", "type": "string"}, ErrorCode.INVALID_FLAG),
-    (flag(name="x"), {"name": "x", "action": "create", "type": "boolean"}, ErrorCode.INVALID_FLAG),
-    (flag(name="x"), {"name": "x", "action": "set", "value": "yes"}, ErrorCode.INVALID_FLAG),
-    (flag(name="x"), {"name": "x", "action": "rollout", "percent": "100.5"}, ErrorCode.INVALID_FLAG),
-    (flag(name="x"), {"name": "x", "action": "rollout", "percent": "10.125"}, ErrorCode.INVALID_FLAG),
-    (flag(name="x"), {"name": "x", "action": "add_rule", "value": True}, ErrorCode.INVALID_FLAG),
-    (flag(name="x"), {"name": "x", "action": "remove_rule", "index": 0}, ErrorCode.INVALID_FLAG),
-    (flag(name="x"), {"name": "x", "action": "schedule", "starts_at": NOW, "ends_at": NOW}, ErrorCode.INVALID_FLAG),
-    (flag(name="x"), {"name": "x", "action": "set"}, ErrorCode.INVALID_FLAG),
-    (flag(name="x"), {"name": "x", "action": "explode"}, ErrorCode.INVALID_FIELD),
-    (flag(name="x"), {"name": "x", "action": "add_rule", "users": ["bob smith"]}, ErrorCode.INVALID_FIELD),
-])
+@pytest.mark.parametrize(
+    "current, raw, code",
+    [
+        (None, {"name": "x", "action": "set", "value": True}, ErrorCode.UNKNOWN_FLAG),
+        (None, {"name": "Bad Name", "action": "create", "type": "boolean"}, ErrorCode.INVALID_FLAG),
+        (None, {"name": "x", "action": "create"}, ErrorCode.INVALID_FLAG),
+        (None, {"name": "x", "action": "create", "type": "string"}, ErrorCode.INVALID_FLAG),
+        (flag(name="x"), {"name": "x", "action": "create", "type": "boolean"}, ErrorCode.INVALID_FLAG),
+        (flag(name="x"), {"name": "x", "action": "set", "value": "yes"}, ErrorCode.INVALID_FLAG),
+        (flag(name="x"), {"name": "x", "action": "rollout", "percent": "100.5"}, ErrorCode.INVALID_FLAG),
+        (flag(name="x"), {"name": "x", "action": "rollout", "percent": "10.125"}, ErrorCode.INVALID_FLAG),
+        (flag(name="x"), {"name": "x", "action": "add_rule", "value": True}, ErrorCode.INVALID_FLAG),
+        (flag(name="x"), {"name": "x", "action": "remove_rule", "index": 0}, ErrorCode.INVALID_FLAG),
+        (flag(name="x"), {"name": "x", "action": "schedule", "starts_at": NOW, "ends_at": NOW}, ErrorCode.INVALID_FLAG),
+        (flag(name="x"), {"name": "x", "action": "set"}, ErrorCode.INVALID_FLAG),
+        (flag(name="x"), {"name": "x", "action": "explode"}, ErrorCode.INVALID_FIELD),
+        (flag(name="x"), {"name": "x", "action": "add_rule", "users": ["bob smith"]}, ErrorCode.INVALID_FIELD),
+    ],
+)
 def test_bad_changes_are_refused_with_a_stable_code(current, raw, code):
     with pytest.raises(FlagError) as info:
         apply_change(current, validate_change(raw), by="admin", now_us=NOW)
     assert info.value.code == code and info.value.reason
 
 
-@pytest.mark.parametrize("raw", [
-    [], {"type": "colour", "default": 1}, {"type": "boolean", "default": "true"},
-    {"type": "boolean", "default": False, "rules": [{"value": True}]},
-    {"type": "boolean", "default": False, "rollout": {"percent": "-1", "value": True}},
-    {"type": "json", "default": {"x": "y" * 5000}}, {"type": "number", "default": float("nan")},
-    {"type": "boolean", "default": False, "name": "other"},
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [],
+        {"type": "colour", "default": 1},
+        {"type": "boolean", "default": "true"},
+        {"type": "boolean", "default": False, "rules": [{"value": True}]},
+        {"type": "boolean", "default": False, "rollout": {"percent": "-1", "value": True}},
+        {"type": "json", "default": {"x": "y" * 5000}},
+        {"type": "number", "default": float("nan")},
+        {"type": "boolean", "default": False, "name": "other"},
+    ],
+)
 def test_unreadable_stored_definitions_are_refused(raw):
     with pytest.raises(FlagError):
         Flag.from_json("x", raw)
@@ -156,7 +169,10 @@ def test_evaluation_counts_have_bounded_labels():
     from tickmesh import metrics
 
     def count(flag, variant):
-        return metrics.REGISTRY.get_sample_value("tickmesh_flag_evaluations_total", {"flag": flag, "variant": variant}) or 0
+        return (
+            metrics.REGISTRY.get_sample_value("tickmesh_flag_evaluations_total", {"flag": flag, "variant": variant})
+            or 0
+        )
 
     before = count("ws.msgpack", "on")
     metrics.flag_evaluated("ws.msgpack", "on", 3)
@@ -166,6 +182,7 @@ def test_evaluation_counts_have_bounded_labels():
     for i in range(300):  # more names than flags can exist: the excess is "other"
         metrics.flag_evaluated(f"flood.{i}", "on")
     assert count("other", "other") == other + 1
-    names = {s.labels["flag"] for m in metrics.REGISTRY.collect() if m.name == "tickmesh_flag_evaluations"
-             for s in m.samples}
+    names = {
+        s.labels["flag"] for m in metrics.REGISTRY.collect() if m.name == "tickmesh_flag_evaluations" for s in m.samples
+    }
     assert len(names) <= 257 and "flood.299" not in names

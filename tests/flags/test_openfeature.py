@@ -69,13 +69,16 @@ async def test_every_type_resolves_with_value_variant_and_reason(provider):
     assert await p.resolve_boolean_details_async("bool", False, ALICE) == d
 
 
-@pytest.mark.parametrize("method, key, default, code", [
-    ("resolve_boolean_details", "nope", True, ErrorCode.FLAG_NOT_FOUND),
-    ("resolve_boolean_details", "str", True, ErrorCode.TYPE_MISMATCH),
-    ("resolve_string_details", "bool", "d", ErrorCode.TYPE_MISMATCH),
-    ("resolve_integer_details", "float", 7, ErrorCode.TYPE_MISMATCH),
-    ("resolve_object_details", "int", {"d": 1}, ErrorCode.TYPE_MISMATCH),
-])
+@pytest.mark.parametrize(
+    "method, key, default, code",
+    [
+        ("resolve_boolean_details", "nope", True, ErrorCode.FLAG_NOT_FOUND),
+        ("resolve_boolean_details", "str", True, ErrorCode.TYPE_MISMATCH),
+        ("resolve_string_details", "bool", "d", ErrorCode.TYPE_MISMATCH),
+        ("resolve_integer_details", "float", 7, ErrorCode.TYPE_MISMATCH),
+        ("resolve_object_details", "int", {"d": 1}, ErrorCode.TYPE_MISMATCH),
+    ],
+)
 async def test_errors_return_the_callers_default_with_a_code(provider, method, key, default, code):
     p, _ = provider
     d = getattr(p, method)(key, default, ALICE)
@@ -92,8 +95,10 @@ async def test_through_the_sdk_client_with_events_on_change(provider):
     assert client.get_boolean_details("nope", True).error_code == ErrorCode.FLAG_NOT_FOUND
     changed = asyncio.Event()
     names = []
-    client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED,
-                       lambda details: (names.append(details.flags_changed), changed.set()))
+    client.add_handler(
+        ProviderEvent.PROVIDER_CONFIGURATION_CHANGED,
+        lambda details: (names.append(details.flags_changed), changed.set()),
+    )
     await store.change({"name": "bool", "action": "kill"}, by="test", via="api")
     await asyncio.wait_for(changed.wait(), t(5))
     assert names[-1] == ["bool"]

@@ -41,12 +41,15 @@ async def test_an_admin_changes_flags_and_the_audit_names_them(service):
     assert [(r["by"], r["via"]) for r in audit] == [("root", "command"), ("root", "command")]
 
 
-@pytest.mark.parametrize("data, code", [
-    ({"name": "nope", "action": "kill"}, 640),
-    ({"name": "x", "action": "create", "type": "string"}, 641),
-    ({"name": "x", "action": "create", "type": "boolean", "value": "yes"}, 641),
-    ({"name": "x", "action": "kill", "revision": 999}, 642),
-])
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        ({"name": "nope", "action": "kill"}, 640),
+        ({"name": "x", "action": "create", "type": "string"}, 641),
+        ({"name": "x", "action": "create", "type": "boolean", "value": "yes"}, 641),
+        ({"name": "x", "action": "kill", "revision": 999}, 642),
+    ],
+)
 async def test_refusals_carry_their_codes(service, data, code):
     reply = await request(service, "flag.update", data)
     assert not reply.ok and reply.code == code and reply.reason

@@ -26,7 +26,9 @@ async def test_changes_are_stored_audited_and_reach_a_live_reader(nc):
     flags.on_change(seen.append)
     try:
         assert flags.value("ws.msgpack", Subject("alice"), "absent") == "absent"
-        flag, rev = await store.change({"name": "ws.msgpack", "action": "create", "type": "boolean"}, by="ops", via="cli")
+        flag, rev = await store.change(
+            {"name": "ws.msgpack", "action": "create", "type": "boolean"}, by="ops", via="cli"
+        )
         await wait_for(lambda: flags.get("ws.msgpack") == flag)
         assert flags.revision == rev and seen[-1] == frozenset({"ws.msgpack"})
         await store.change({"name": "ws.msgpack", "action": "add_rule", "users": ["alice"]}, by="carol", via="command")
@@ -36,7 +38,10 @@ async def test_changes_are_stored_audited_and_reach_a_live_reader(nc):
         await wait_for(lambda: flags.get("ws.msgpack") is None)
         records = await store.audit("ws.msgpack")
         assert [(r["action"], r["by"], r["via"]) for r in records] == [
-            ("create", "ops", "cli"), ("add_rule", "carol", "command"), ("delete", "carol", "command")]
+            ("create", "ops", "cli"),
+            ("add_rule", "carol", "command"),
+            ("delete", "carol", "command"),
+        ]
         assert "before" not in records[0] and records[1]["after"]["rules"] == [{"users": ["alice"], "value": True}]
         assert "after" not in records[2]
         info = await nc.jetstream().stream_info(AUDIT_STREAM)
@@ -48,7 +53,9 @@ async def test_changes_are_stored_audited_and_reach_a_live_reader(nc):
 async def test_a_reader_started_later_sees_the_same_values_and_revision(nc):
     store = await FlagStore.open(nc)
     await store.change({"name": "theme", "action": "create", "type": "string", "value": "classic"}, by="ops", via="cli")
-    _, rev = await store.change({"name": "theme", "action": "rollout", "percent": "50", "value": "dark"}, by="ops", via="cli")
+    _, rev = await store.change(
+        {"name": "theme", "action": "rollout", "percent": "50", "value": "dark"}, by="ops", via="cli"
+    )
     first, second = await Flags.open(nc), await Flags.open(nc)
     try:
         assert first.revision == second.revision == rev
@@ -63,8 +70,16 @@ async def test_a_reader_started_later_sees_the_same_values_and_revision(nc):
 async def test_compare_and_set_never_loses_a_concurrent_change(nc):
     store = await FlagStore.open(nc)
     await store.change({"name": "limits", "action": "create", "type": "json", "value": {"max": 1}}, by="ops", via="cli")
-    await asyncio.gather(*(store.change({"name": "limits", "action": "add_rule", "users": [f"user{i}"],
-                                         "value": {"max": i}}, by=f"admin{i}", via="command") for i in range(6)))
+    await asyncio.gather(
+        *(
+            store.change(
+                {"name": "limits", "action": "add_rule", "users": [f"user{i}"], "value": {"max": i}},
+                by=f"admin{i}",
+                via="command",
+            )
+            for i in range(6)
+        )
+    )
     flag, _ = await store.get("limits")
     assert sorted(next(iter(r.users)) for r in flag.rules) == [f"user{i}" for i in range(6)]
     _, rev = await store.get("limits")

@@ -21,9 +21,14 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (allow_header_conformance, content_type_conformance,
-                                               response_headers_conformance, response_schema_conformance,
-                                               status_code_conformance, unsupported_method)
+from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
 
 from tests.support.natsserver import NatsServer
 from tests.support.procs import EdgeProcess, Proc, base_env
@@ -37,10 +42,27 @@ pytestmark = pytest.mark.timeout(int(150 * SCALE) + 60)
 
 OPENAPI = Path(__file__).resolve().parents[2] / "contracts" / "openapi.yaml"
 SERVICES = ("market-feed", "broker", "notifier", "announcer", "watchlists", "flags")
-CHANNELS = ["prices:AAPL", "prices:BTC-USD", "portfolio", "trades", "notifications", "alerts", "announcements",
-            "news", "flags", "portfolio:bob", "prices:NOPE", "presence:symbol:AAPL"]
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+CHANNELS = [
+    "prices:AAPL",
+    "prices:BTC-USD",
+    "portfolio",
+    "trades",
+    "notifications",
+    "alerts",
+    "announcements",
+    "news",
+    "flags",
+    "portfolio:bob",
+    "prices:NOPE",
+    "presence:symbol:AAPL",
+]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 # A method the operation does not have (schemathesis tries them): 405 with Allow, or the
 # framework's own OPTIONS answer.
 OTHER_METHOD_CHECKS = [not_a_server_error, unsupported_method, allow_header_conformance]
@@ -56,8 +78,12 @@ def _ready(http: str, name: str, data: dict, user: str = "alice") -> None:
 
     deadline = time.monotonic() + t(60)
     while time.monotonic() < deadline:
-        resp = requests.post(f"{http}/cmd", json={"name": name, "data": data}, timeout=t(10),
-                             headers={"Authorization": f"Bearer {token(user, roles=('user', 'admin'))}"})
+        resp = requests.post(
+            f"{http}/cmd",
+            json={"name": name, "data": data},
+            timeout=t(10),
+            headers={"Authorization": f"Bearer {token(user, roles=('user', 'admin'))}"},
+        )
         if resp.status_code != 503:
             return
         time.sleep(0.3)
@@ -77,9 +103,19 @@ def mesh(tmp_path_factory):
         from tickmesh.services.portfolio_valuer.demo import seed_demo_accounts
 
         env = base_env(NATS_URL=server.url, TICKMESH_JWT_SECRET=SECRET)
-        edge = EdgeProcess(server.url, tmp, EDGE_POLL_WAIT_S="1", EDGE_TICKET_TTL_S="3600", EDGE_HTTP_RATE="10000",
-                           EDGE_HTTP_BURST="10000", EDGE_HTTP_IP_RATE="10000", EDGE_HTTP_IP_BURST="10000",
-                           EDGE_CMD_RATE="10000", EDGE_CMD_BURST="10000", EDGE_HEARTBEAT_S="1")
+        edge = EdgeProcess(
+            server.url,
+            tmp,
+            EDGE_POLL_WAIT_S="1",
+            EDGE_TICKET_TTL_S="3600",
+            EDGE_HTTP_RATE="10000",
+            EDGE_HTTP_BURST="10000",
+            EDGE_HTTP_IP_RATE="10000",
+            EDGE_HTTP_IP_BURST="10000",
+            EDGE_CMD_RATE="10000",
+            EDGE_CMD_BURST="10000",
+            EDGE_HEARTBEAT_S="1",
+        )
         procs.append(edge)
         asyncio.run(seed_demo_accounts(server.url))
         for name in SERVICES:
@@ -88,10 +124,14 @@ def mesh(tmp_path_factory):
         _ready(edge.http, "watchlist.list", {})
         _ready(edge.http, "order.cancel", {"order_id": "none"})
         _ready(edge.http, "flag.list", {}, user="ada")
-        ticket = requests.post(f"{edge.http}/ticket", headers={"Authorization": f"Bearer {token('alice')}"},
-                               timeout=t(10)).json()["ticket"]
-        cursor = requests.get(f"{edge.http}/poll", params=[("ticket", ticket), ("ch", "notifications"),
-                                                           ("ch", "prices:AAPL")], timeout=t(10)).json()["cursor"]
+        ticket = requests.post(
+            f"{edge.http}/ticket", headers={"Authorization": f"Bearer {token('alice')}"}, timeout=t(10)
+        ).json()["ticket"]
+        cursor = requests.get(
+            f"{edge.http}/poll",
+            params=[("ticket", ticket), ("ch", "notifications"), ("ch", "prices:AAPL")],
+            timeout=t(10),
+        ).json()["cursor"]
         yield edge, ticket, cursor
         print("http fuzz:", dict(sorted(STATS.items())))
     finally:

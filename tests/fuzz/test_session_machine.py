@@ -45,28 +45,62 @@ SERVER_OPS = {"err", "ok", "pong", "welcome", "ping", "unsub"}
 ALICE = Identity("alice", frozenset({"user"}), frozenset({"equities", "crypto"}), expires_at=10_000.0)
 SUPPORT = Identity("sam", frozenset({"support"}), frozenset({"fx"}), expires_at=10_000.0)
 ADMIN = Identity("ada", frozenset({"admin"}), frozenset(), expires_at=10_000.0)
-LIMITS = SessionLimits(auth_timeout=5, heartbeat_interval=10, max_subscriptions=4, max_frame_bytes=600,
-                       expiry_leeway=30, commands_per_second=5, commands_burst=5)
+LIMITS = SessionLimits(
+    auth_timeout=5,
+    heartbeat_interval=10,
+    max_subscriptions=4,
+    max_frame_bytes=600,
+    expiry_leeway=30,
+    commands_per_second=5,
+    commands_burst=5,
+)
 
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3), max_leaves=8)
-known_channels = st.sampled_from([
-    "prices:AAPL", "prices:BTC-USD", "prices:EUR/USD", "prices:NOPE", "portfolio", "portfolio:alice",
-    "portfolio:bob", "trades", "trades:bob", "notifications", "alerts:alice", "announcements", "news", "flags",
-    "presence:symbol:AAPL", "watchlist:abcdefghijklmnopqrstuv", "notifications:sam", "trades:ada"])
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+    max_leaves=8,
+)
+known_channels = st.sampled_from(
+    [
+        "prices:AAPL",
+        "prices:BTC-USD",
+        "prices:EUR/USD",
+        "prices:NOPE",
+        "portfolio",
+        "portfolio:alice",
+        "portfolio:bob",
+        "trades",
+        "trades:bob",
+        "notifications",
+        "alerts:alice",
+        "announcements",
+        "news",
+        "flags",
+        "presence:symbol:AAPL",
+        "watchlist:abcdefghijklmnopqrstuv",
+        "notifications:sam",
+        "trades:ada",
+    ]
+)
 channels = known_channels | st.text(max_size=30)
 commands_ = st.sampled_from(sorted(commands())) | st.text(max_size=12)
 frames_ = st.one_of(
-    st.fixed_dictionaries({"op": st.just("sub"), "id": st.integers(0, 99), "ch": channels},
-                          optional={"since": values | st.fixed_dictionaries({"epoch": st.text(max_size=8),
-                                                                             "seq": st.integers(-1, 2**64 - 1)}),
-                                    "max_hz": values | st.floats(0.05, 2000), "history": values | st.integers(0, 1001)}),
+    st.fixed_dictionaries(
+        {"op": st.just("sub"), "id": st.integers(0, 99), "ch": channels},
+        optional={
+            "since": values | st.fixed_dictionaries({"epoch": st.text(max_size=8), "seq": st.integers(-1, 2**64 - 1)}),
+            "max_hz": values | st.floats(0.05, 2000),
+            "history": values | st.integers(0, 1001),
+        },
+    ),
     st.fixed_dictionaries({"op": st.just("unsub"), "id": st.integers(0, 99), "ch": channels}),
-    st.fixed_dictionaries({"op": st.just("cmd"), "id": st.integers(0, 99), "name": commands_},
-                          optional={"key": values | st.text(min_size=1, max_size=70), "data": values}),
-    st.fixed_dictionaries({"op": st.sampled_from(["auth", "refresh"]), "id": st.integers(0, 99),
-                           "token": values | st.text(max_size=40)}),
+    st.fixed_dictionaries(
+        {"op": st.just("cmd"), "id": st.integers(0, 99), "name": commands_},
+        optional={"key": values | st.text(min_size=1, max_size=70), "data": values},
+    ),
+    st.fixed_dictionaries(
+        {"op": st.sampled_from(["auth", "refresh"]), "id": st.integers(0, 99), "token": values | st.text(max_size=40)}
+    ),
     st.fixed_dictionaries({"op": st.sampled_from(["ping", "pong"])}, optional={"id": values}),
     st.dictionaries(st.sampled_from(["op", "id", "ch", "name", "data", "token", "x"]), values, max_size=5),
 )
@@ -77,7 +111,7 @@ def _mutate(data: bytes, how: int, where: int, byte: int) -> bytes:
         return bytes([byte])
     i = where % len(data)
     if how == 0:
-        return data[:i] + bytes([byte]) + data[i + 1:]  # replace a byte
+        return data[:i] + bytes([byte]) + data[i + 1 :]  # replace a byte
     if how == 1:
         return data[:i]  # truncate
     if how == 2:
@@ -100,8 +134,15 @@ class SessionMachine(RuleBasedStateMachine):
     def open(self, codec, identity):
         self.codec = codec
         self.now = 1.0
-        self.session = Session(conn_id="fuzz", now=self.now, limits=LIMITS, codec=codec, identity=identity,
-                               rate_limiter=TokenBucket(5, 5, self.now), channel_exists=lambda ch: ch.arg != "NOPE")
+        self.session = Session(
+            conn_id="fuzz",
+            now=self.now,
+            limits=LIMITS,
+            codec=codec,
+            identity=identity,
+            rate_limiter=TokenBucket(5, 5, self.now),
+            channel_exists=lambda ch: ch.arg != "NOPE",
+        )
         self.identity = identity
         self.pending_auth: list[Authenticate] = []
         self.pending_subs: list[Subscribe] = []
@@ -269,6 +310,7 @@ class SessionMachine(RuleBasedStateMachine):
         assert len(self.subs) <= LIMITS.max_subscriptions
 
 
-SessionMachine.TestCase.settings = settings(max_examples=examples(150), stateful_step_count=40, deadline=None,
-                                            suppress_health_check=[HealthCheck.too_slow])
+SessionMachine.TestCase.settings = settings(
+    max_examples=examples(150), stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 test_session_machine = SessionMachine.TestCase

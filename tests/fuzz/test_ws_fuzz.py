@@ -75,7 +75,7 @@ class Findings:
 def _sent_close_codes(sent: list[bytes]) -> set[int]:
     """Close codes a client may have sent (any two bytes in its input): the edge echoes them."""
     blob = b"".join(sent)
-    return {struct.unpack("!H", blob[i:i + 2])[0] for i in range(len(blob) - 1)}
+    return {struct.unpack("!H", blob[i : i + 2])[0] for i in range(len(blob) - 1)}
 
 
 def check_frame(opcode: int, payload: bytes, msgpack_codec: bool, sent: list[bytes], found: Findings) -> int | None:
@@ -85,8 +85,9 @@ def check_frame(opcode: int, payload: bytes, msgpack_codec: bool, sent: list[byt
     if opcode == wire.OP_CLOSE:
         code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
         found.stats[f"close {code}"] += 1
-        client_code = (code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999) \
-            and code in _sent_close_codes(sent)
+        client_code = (
+            code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
+        ) and code in _sent_close_codes(sent)
         if code not in CLOSE_CODES and not client_code:
             found.problem(f"undocumented close code {code}: {payload[2:]!r}", sent)
         return code
@@ -118,8 +119,9 @@ async def fuzz_one(url: str, rng: random.Random, found: Findings, replay: bytes 
     msgpack_codec = rng.random() < 0.5
     header_auth = rng.random() < 0.4
     extra = f"Authorization: Bearer {token('alice')}\r\n" if header_auth else ""
-    ws = await RawWebSocket.connect(url, subprotocol="tickmesh.v1.msgpack" if msgpack_codec else "tickmesh.v1.json",
-                                    extra=extra)
+    ws = await RawWebSocket.connect(
+        url, subprotocol="tickmesh.v1.msgpack" if msgpack_codec else "tickmesh.v1.json", extra=extra
+    )
     sent: list[bytes] = []
     if not ws.response.startswith("HTTP/1.1 101"):
         found.problem(f"handshake refused: {ws.response[:100]}", sent)
@@ -129,9 +131,15 @@ async def fuzz_one(url: str, rng: random.Random, found: Findings, replay: bytes 
         inputs: list[bytes] = []
         if not header_auth and rng.random() < 0.9:
             auth = {"op": "auth", "id": 0, "token": token("alice")}
-            inputs.append(wire.client_frame(wire.OP_BINARY if msgpack_codec else wire.OP_TEXT,
-                                            msgpack.packb(auth) if msgpack_codec else orjson.dumps(auth)))
-        inputs += [replay] if replay is not None else [wire.message(rng, msgpack_codec) for _ in range(rng.randrange(1, 25))]
+            inputs.append(
+                wire.client_frame(
+                    wire.OP_BINARY if msgpack_codec else wire.OP_TEXT,
+                    msgpack.packb(auth) if msgpack_codec else orjson.dumps(auth),
+                )
+            )
+        inputs += (
+            [replay] if replay is not None else [wire.message(rng, msgpack_codec) for _ in range(rng.randrange(1, 25))]
+        )
         for data in inputs:
             sent.append(data)
             found.stats["inputs"] += 1
@@ -183,9 +191,17 @@ async def test_random_and_mutated_frames_never_hurt_the_edge_or_leak(tmp_path):
     seed = int(os.environ.get("TICKMESH_FUZZ_SEED") or random.randrange(2**32))
     found = Findings(seed)
     server = NatsServer(tmp_path / "nats").start()
-    edge = EdgeProcess(server.url, tmp_path, EDGE_WS_ENGINE="direct", EDGE_MAX_FRAME_BYTES="2000",
-                       EDGE_HARD_FRAME_BYTES="20000", EDGE_AUTH_TIMEOUT_S="2", EDGE_CMD_RATE="1000",
-                       EDGE_CMD_BURST="1000", EDGE_MAX_CONNS_PER_USER="100")
+    edge = EdgeProcess(
+        server.url,
+        tmp_path,
+        EDGE_WS_ENGINE="direct",
+        EDGE_MAX_FRAME_BYTES="2000",
+        EDGE_HARD_FRAME_BYTES="20000",
+        EDGE_AUTH_TIMEOUT_S="2",
+        EDGE_CMD_RATE="1000",
+        EDGE_CMD_BURST="1000",
+        EDGE_MAX_CONNS_PER_USER="100",
+    )
     nc = await nats.connect(server.url)
     js = nc.jetstream()
     await streams.ensure(js)
@@ -197,8 +213,11 @@ async def test_random_and_mutated_frames_never_hurt_the_edge_or_leak(tmp_path):
         while not stop.is_set():
             for user in ("bob", "alice"):
                 body = json.dumps({"text": f"SECRET-{user}-{published}" if user == "bob" else f"hello {published}"})
-                await js.publish(user_subject(Kind.NOTIFICATIONS, user), body.encode(),
-                                 headers={"Nats-Msg-Id": f"{user}-{published}"})
+                await js.publish(
+                    user_subject(Kind.NOTIFICATIONS, user),
+                    body.encode(),
+                    headers={"Nats-Msg-Id": f"{user}-{published}"},
+                )
             published += 1
             await asyncio.sleep(0.05)
 

@@ -18,9 +18,27 @@ from tickmesh.contracts.commands import commands
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
-CHANNELS = ["prices:AAPL", "prices:BTC-USD", "prices:EUR/USD", "portfolio", "portfolio:bob", "trades", "trades:bob",
-            "notifications", "notifications:bob", "alerts", "announcements", "news", "flags", "presence:symbol:AAPL",
-            "prices:", "portfolio:", "x" * 90, "notifications:*", "prices:*"]
+CHANNELS = [
+    "prices:AAPL",
+    "prices:BTC-USD",
+    "prices:EUR/USD",
+    "portfolio",
+    "portfolio:bob",
+    "trades",
+    "trades:bob",
+    "notifications",
+    "notifications:bob",
+    "alerts",
+    "announcements",
+    "news",
+    "flags",
+    "presence:symbol:AAPL",
+    "prices:",
+    "portfolio:",
+    "x" * 90,
+    "notifications:*",
+    "prices:*",
+]
 COMMANDS = sorted(commands()) + ["", "order", "x" * 70]
 
 
@@ -40,14 +58,17 @@ def value(rng: random.Random, depth: int = 0) -> Any:
         return rng.choice(["buy", "sell", "market", "limit", "1.5", "-3", "1e9"])
     if pick == 6:
         return [value(rng, depth + 1) for _ in range(rng.randrange(4))]
-    return {rng.choice(["op", "id", "ch", "qty", "side", "symbol", "data", "seq", "epoch", "x"]): value(rng, depth + 1)
-            for _ in range(rng.randrange(4))}
+    return {
+        rng.choice(["op", "id", "ch", "qty", "side", "symbol", "data", "seq", "epoch", "x"]): value(rng, depth + 1)
+        for _ in range(rng.randrange(4))
+    }
 
 
 def frame_dict(rng: random.Random) -> dict[str, Any]:
     """A protocol frame, mostly well-formed, with fields sometimes wrong."""
-    op = rng.choice(["sub", "sub", "sub", "unsub", "cmd", "cmd", "ping", "pong", "auth", "refresh", "join",
-                     "leave", "nope"])
+    op = rng.choice(
+        ["sub", "sub", "sub", "unsub", "cmd", "cmd", "ping", "pong", "auth", "refresh", "join", "leave", "nope"]
+    )
     frame: dict[str, Any] = {"op": op, "id": rng.choice([rng.randrange(100), "r", None, value(rng)])}
     if op in ("sub", "unsub"):
         frame["ch"] = rng.choice(CHANNELS) if rng.random() < 0.9 else value(rng)
@@ -59,10 +80,19 @@ def frame_dict(rng: random.Random) -> dict[str, Any]:
             frame["history"] = rng.choice([1, 50, 1001, value(rng)])
     elif op == "cmd":
         frame["name"] = rng.choice(COMMANDS)
-        frame["data"] = rng.choice([{"symbol": "AAPL", "side": "buy", "qty": "1", "type": "market"},
-                                    {"symbol": "AAPL", "side": rng.choice(["buy", "sell", "x"]), "qty": value(rng),
-                                     "type": rng.choice(["limit", "market", value(rng)]), "price": value(rng)},
-                                    value(rng)])
+        frame["data"] = rng.choice(
+            [
+                {"symbol": "AAPL", "side": "buy", "qty": "1", "type": "market"},
+                {
+                    "symbol": "AAPL",
+                    "side": rng.choice(["buy", "sell", "x"]),
+                    "qty": value(rng),
+                    "type": rng.choice(["limit", "market", value(rng)]),
+                    "price": value(rng),
+                },
+                value(rng),
+            ]
+        )
         if rng.random() < 0.5:
             frame["key"] = rng.choice(["k1", "", "x" * 80, value(rng)])
     elif op in ("auth", "refresh"):
@@ -124,8 +154,11 @@ def message(rng: random.Random, msgpack_codec: bool) -> bytes:
         return client_frame(OP_TEXT if msgpack_codec else OP_BINARY, encode(rng, not msgpack_codec))
     if pick < 0.84:  # fragmented, with a ping between the fragments
         cut = rng.randrange(len(body) + 1)
-        return (client_frame(opcode, body[:cut], fin=False) + client_frame(OP_PING, b"p")
-                + client_frame(OP_CONT, body[cut:]))
+        return (
+            client_frame(opcode, body[:cut], fin=False)
+            + client_frame(OP_PING, b"p")
+            + client_frame(OP_CONT, body[cut:])
+        )
     if pick < 0.86:
         return client_frame(OP_PING, rng.randbytes(rng.randrange(0, 126)))
     if pick < 0.87:
@@ -145,9 +178,16 @@ def message(rng: random.Random, msgpack_codec: bool) -> bytes:
     if pick < 0.94:
         return client_frame(OP_TEXT, b"\xff\xfe" + body)  # invalid UTF-8
     if pick < 0.95:
-        return client_frame(OP_CLOSE, rng.choice([b"\x03", struct.pack("!H", rng.choice([0, 999, 1004, 1005, 1006,
-                                                                                          1016, 2999, 5000])),
-                                                  struct.pack("!H", 1000) + b"\xff\xfe"]))
+        return client_frame(
+            OP_CLOSE,
+            rng.choice(
+                [
+                    b"\x03",
+                    struct.pack("!H", rng.choice([0, 999, 1004, 1005, 1006, 1016, 2999, 5000])),
+                    struct.pack("!H", 1000) + b"\xff\xfe",
+                ]
+            ),
+        )
     if pick < 0.96:  # a length that lies (the rest of the bytes never come, or come as the next frame)
         return struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, rng.choice([2**63 - 1, 2**40, 200_000])) + b"mask" + body
     if pick < 0.97:

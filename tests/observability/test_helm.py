@@ -32,9 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "tickmesh"
 SERVICES = ("market-feed", "portfolio-valuer", "broker", "notifier", "announcer", "flags", "watchlists")
 # Variables every container may carry besides its component's own settings.
-SHARED = ({env for env, _, _ in describe(metrics.MetricsSettings)} | {env for env, _, _ in describe(tracing.TracingSettings)}
-          | {env for env, _, _ in describe(streams.Retention)} | {env for env, _, _ in describe(natsconn.NatsSettings)}
-          | {"TICKMESH_LOG_FORMAT", "TICKMESH_LOG_LEVEL", "OTEL_RESOURCE_ATTRIBUTES", "POD_NAME", "POD_NAMESPACE"})
+SHARED = (
+    {env for env, _, _ in describe(metrics.MetricsSettings)}
+    | {env for env, _, _ in describe(tracing.TracingSettings)}
+    | {env for env, _, _ in describe(streams.Retention)}
+    | {env for env, _, _ in describe(natsconn.NatsSettings)}
+    | {"TICKMESH_LOG_FORMAT", "TICKMESH_LOG_LEVEL", "OTEL_RESOURCE_ATTRIBUTES", "POD_NAME", "POD_NAMESPACE"}
+)
 
 
 def settings_of(component: str) -> set[str]:
@@ -69,9 +73,17 @@ def test_every_mapped_variable_is_a_real_setting_of_its_component():
 
 
 # Settings the chart sets itself or takes from a Secret, so they have no first-class key.
-CHART_CONTROLLED = {"NATS_URL", "EDGE_HOST", "TICKMESH_JWT_SECRET", "EDGE_TICKET_SECRET",
-                    "VALUER_SHARDS", "VALUER_SHARD",
-                    "EDGE_TLS_CERT_FILE", "EDGE_TLS_KEY_FILE", "EDGE_TLS_CLIENT_CA_FILE"}
+CHART_CONTROLLED = {
+    "NATS_URL",
+    "EDGE_HOST",
+    "TICKMESH_JWT_SECRET",
+    "EDGE_TICKET_SECRET",
+    "VALUER_SHARDS",
+    "VALUER_SHARD",
+    "EDGE_TLS_CERT_FILE",
+    "EDGE_TLS_KEY_FILE",
+    "EDGE_TLS_CLIENT_CA_FILE",
+}
 
 
 def test_every_setting_of_every_component_has_a_first_class_key_or_is_set_by_the_chart():
@@ -80,8 +92,9 @@ def test_every_setting_of_every_component_has_a_first_class_key_or_is_set_by_the
         missing = settings_of(component) - set((mapping[component] or {}).values()) - CHART_CONTROLLED
         assert not missing, f"settings-map.yaml: {component} lacks {sorted(missing)}"
     secrets = {"TICKMESH_JWT_SECRET", "EDGE_TICKET_SECRET"}
-    assert not secrets & {env for keys in mapping.values() for env in (keys or {}).values()}, \
+    assert not secrets & {env for keys in mapping.values() for env in (keys or {}).values()}, (
         "a secret must come from a Secret, never from a plain value"
+    )
 
 
 def test_values_use_only_mapped_keys_and_real_environment_variables():
@@ -103,7 +116,9 @@ def test_every_component_tickmesh_knows_has_a_deployment_in_the_chart():
     shared = ("metrics", "tracing", "streams", "nats")
     assert {env for name in shared for env, _, _ in describe(classes[name])} <= SHARED
     components = set(classes) - set(shared)
-    assert components <= {"edge", *SERVICES}, f"new component(s) without a chart entry: {components - {'edge', *SERVICES}}"
+    assert components <= {"edge", *SERVICES}, (
+        f"new component(s) without a chart entry: {components - {'edge', *SERVICES}}"
+    )
 
 
 def _template_texts() -> dict[str, str]:
@@ -160,8 +175,11 @@ def _stand_in(charts: Path) -> None:
     dep = chart_metadata()["dependencies"][0]
     stand_in = charts / dep["name"]
     (stand_in / "templates").mkdir(parents=True)
-    (stand_in / "Chart.yaml").write_text(yaml.safe_dump(
-        {"apiVersion": "v2", "name": dep["name"], "version": dep["version"], "appVersion": dep["version"]}))
+    (stand_in / "Chart.yaml").write_text(
+        yaml.safe_dump(
+            {"apiVersion": "v2", "name": dep["name"], "version": dep["version"], "appVersion": dep["version"]}
+        )
+    )
     (stand_in / "values.yaml").write_text(yaml.safe_dump({"config": {"nats": {"port": 4222}}}))
 
 
@@ -199,13 +217,20 @@ def _validate(docs: list[dict]) -> None:
             try:
                 kubernetes_validate.validate(d, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
-                pytest.fail(f"{d['kind']} {d['metadata']['name']} is invalid for Kubernetes {version}: "
-                            f"{'.'.join(map(str, exc.path))}: {exc.message}")
+                pytest.fail(
+                    f"{d['kind']} {d['metadata']['name']} is invalid for Kubernetes {version}: "
+                    f"{'.'.join(map(str, exc.path))}: {exc.message}"
+                )
 
 
 def _manifests(rendered: dict[str, str]) -> list[dict]:
-    return [d for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")
-            for d in yaml.safe_load_all(text) if d]
+    return [
+        d
+        for path, text in sorted(rendered.items())
+        if not path.endswith("NOTES.txt")
+        for d in yaml.safe_load_all(text)
+        if d
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +240,7 @@ def render(chart_dir):
     defaults (the NATS cluster) with ``overrides`` on top; ``staging=True`` lays them over the
     embedded single-node NATS instead. Each render loads the chart afresh: rendering drops the
     subcharts whose condition is false from the loaded chart."""
+
     def run(overrides: dict | None = None, *, staging: bool = False, expect_error: bool = False):
         values = _deep_merge(STAGING if staging else {}, overrides or {})
         with helm.Chart.load(chart_dir) as chart:
@@ -257,8 +283,9 @@ def test_the_official_nats_chart_is_a_pinned_aliased_conditional_dependency():
     dep = deps[0]
     assert dep["name"] == "nats" and dep["repository"] == "https://nats-io.github.io/k8s/helm/charts/"
     assert re.fullmatch(r"\d+\.\d+\.\d+", dep["version"]), "pinned to one version, not a range"
-    assert dep["alias"] == dep["alias"].lower() and dep["alias"] != "nats", \
+    assert dep["alias"] == dep["alias"].lower() and dep["alias"] != "nats", (
         "aliased, so its values do not collide with this chart's own `nats` block"
+    )
     assert dep["condition"] == f"{dep['alias']}.enabled"
     sub = values()[dep["alias"]]
     assert sub["enabled"] is True, "the cluster is the default"
@@ -293,8 +320,9 @@ def test_a_client_dry_run_install_gives_the_same_manifests_as_the_engine(chart_d
     """`helm install --dry-run=client` (what `helm template` runs): hooks, ordering and NOTES the
     way helm applies them."""
     with helm.Config(storage_driver="memory", namespace="default") as config:
-        release = config.install(str(chart_dir), "tm", {"secrets": {"jwtSecret": "dev-only"}}, dry_run="client",
-                                 namespace="default")
+        release = config.install(
+            str(chart_dir), "tm", {"secrets": {"jwtSecret": "dev-only"}}, dry_run="client", namespace="default"
+        )
     docs = [d for d in yaml.safe_load_all(release["manifest"]) if d]
     _validate(docs)
     assert {(d["kind"], d["metadata"]["name"]) for d in docs} == set(render({"secrets": {"jwtSecret": "dev-only"}}))
@@ -320,9 +348,11 @@ def test_one_nats_only_and_the_cluster_needs_jetstream(render):
     assert "choose one NATS" in render({"nats": {"embedded": True}}, expect_error=True)
     assert "choose one NATS" in render({"nats": {"url": "nats://a:4222"}}, expect_error=True)
     assert "set natscluster.enabled, nats.embedded or nats.url" in render(
-        {"natscluster": {"enabled": False}}, expect_error=True)
+        {"natscluster": {"enabled": False}}, expect_error=True
+    )
     assert "config.jetstream.enabled" in render(
-        {"natscluster": {"config": {"jetstream": {"enabled": False}}}}, expect_error=True)
+        {"natscluster": {"config": {"jetstream": {"enabled": False}}}}, expect_error=True
+    )
 
 
 # --- what the chart renders --------------------------------------------------------------------------
@@ -367,8 +397,9 @@ def test_edge_probes_and_shutdown_follow_the_drain_deadline(render):
     c = _container(edge)
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness fails while draining"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sh", "-c", "sleep 5; kill -TERM 1; sleep 15"], \
+    assert c["lifecycle"]["preStop"]["exec"]["command"] == ["sh", "-c", "sleep 5; kill -TERM 1; sleep 15"], (
         "preStop waits for endpoints to forget the pod, then starts the drain"
+    )
     grace = _pod(edge)["terminationGracePeriodSeconds"]
     assert grace == 5 + 10 + 5 + 5 and grace > 10, "longer than the drain deadline"
     longer = render({"edge": {"settings": {"drainDeadlineSeconds": 42.5}, "preStopSeconds": 8}})
@@ -384,12 +415,17 @@ def test_edge_tls_comes_from_a_mounted_secret(render):
     assert not {"EDGE_TLS_CERT_FILE", "EDGE_TLS_KEY_FILE"} & set(_env(plain)), "plain HTTP by default"
     edge = render({"edge": {"tls": {"secretName": "edge-cert"}}})[("Deployment", "tm-tickmesh-edge")]
     env, c = _env(edge), _container(edge)
-    assert env["EDGE_TLS_CERT_FILE"] == "/etc/tickmesh/tls/tls.crt" and env["EDGE_TLS_KEY_FILE"] == "/etc/tickmesh/tls/tls.key"
+    assert (
+        env["EDGE_TLS_CERT_FILE"] == "/etc/tickmesh/tls/tls.crt"
+        and env["EDGE_TLS_KEY_FILE"] == "/etc/tickmesh/tls/tls.key"
+    )
     assert "EDGE_TLS_CLIENT_CA_FILE" not in env
     assert {"name": "tls", "mountPath": "/etc/tickmesh/tls", "readOnly": True} in c["volumeMounts"]
     assert {"name": "tls", "secret": {"secretName": "edge-cert", "defaultMode": 0o440}} in _pod(edge)["volumes"]
     assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS" and c["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
-    mutual = render({"edge": {"tls": {"secretName": "edge-cert", "clientCaKey": "ca.crt"}}})[("Deployment", "tm-tickmesh-edge")]
+    mutual = render({"edge": {"tls": {"secretName": "edge-cert", "clientCaKey": "ca.crt"}}})[
+        ("Deployment", "tm-tickmesh-edge")
+    ]
     assert _env(mutual)["EDGE_TLS_CLIENT_CA_FILE"] == "/etc/tickmesh/tls/ca.crt"
     assert "tcpSocket" in _container(mutual)["readinessProbe"], "the kubelet has no client certificate"
 
@@ -405,7 +441,9 @@ def test_edges_scale_without_affinity_and_spread_over_nodes_and_zones(render):
     assert metrics_["Pods"]["pods"]["metric"]["name"] == "tickmesh_edge_connections"
     assert metrics_["Pods"]["pods"]["target"] == {"type": "AverageValue", "averageValue": "5000"}
     assert hpa["behavior"]["scaleDown"]["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 120}]
-    assert "Pods" not in {m["type"] for m in render()[("HorizontalPodAutoscaler", "tm-tickmesh-edge")]["spec"]["metrics"]}
+    assert "Pods" not in {
+        m["type"] for m in render()[("HorizontalPodAutoscaler", "tm-tickmesh-edge")]["spec"]["metrics"]
+    }
     spread = _pod(out[("Deployment", "tm-tickmesh-edge")])["topologySpreadConstraints"]
     assert {c["topologyKey"] for c in spread} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
     assert out[("PodDisruptionBudget", "tm-tickmesh-edge")]["spec"]["maxUnavailable"] == 1
@@ -442,15 +480,30 @@ def test_services_get_the_replica_semantics_they_can_honour(render):
 
 
 def test_more_market_feed_providers_each_get_one_active_publisher(render):
-    out = render({"services": {"market-feed": {
-        "settings": {"provider": "coinbase", "symbols": ["BTC-USD"]},
-        "instances": {"binance": {"settings": {"provider": "binance", "symbols": ["BTC-USDT"]},
-                                  "env": {"FEED_BINANCE_IDLE_TIMEOUT_S": 90}}}}}})
+    out = render(
+        {
+            "services": {
+                "market-feed": {
+                    "settings": {"provider": "coinbase", "symbols": ["BTC-USD"]},
+                    "instances": {
+                        "binance": {
+                            "settings": {"provider": "binance", "symbols": ["BTC-USDT"]},
+                            "env": {"FEED_BINANCE_IDLE_TIMEOUT_S": 90},
+                        }
+                    },
+                }
+            }
+        }
+    )
     main = out[("Deployment", "tm-tickmesh-market-feed")]
     extra = out[("Deployment", "tm-tickmesh-market-feed-binance")]
     assert _env(main)["FEED_PROVIDER"] == "coinbase" and _env(main)["FEED_SYMBOLS"] == "BTC-USD"
     env = _env(extra)
-    assert (env["FEED_PROVIDER"], env["FEED_SYMBOLS"], env["FEED_BINANCE_IDLE_TIMEOUT_S"]) == ("binance", "BTC-USDT", "90")
+    assert (env["FEED_PROVIDER"], env["FEED_SYMBOLS"], env["FEED_BINANCE_IDLE_TIMEOUT_S"]) == (
+        "binance",
+        "BTC-USDT",
+        "90",
+    )
     assert env["FEED_RATE"] == "100", "the instance keeps the settings it does not override"
     assert env["OTEL_SERVICE_NAME"] == "tickmesh-market-feed-binance"
     assert _container(extra)["args"] == ["service", "market-feed"]
@@ -460,16 +513,20 @@ def test_more_market_feed_providers_each_get_one_active_publisher(render):
 
 
 def test_external_nats_hpa_secrets_and_env_overrides(render):
-    out = render({
-        "natscluster": {"enabled": False},
-        "nats": {"url": "nats://a:4222,nats://b:4222"},
-        "edge": {"env": {"EDGE_POLL_WAIT_S": 20},
-                 "settings": {"allowedOrigins": ["https://app.example", "https://m.example"]}},
-        "secrets": {"jwtExistingSecret": "jwt"},
-        "tracing": {"otlpEndpoint": "http://otel-collector:4318"},
-        "metrics": {"podMonitor": {"enabled": True}},
-        "services": {"broker": {"enabled": False}},
-    })
+    out = render(
+        {
+            "natscluster": {"enabled": False},
+            "nats": {"url": "nats://a:4222,nats://b:4222"},
+            "edge": {
+                "env": {"EDGE_POLL_WAIT_S": 20},
+                "settings": {"allowedOrigins": ["https://app.example", "https://m.example"]},
+            },
+            "secrets": {"jwtExistingSecret": "jwt"},
+            "tracing": {"otlpEndpoint": "http://otel-collector:4318"},
+            "metrics": {"podMonitor": {"enabled": True}},
+            "services": {"broker": {"enabled": False}},
+        }
+    )
     assert not any(name.endswith("-nats") for _, name in out)
     edge = out[("Deployment", "tm-tickmesh-edge")]
     env = _env(edge)
@@ -485,8 +542,9 @@ def test_external_nats_hpa_secrets_and_env_overrides(render):
 
 def test_mistakes_fail_the_render(render):
     assert "not a first-class setting" in render({"edge": {"settings": {"maxSubscriptons": 3}}}, expect_error=True)
-    assert "not a first-class setting" in render({"services": {"portfolio-valuer": {"settings": {"shards": 3}}}},
-                                                  expect_error=True), "the chart sets the shard count"
+    assert "not a first-class setting" in render(
+        {"services": {"portfolio-valuer": {"settings": {"shards": 3}}}}, expect_error=True
+    ), "the chart sets the shard count"
 
 
 def test_market_feed_settings_render_and_dev_mode_stays_off(render):
@@ -494,21 +552,51 @@ def test_market_feed_settings_render_and_dev_mode_stays_off(render):
     assert _env(out[("Deployment", "tm-tickmesh-edge")])["EDGE_DEV_MODE"] == "false"
     feed = _env(out[("Deployment", "tm-tickmesh-market-feed")])
     assert "FEED_REPLAY_FILE" not in feed and "FEED_COINBASE_URL" not in feed, "null keeps the code's default"
-    out = render({"services": {"market-feed": {"settings": {
-        "provider": "binance", "symbols": ["BTC-USDT", "ETH-USDT"], "replayFile": "/data/ticks.csv",
-        "replaySpeed": 10, "replayLoop": False, "coinbaseUrl": "wss://cb.example", "coinbaseHeartbeatTimeoutSeconds": 5,
-        "binanceUrl": "wss://stream.binance.us:9443", "binanceIdleTimeoutSeconds": 90, "reconnectMaxSeconds": 60,
-        "staleAfterSeconds": 12.5, "maxHzPerSymbol": 20}}},
-        "edge": {"settings": {"pollWaitSeconds": 20, "ticketTtlSeconds": 30, "jwksRefetchCooldownSeconds": 15}}})
+    out = render(
+        {
+            "services": {
+                "market-feed": {
+                    "settings": {
+                        "provider": "binance",
+                        "symbols": ["BTC-USDT", "ETH-USDT"],
+                        "replayFile": "/data/ticks.csv",
+                        "replaySpeed": 10,
+                        "replayLoop": False,
+                        "coinbaseUrl": "wss://cb.example",
+                        "coinbaseHeartbeatTimeoutSeconds": 5,
+                        "binanceUrl": "wss://stream.binance.us:9443",
+                        "binanceIdleTimeoutSeconds": 90,
+                        "reconnectMaxSeconds": 60,
+                        "staleAfterSeconds": 12.5,
+                        "maxHzPerSymbol": 20,
+                    }
+                }
+            },
+            "edge": {"settings": {"pollWaitSeconds": 20, "ticketTtlSeconds": 30, "jwksRefetchCooldownSeconds": 15}},
+        }
+    )
     feed = _env(out[("Deployment", "tm-tickmesh-market-feed")])
     assert {k: feed[k] for k in feed if k.startswith("FEED_")} == {
-        "FEED_PROVIDER": "binance", "FEED_SYMBOLS": "BTC-USDT,ETH-USDT", "FEED_RATE": "100",
-        "FEED_REPLAY_FILE": "/data/ticks.csv", "FEED_REPLAY_SPEED": "10", "FEED_REPLAY_LOOP": "false",
-        "FEED_COINBASE_URL": "wss://cb.example", "FEED_COINBASE_HEARTBEAT_TIMEOUT_S": "5",
-        "FEED_BINANCE_URL": "wss://stream.binance.us:9443", "FEED_BINANCE_IDLE_TIMEOUT_S": "90",
-        "FEED_RECONNECT_MAX_S": "60", "FEED_STALE_AFTER_S": "12.5", "FEED_MAX_HZ_PER_SYMBOL": "20"}
+        "FEED_PROVIDER": "binance",
+        "FEED_SYMBOLS": "BTC-USDT,ETH-USDT",
+        "FEED_RATE": "100",
+        "FEED_REPLAY_FILE": "/data/ticks.csv",
+        "FEED_REPLAY_SPEED": "10",
+        "FEED_REPLAY_LOOP": "false",
+        "FEED_COINBASE_URL": "wss://cb.example",
+        "FEED_COINBASE_HEARTBEAT_TIMEOUT_S": "5",
+        "FEED_BINANCE_URL": "wss://stream.binance.us:9443",
+        "FEED_BINANCE_IDLE_TIMEOUT_S": "90",
+        "FEED_RECONNECT_MAX_S": "60",
+        "FEED_STALE_AFTER_S": "12.5",
+        "FEED_MAX_HZ_PER_SYMBOL": "20",
+    }
     edge = _env(out[("Deployment", "tm-tickmesh-edge")])
-    assert (edge["EDGE_POLL_WAIT_S"], edge["EDGE_TICKET_TTL_S"], edge["EDGE_JWKS_REFETCH_COOLDOWN_S"]) == ("20", "30", "15")
+    assert (edge["EDGE_POLL_WAIT_S"], edge["EDGE_TICKET_TTL_S"], edge["EDGE_JWKS_REFETCH_COOLDOWN_S"]) == (
+        "20",
+        "30",
+        "15",
+    )
 
 
 def test_the_ticket_secret_comes_from_a_secret_and_never_from_env(render):

@@ -21,8 +21,13 @@ def test_render_is_prometheus_text_with_every_family():
     body, content_type = metrics.render(None)
     assert content_type.startswith("text/plain")
     text = body.decode()
-    for family in ("tickmesh_edge_connections", "tickmesh_messages_total", "tickmesh_e2e_latency_seconds_bucket",
-                   "tickmesh_nats_connected", "process_cpu_seconds_total"):
+    for family in (
+        "tickmesh_edge_connections",
+        "tickmesh_messages_total",
+        "tickmesh_e2e_latency_seconds_bucket",
+        "tickmesh_nats_connected",
+        "process_cpu_seconds_total",
+    ):
         assert family in text
     om_body, om_type = metrics.render("application/openmetrics-text; version=1.0.0")
     assert om_type.startswith("application/openmetrics-text") and om_body.rstrip().endswith(b"# EOF")
@@ -60,8 +65,8 @@ def test_throughput_latency_and_queue_depth():
     le100_0 = v("tickmesh_e2e_latency_seconds_bucket", le="0.1", **cls("state"))
     metrics.messages_out("state", 3, 600)
     now = time.time()
-    metrics.observe_latency("state", int((now - 0.020) * 1e6), now=now)   # 20 ms: inside the SLO
-    metrics.observe_latency("state", int((now - 0.500) * 1e6), now=now)   # 500 ms: outside it
+    metrics.observe_latency("state", int((now - 0.020) * 1e6), now=now)  # 20 ms: inside the SLO
+    metrics.observe_latency("state", int((now - 0.500) * 1e6), now=now)  # 500 ms: outside it
     assert v("tickmesh_messages_total", direction="out", **{"class": "state"}) == out0 + 3
     assert v("tickmesh_message_bytes_total", direction="out", **{"class": "state"}) == bytes0 + 600
     assert v("tickmesh_e2e_latency_seconds_count", **cls("state")) == count0 + 2
@@ -128,7 +133,10 @@ def test_recovery_slow_consumers_conflation_and_drops():
     metrics.slow_consumer("event")
     metrics.dropped("bad_payload")
     assert v("tickmesh_edge_conflated_total") == before["tickmesh_edge_conflated_total"] + 5
-    assert v("tickmesh_edge_recovery_replayed_messages_total") == before["tickmesh_edge_recovery_replayed_messages_total"] + 17
+    assert (
+        v("tickmesh_edge_recovery_replayed_messages_total")
+        == before["tickmesh_edge_recovery_replayed_messages_total"] + 17
+    )
     assert v("tickmesh_edge_slow_consumers_total", **cls("event")) >= 1
     assert v("tickmesh_dropped_messages_total", reason="bad_payload") >= 1
 

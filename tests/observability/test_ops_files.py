@@ -42,8 +42,10 @@ def _panel_exprs(panels: list[dict]) -> list[tuple[str, str]]:
 
 
 def test_metric_name_extraction_understands_our_promql():
-    expr = ('histogram_quantile(0.99, sum by (le, class) (rate(tickmesh_e2e_latency_seconds_bucket{class="state"}[5m])))'
-            ' / on (pod) group_left tickmesh:x:ratio and 1 - max without (le) (foo_bar offset 5m) > bool 1e-9')
+    expr = (
+        'histogram_quantile(0.99, sum by (le, class) (rate(tickmesh_e2e_latency_seconds_bucket{class="state"}[5m])))'
+        " / on (pod) group_left tickmesh:x:ratio and 1 - max without (le) (foo_bar offset 5m) > bool 1e-9"
+    )
     assert metric_names(expr) == {"tickmesh_e2e_latency_seconds_bucket", "tickmesh:x:ratio", "foo_bar"}
 
 
@@ -58,9 +60,15 @@ def test_dashboard_queries_reference_only_exported_metrics():
         assert names, f"{title}: no metric in {expr!r}"
         assert names <= known, f"{title}: unknown metrics {sorted(names - known)} in {expr!r}"
         used |= names
-    for topic in ("tickmesh_edge_connections", "tickmesh_messages_total", "tickmesh_e2e_latency_seconds_bucket",
-                  "tickmesh_edge_errors_total", "tickmesh_edge_slow_consumers_total", "tickmesh_nats_connected",
-                  "tickmesh_provider_last_message_age_seconds"):
+    for topic in (
+        "tickmesh_edge_connections",
+        "tickmesh_messages_total",
+        "tickmesh_e2e_latency_seconds_bucket",
+        "tickmesh_edge_errors_total",
+        "tickmesh_edge_slow_consumers_total",
+        "tickmesh_nats_connected",
+        "tickmesh_provider_last_message_age_seconds",
+    ):
         assert topic in used, f"the dashboard shows nothing about {topic}"
     assert any("histogram_quantile" in expr for _, expr in exprs)
 
@@ -87,8 +95,9 @@ def test_alert_thresholds_match_the_promised_service_levels():
     assert 0.1 in metrics.LATENCY_BUCKETS, "a bucket boundary at the latency objective"
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None,
-                    reason="promtool absent: apt-get install -y --no-install-recommends prometheus")
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool absent: apt-get install -y --no-install-recommends prometheus"
+)
 def test_promtool_accepts_the_rules():
     result = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

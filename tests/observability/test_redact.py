@@ -32,16 +32,21 @@ def _log_every_mistake(log: logging.Logger) -> None:
     log.info("auth ok", extra={"event": "auth.ok", "user": "alice", "token": JWT})
     log.info("frame %s", '{"op":"auth","token":"%s"}' % OPAQUE, extra={"event": "ws.frame"})
     log.warning("auth failed for header Bearer %s", JWT, extra={"event": "auth.failed"})
-    log.info("upgrade", extra={"event": "ws.open", "url": f"/ws?token={OPAQUE}&v=1",
-                               "headers": {"Authorization": f"Bearer {OPAQUE}", "Origin": "https://x"}})
+    log.info(
+        "upgrade",
+        extra={
+            "event": "ws.open",
+            "url": f"/ws?token={OPAQUE}&v=1",
+            "headers": {"Authorization": f"Bearer {OPAQUE}", "Origin": "https://x"},
+        },
+    )
     try:
         raise ValueError(f"could not decode {JWT}")
     except ValueError:
         log.exception("decode failed", extra={"event": "auth.error"})
 
 
-@pytest.mark.parametrize("formatter", [logs.JsonFormatter("edge"), logs.TextFormatter("edge")],
-                         ids=["json", "text"])
+@pytest.mark.parametrize("formatter", [logs.JsonFormatter("edge"), logs.TextFormatter("edge")], ids=["json", "text"])
 def test_redact_filter_removes_tokens_from_every_place_a_record_can_carry_one(formatter):
     log, out = _logger(formatter, redact=True)
     _log_every_mistake(log)

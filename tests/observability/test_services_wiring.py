@@ -33,17 +33,25 @@ FORBIDDEN = next(name for name, info in ERRORS.items() if info.code == 301)
 
 # --- a service process -----------------------------------------------------------------------
 
+
 async def test_a_service_process_serves_metrics_and_exports_its_command_spans(nats_server, nc, tmp_path):
     port = free_port()
-    env = base_env(NATS_URL=nats_server.url, METRICS_PORT=str(port), METRICS_HOST="127.0.0.1",
-                   OTEL_TRACES_EXPORTER="console", OTEL_EXPORTER_OTLP_ENDPOINT="", TICKMESH_TRACE_SAMPLE_RATIO="0")
+    env = base_env(
+        NATS_URL=nats_server.url,
+        METRICS_PORT=str(port),
+        METRICS_HOST="127.0.0.1",
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_EXPORTER_OTLP_ENDPOINT="",
+        TICKMESH_TRACE_SAMPLE_RATIO="0",
+    )
     proc = Proc([sys.executable, "-m", "tickmesh", "service", "announcer"], env, tmp_path / "announcer.log")
     loop = asyncio.get_running_loop()
     try:
         url = f"http://127.0.0.1:{port}/metrics"
         await loop.run_in_executor(None, wait_http, url, 20, proc.proc)
-        ok = await command(nc, "announcement.publish", "root", {"severity": "info", "text": "Scraped"},
-                           roles=("admin",), timeout=20)
+        ok = await command(
+            nc, "announcement.publish", "root", {"severity": "info", "text": "Scraped"}, roles=("admin",), timeout=20
+        )
         denied = await command(nc, "announcement.publish", "zed", {"severity": "info", "text": "no"}, roles=("user",))
         assert ok.ok and denied.code == 301, (ok, denied, proc.output())
         samples = await loop.run_in_executor(None, scrape, url)
@@ -81,6 +89,7 @@ def test_tickmesh_settings_lists_the_shared_metrics_and_tracing_settings(capsys)
 
 # --- traces across the services, in-process -----------------------------------------------------
 
+
 def _by_name(exporter: InMemorySpanExporter, trace_id: int) -> dict:
     found: dict = {}
     for span in exporter.get_finished_spans():
@@ -103,9 +112,13 @@ async def test_an_order_is_one_trace_from_edge_through_broker_and_notifier(nats_
         await command(nc, "order.cancel", "olga", {"order_id": "none"})  # so does the broker
 
         # What the edge does for a cmd frame (tracing.command, headers injected into the request).
-        body = cmds.encode_request("order.submit", user="olga", roles=("user",), cmd_id="o-1",
-                                   data={"client_order_id": "trace-1", "symbol": "AAPL", "side": "buy",
-                                         "type": "market", "quantity": "2"})
+        body = cmds.encode_request(
+            "order.submit",
+            user="olga",
+            roles=("user",),
+            cmd_id="o-1",
+            data={"client_order_id": "trace-1", "symbol": "AAPL", "side": "buy", "type": "market", "quantity": "2"},
+        )
         with tracing.command("cmd order.submit", attributes={"tickmesh.cmd_id": "o-1"}) as tr:
             raw = await nc.request(cmds.command_subject("order.submit"), body, headers=tr.inject({}), timeout=t(10))
         reply = cmds.decode_reply(raw.data)
@@ -119,8 +132,9 @@ async def test_an_order_is_one_trace_from_edge_through_broker_and_notifier(nats_
 
     found = _by_name(exporter, trace_id)
     assert set(found) == {"cmd order.submit", "broker order.submit", "notifier.trade", "edge.fanout"}
-    edge, broker, notifier, fanout = (found[n] for n in ("cmd order.submit", "broker order.submit",
-                                                          "notifier.trade", "edge.fanout"))
+    edge, broker, notifier, fanout = (
+        found[n] for n in ("cmd order.submit", "broker order.submit", "notifier.trade", "edge.fanout")
+    )
     assert broker.kind is SpanKind.SERVER and broker.parent.span_id == edge.context.span_id
     assert broker.attributes["tickmesh.cmd_id"] == "o-1"
     assert notifier.parent.span_id == broker.context.span_id, "the execution carried the broker's span"
@@ -158,7 +172,9 @@ async def test_a_sampled_tick_is_traced_into_the_portfolio_and_an_unsampled_one_
         tick = {"symbol": "AAPL", "last": "191.00", "ts": ts, "ingest_ts": ts, "provider": "test"}
         with tracing.begin("feed.tick", force=True) as tr:
             with tr.step("feed.publish", kind=tracing.PRODUCER):
-                await nc.publish(tick_subject("AAPL"), messages.encode("tick", tick), headers=tr.inject({SEQ_HEADER: str(ts)}))
+                await nc.publish(
+                    tick_subject("AAPL"), messages.encode("tick", tick), headers=tr.inject({SEQ_HEADER: str(ts)})
+                )
         traced_msg = await portfolio.wait_for(priced("191.00"))
         with tracing.receive("edge.fanout", traced_msg.headers):
             pass

@@ -158,8 +158,11 @@ def test_configuration_from_standard_otel_variables():
         assert tracing.sample_ratio() == 0.25
         assert not tracing.setup("test", environ={**on, "OTEL_SDK_DISABLED": "true"}, set_global=False)
         assert not tracing.setup("test", environ={**on, "OTEL_TRACES_EXPORTER": "none"}, set_global=False)
-        fallback = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:9/v1/traces",
-                    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}
+        fallback = {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:9/v1/traces",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.5",
+        }
         assert tracing.setup("test", environ=fallback, set_global=False)
         assert tracing.sample_ratio() == 0.5
         assert tracing.setup("test", environ={**on, "TICKMESH_TRACE_SAMPLE_RATIO": "0"}, set_global=False)

@@ -28,10 +28,12 @@ TOOLS = ROOT / "ops" / "asyncapi"
 def _validate(path: Path) -> subprocess.CompletedProcess:
     node = shutil.which("node")
     assert node, "node is needed to validate the AsyncAPI document (apt-get install nodejs)"
-    assert (TOOLS / "node_modules" / "@asyncapi" / "parser").is_dir(), \
+    assert (TOOLS / "node_modules" / "@asyncapi" / "parser").is_dir(), (
         "the AsyncAPI parser is not installed: run `make test` (or `cd ops/asyncapi && npm ci`)"
-    return subprocess.run([node, str(TOOLS / "validate.mjs"), str(path)], capture_output=True, text=True,
-                          timeout=t(120))
+    )
+    return subprocess.run(
+        [node, str(TOOLS / "validate.mjs"), str(path)], capture_output=True, text=True, timeout=t(120)
+    )
 
 
 def test_the_official_parser_accepts_the_document_without_errors_or_warnings():
@@ -43,7 +45,9 @@ def test_the_official_parser_accepts_the_document_without_errors_or_warnings():
 
 def test_the_parser_check_fails_on_a_broken_document(tmp_path):
     broken = tmp_path / "asyncapi.yaml"
-    broken.write_text(DOC.read_text().replace("$ref: '#/components/schemas/tick'", "$ref: '#/components/schemas/nope'", 1))
+    broken.write_text(
+        DOC.read_text().replace("$ref: '#/components/schemas/tick'", "$ref: '#/components/schemas/nope'", 1)
+    )
     assert broken.read_text() != DOC.read_text()
     done = _validate(broken)
     assert done.returncode == 1 and "INVALID" in done.stderr

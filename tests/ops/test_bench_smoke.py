@@ -23,10 +23,37 @@ from tickmesh.ops.bench.protocols import ResumingCodec
 def test_bench_smallest_run_fan_out_and_storm(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "tickmesh", "bench", "--quick", "--scenario", "fan-out", "--scenario", "storm",
-         "--target", "tickmesh", "--clients", "4", "--rates", "20", "--seconds", "2", "--drain", "2",
-         "--workers", "1", "--workdir", str(tmp_path / "work"), "--json", str(out)],
-        capture_output=True, text=True, timeout=t(120), cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "tickmesh",
+            "bench",
+            "--quick",
+            "--scenario",
+            "fan-out",
+            "--scenario",
+            "storm",
+            "--target",
+            "tickmesh",
+            "--clients",
+            "4",
+            "--rates",
+            "20",
+            "--seconds",
+            "2",
+            "--drain",
+            "2",
+            "--workers",
+            "1",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=t(120),
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(out.read_text())
@@ -127,8 +154,10 @@ def test_position_reports_an_ok_that_says_recovered_false_and_a_msg_before_the_f
     _feed(pos, _msg(3))
     assert pos.early == 1
     pos.on_ok({"op": "ok", "id": 1, "epoch": "e1", "seq": 10}, 1.0)
-    assert not pos.on_ok({"op": "ok", "id": 1, "epoch": "e2", "seq": 88, "recovered": False,
-                          "reason": "epoch_changed", "replayed": 0}, 2.0)
+    assert not pos.on_ok(
+        {"op": "ok", "id": 1, "epoch": "e2", "seq": 88, "recovered": False, "reason": "epoch_changed", "replayed": 0},
+        2.0,
+    )
     assert pos.not_recovered == 1 and pos.since() == {"epoch": "e2", "seq": 88}
     assert pos.gaps(88) == 78  # what the client lost is still counted
 

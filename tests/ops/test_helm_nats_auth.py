@@ -36,8 +36,9 @@ def _check_conf(tmp_path, text: str) -> None:
     conf = tmp_path / "nats.conf"
     conf.write_text(text)
     env = {**os.environ, **{natsconf.password_env(u): f"pw-{u}" for u in roles()}}
-    done = subprocess.run([nats_server_binary(), "-c", str(conf), "-t"], env=env, capture_output=True, text=True,
-                          timeout=t(30))
+    done = subprocess.run(
+        [nats_server_binary(), "-c", str(conf), "-t"], env=env, capture_output=True, text=True, timeout=t(30)
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -28,28 +28,40 @@ def test_below_the_requirement_is_a_margin_call_close_to_it_a_warning_above_it_n
     assert again.id == call.id, "one margin call per user per day"
 
 
-@pytest.mark.parametrize("snapshot, field", [
-    ({"equity": "1", "requirement": "2"}, "user"),
-    ({"user": "a", "equity": 8200.5, "requirement": "2"}, "equity"),
-    ({"user": "a", "equity": "lots", "requirement": "2"}, "equity"),
-    ({"user": "a", "equity": "1", "requirement": "0"}, "requirement"),
-])
+@pytest.mark.parametrize(
+    "snapshot, field",
+    [
+        ({"equity": "1", "requirement": "2"}, "user"),
+        ({"user": "a", "equity": 8200.5, "requirement": "2"}, "equity"),
+        ({"user": "a", "equity": "lots", "requirement": "2"}, "equity"),
+        ({"user": "a", "equity": "1", "requirement": "0"}, "requirement"),
+    ],
+)
 def test_a_bad_snapshot_names_its_field(snapshot, field):
     with pytest.raises(BadSnapshot, match=f"^{field}:"):
         check(snapshot, warn_pct=Decimal(10), now=NOW)
 
 
 def _run(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tickmesh.ops.examples.margin_alert", "--nats", url, *args],
-                          input=stdin, capture_output=True, text=True, timeout=t(60))
+    return subprocess.run(
+        [sys.executable, "-m", "tickmesh.ops.examples.margin_alert", "--nats", url, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=t(60),
+    )
 
 
 async def test_the_example_notifies_the_user_once_per_day_and_refuses_bad_input(nc, nats_server):
     first = _run(nats_server.url, "--user", "alice", "--equity", "8200.00", "--requirement", "10000.00")
     assert first.returncode == 0, first.stderr
     assert "critical margin alert stored" in first.stdout
-    again = _run(nats_server.url, "--stdin", stdin='{"user": "alice", "equity": "8000", "requirement": "10000"}\n'
-                                                   '{"user": "bob", "equity": "99999", "requirement": "10000"}\n')
+    again = _run(
+        nats_server.url,
+        "--stdin",
+        stdin='{"user": "alice", "equity": "8000", "requirement": "10000"}\n'
+        '{"user": "bob", "equity": "99999", "requirement": "10000"}\n',
+    )
     assert again.returncode == 0, again.stderr
     assert "already sent today" in again.stdout and "bob: margin fine, nothing sent" in again.stdout
 

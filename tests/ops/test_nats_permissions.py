@@ -20,8 +20,16 @@ from tickmesh.ops import natsauth
 from tickmesh.publish import PublishDenied, Publisher
 
 ROLES = [r for r in permissions.roles() if r != natsauth.ADMIN]
-FORGED_TRADE = {"exec_id": "x", "order_id": "o", "client_order_id": "c", "symbol": "AAPL", "side": "buy",
-                "order_type": "market", "status": "filled", "quantity": "1"}
+FORGED_TRADE = {
+    "exec_id": "x",
+    "order_id": "o",
+    "client_order_id": "c",
+    "symbol": "AAPL",
+    "side": "buy",
+    "order_type": "market",
+    "status": "filled",
+    "quantity": "1",
+}
 
 
 @pytest.fixture
@@ -82,17 +90,20 @@ async def test_no_component_or_publisher_can_forge_a_revocation(secured, admin, 
     await _denied(secured, user, REVOKE_SUBJECT, admin)
 
 
-@pytest.mark.parametrize("user, subject", [
-    ("market-feed", user_subject(Kind.TRADES, "alice")),        # a feed cannot forge a fill
-    ("publisher-risk", user_subject(Kind.TRADES, "alice")),     # a risk engine cannot either
-    ("publisher-risk", user_subject(Kind.PORTFOLIO, "alice")),
-    ("edge", tick_subject("AAPL")),                             # an edge cannot forge a price
-    ("notifier", user_subject(Kind.TRADES, "alice")),
-    ("broker", user_subject(Kind.NOTIFICATIONS, "alice")),
-    ("publisher-ops", user_subject(Kind.NOTIFICATIONS, "alice")),
-    ("portfolio-valuer", "$JS.API.STREAM.DELETE.TM_USER_EVENTS"),  # nor delete what others rely on
-    ("edge", "$JS.API.STREAM.UPDATE.TM_TICKS"),
-])
+@pytest.mark.parametrize(
+    "user, subject",
+    [
+        ("market-feed", user_subject(Kind.TRADES, "alice")),  # a feed cannot forge a fill
+        ("publisher-risk", user_subject(Kind.TRADES, "alice")),  # a risk engine cannot either
+        ("publisher-risk", user_subject(Kind.PORTFOLIO, "alice")),
+        ("edge", tick_subject("AAPL")),  # an edge cannot forge a price
+        ("notifier", user_subject(Kind.TRADES, "alice")),
+        ("broker", user_subject(Kind.NOTIFICATIONS, "alice")),
+        ("publisher-ops", user_subject(Kind.NOTIFICATIONS, "alice")),
+        ("portfolio-valuer", "$JS.API.STREAM.DELETE.TM_USER_EVENTS"),  # nor delete what others rely on
+        ("edge", "$JS.API.STREAM.UPDATE.TM_TICKS"),
+    ],
+)
 async def test_a_component_cannot_publish_outside_its_role(secured, admin, user, subject):
     await _denied(secured, user, subject, admin)
 
@@ -140,8 +151,9 @@ async def test_a_component_cannot_read_another_components_replies(secured, admin
 
 async def test_wrong_or_missing_credentials_are_refused_with_a_clear_error(secured):
     with pytest.raises(NatsAuthError, match="user 'edge'"):
-        await connect(secured.url, name="x", credentials=Credentials(user="edge", password="wrong"),
-                      first_attempt_timeout=t(5))
+        await connect(
+            secured.url, name="x", credentials=Credentials(user="edge", password="wrong"), first_attempt_timeout=t(5)
+        )
     with pytest.raises(NatsAuthError, match="anonymous"):
         await connect(secured.url, name="x", first_attempt_timeout=t(5))
 
@@ -194,8 +206,13 @@ async def test_the_streams_command_manages_streams_as_admin_only(secured):
 
     def run(user: str) -> subprocess.CompletedProcess:
         env = base_env(NATS_URL=secured.url, NATS_USER=user, NATS_PASSWORD=secured.passwords[user])
-        return subprocess.run([sys.executable, "-m", "tickmesh", "streams", "--timeout", str(t(10))], env=env,
-                              capture_output=True, text=True, timeout=t(60))
+        return subprocess.run(
+            [sys.executable, "-m", "tickmesh", "streams", "--timeout", str(t(10))],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=t(60),
+        )
 
     refused = await asyncio.to_thread(run, "edge")
     assert refused.returncode == 1 and "may not create or update streams" in refused.stderr, refused.stderr

@@ -23,8 +23,24 @@ CLIENTS = int(os.environ.get("TICKMESH_SOAK_CLIENTS", "2000"))
 @pytest.mark.timeout(420)
 def test_two_minute_soak_loses_nothing_and_leaks_nothing(tmp_path):
     report_file = tmp_path / "soak.json"
-    proc = subprocess.run([sys.executable, "-m", "tickmesh", "soak", "--minutes", "2", "--clients", str(CLIENTS),
-                           "--json", str(report_file)], env=base_env(), capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tickmesh",
+            "soak",
+            "--minutes",
+            "2",
+            "--clients",
+            str(CLIENTS),
+            "--json",
+            str(report_file),
+        ],
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     print(proc.stdout[-3000:], proc.stderr[-3000:])
     assert report_file.exists(), proc.stderr[-3000:]
     report = json.loads(report_file.read_text())

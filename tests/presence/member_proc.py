@@ -18,8 +18,14 @@ from tickmesh.presence.store import PresenceStore
 async def main(url: str, edge: str, heartbeat: float, topic: str, users: list[str]) -> None:
     nc = await nats.connect(url)
     local = LocalPresence(edge, grace=1.0)
-    store = PresenceStore(nc.jetstream(), edge=edge, local=local, directory=Directory(limit=100, flush_interval=0.1),
-                          heartbeat=heartbeat, on_delta=lambda d: None)
+    store = PresenceStore(
+        nc.jetstream(),
+        edge=edge,
+        local=local,
+        directory=Directory(limit=100, flush_interval=0.1),
+        heartbeat=heartbeat,
+        on_delta=lambda d: None,
+    )
     await store.start()
     for i, user in enumerate(users):
         local.join(f"c{i}", user, user.title(), topic, None, time.time_ns() // 1000)

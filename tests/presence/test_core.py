@@ -45,10 +45,18 @@ def flush(d: Directory, now: float) -> list[dict]:
 
 
 def test_snapshot_then_join_and_leave_deltas_with_consecutive_versions(d):
-    assert payload(d.rosters[T].snapshot()[1]) == {"type": "snapshot", "count": 0, "conns": 0, "limit": 3, "members": []}
+    assert payload(d.rosters[T].snapshot()[1]) == {
+        "type": "snapshot",
+        "count": 0,
+        "conns": 0,
+        "limit": 3,
+        "members": [],
+    }
     d.record(T, "e1", "alice", rec(name="Alice", data={"viewing": "chart"}))
     [delta] = flush(d, 10.0)
-    assert delta["joins"] == [{"user": "alice", "name": "Alice", "conns": 1, "since": S + 100, "data": {"viewing": "chart"}}]
+    assert delta["joins"] == [
+        {"user": "alice", "name": "Alice", "conns": 1, "since": S + 100, "data": {"viewing": "chart"}}
+    ]
     assert d.rosters[T].version == 1
     d.record(T, "e1", "alice", None)
     [delta] = flush(d, 11.0)
@@ -132,6 +140,7 @@ def test_records_of_an_edge_not_yet_known_alive_wait_for_its_lease(d):
 
 
 # -- this edge's own memberships -------------------------------------------------------------
+
 
 def test_tabs_of_one_user_write_one_record_counting_connections():
     local = LocalPresence("e1", grace=5.0)

@@ -33,8 +33,14 @@ class Edge:
         self.directory = Directory(limit=100, flush_interval=0.05)
         self.deltas: list[dict] = []
         self.changed = asyncio.Event()
-        self.store = PresenceStore(nc.jetstream(), edge=edge, local=self.local, directory=self.directory,
-                                   heartbeat=HEARTBEAT, on_delta=self._on_delta)
+        self.store = PresenceStore(
+            nc.jetstream(),
+            edge=edge,
+            local=self.local,
+            directory=self.directory,
+            heartbeat=HEARTBEAT,
+            on_delta=self._on_delta,
+        )
 
     def _on_delta(self, delta) -> None:
         self.deltas.append({"v": delta.version, **orjson.loads(delta.payload)})
@@ -125,8 +131,21 @@ async def test_a_drained_edge_keeps_its_members_for_the_grace_period_only(edges)
 async def test_a_sigkilled_edge_loses_its_members_within_two_heartbeats_and_is_purged(edges, nats_server):
     b = await edges("edge-b")
     await b.store.watch(T)
-    proc = subprocess.Popen([sys.executable, "-m", "tests.presence.member_proc", nats_server.url, "edge-k",
-                             str(HEARTBEAT), T, "erin", "frank"], stdout=subprocess.PIPE, cwd=os.getcwd())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.presence.member_proc",
+            nats_server.url,
+            "edge-k",
+            str(HEARTBEAT),
+            T,
+            "erin",
+            "frank",
+        ],
+        stdout=subprocess.PIPE,
+        cwd=os.getcwd(),
+    )
     try:
         assert proc.stdout.readline().strip() == b"ready"
         await b.until(lambda m: m == {"erin": 1, "frank": 1})
@@ -151,8 +170,11 @@ async def test_records_left_by_an_edge_without_lease_are_swept_at_start(edges, n
     nc = await nats.connect(nats_server.url)
     try:
         from tickmesh.presence.store import ensure_bucket
+
         kv = await ensure_bucket(nc.jetstream())
-        await kv.put(member_key("edge-old", T, "ghost"), b'{"name":"G","conns":1,"since":1795630000000000,"at":1795630000000000}')
+        await kv.put(
+            member_key("edge-old", T, "ghost"), b'{"name":"G","conns":1,"since":1795630000000000,"at":1795630000000000}'
+        )
     finally:
         await nc.close()
     b = await edges("edge-b")

@@ -6,8 +6,15 @@ import pytest
 
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.messages import ContractError
-from tickmesh.publish import (Credentials, InvalidMessage, PublishDenied, PublishError, PublishTimeout, Versions,
-                              stable_id)
+from tickmesh.publish import (
+    Credentials,
+    InvalidMessage,
+    PublishDenied,
+    PublishError,
+    PublishTimeout,
+    Versions,
+    stable_id,
+)
 from tickmesh.publish.delivery import Delivery
 
 

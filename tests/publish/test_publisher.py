@@ -15,8 +15,17 @@ from tickmesh import streams, tracing
 from tickmesh.contracts.channels import Channel, Kind, public_subject, tick_subject, user_subject
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.messages import SEQ_HEADER
-from tickmesh.publish import (MSG_ID_HEADER, BufferFull, InvalidMessage, Publisher, PublisherClosed, PublishTimeout,
-                              UnknownChannel, now_us, traced)
+from tickmesh.publish import (
+    MSG_ID_HEADER,
+    BufferFull,
+    InvalidMessage,
+    Publisher,
+    PublisherClosed,
+    PublishTimeout,
+    UnknownChannel,
+    now_us,
+    traced,
+)
 
 
 @pytest.fixture
@@ -57,8 +66,18 @@ async def test_a_notification_is_validated_addressed_stored_once_and_acknowledge
 
 async def test_every_event_kind_goes_to_its_channel(pub, nc):
     a = await pub.alert("bob", id="r1", symbol="AAPL", condition="above", threshold="200", fired_price=Decimal("200.5"))
-    x = await pub.execution("bob", exec_id="x1", order_id="o1", client_order_id="c1", symbol="AAPL", side="buy",
-                            order_type="market", status="filled", quantity="1", price="200.50")
+    x = await pub.execution(
+        "bob",
+        exec_id="x1",
+        order_id="o1",
+        client_order_id="c1",
+        symbol="AAPL",
+        side="buy",
+        order_type="market",
+        status="filled",
+        quantity="1",
+        price="200.50",
+    )
     n = await pub.news("Apple up", source="wire", symbols=["AAPL"])
     an = await pub.announce("Maintenance at 22:00", severity="warning", ends_at=now_us() + 60_000_000)
     assert {a.stream, x.stream, n.stream, an.stream} == {streams.USER_EVENTS, streams.NEWS, streams.ANNOUNCEMENTS}
@@ -69,18 +88,44 @@ async def test_every_event_kind_goes_to_its_channel(pub, nc):
     assert orjson.loads((await stored(nc, public_subject(Kind.ANNOUNCEMENTS)))[0].data)["severity"] == "warning"
 
 
-@pytest.mark.parametrize("call, field", [
-    (lambda p: p.notify("alice", "x" * 121), "title"),
-    (lambda p: p.notify("alice", "hi", severity="loud"), "severity"),
-    (lambda p: p.execution("al ice", exec_id="x", order_id="o", client_order_id="c", symbol="AAPL", side="buy",
-                           order_type="market", status="filled", quantity="1"), None),
-    (lambda p: p.alert("bob", id="r", symbol="AAPL", condition="above", threshold="1", fired_price=1.5), "fired_price"),
-    (lambda p: p.publish("notifications:alice", {"title": "t", "severity": "info", "kind": "system", "colour": 1}),
-     "colour"),
-    (lambda p: p.publish("notifications:alice", {"title": "t", "severity": "info", "kind": "system", "user": "bob"}),
-     "user"),
-    (lambda p: p.tick("AAPL", "-1", ts=now_us(), provider="x"), "last"),
-])
+@pytest.mark.parametrize(
+    "call, field",
+    [
+        (lambda p: p.notify("alice", "x" * 121), "title"),
+        (lambda p: p.notify("alice", "hi", severity="loud"), "severity"),
+        (
+            lambda p: p.execution(
+                "al ice",
+                exec_id="x",
+                order_id="o",
+                client_order_id="c",
+                symbol="AAPL",
+                side="buy",
+                order_type="market",
+                status="filled",
+                quantity="1",
+            ),
+            None,
+        ),
+        (
+            lambda p: p.alert("bob", id="r", symbol="AAPL", condition="above", threshold="1", fired_price=1.5),
+            "fired_price",
+        ),
+        (
+            lambda p: p.publish(
+                "notifications:alice", {"title": "t", "severity": "info", "kind": "system", "colour": 1}
+            ),
+            "colour",
+        ),
+        (
+            lambda p: p.publish(
+                "notifications:alice", {"title": "t", "severity": "info", "kind": "system", "user": "bob"}
+            ),
+            "user",
+        ),
+        (lambda p: p.tick("AAPL", "-1", ts=now_us(), provider="x"), "last"),
+    ],
+)
 async def test_a_message_that_breaks_its_schema_is_refused_naming_the_field(pub, nc, call, field):
     with pytest.raises((InvalidMessage, UnknownChannel)) as info:
         await call(pub)
@@ -91,8 +136,10 @@ async def test_a_message_that_breaks_its_schema_is_refused_naming_the_field(pub,
     assert info_.state.messages == 0, "nothing was sent"
 
 
-@pytest.mark.parametrize("channel", ["trades", "bogus:x", "prices:aapl", "tm.user.alice.trades", "presence:desk",
-                                     "watchlist:AbCdEfGhIjKlMnOpQrStU1"])
+@pytest.mark.parametrize(
+    "channel",
+    ["trades", "bogus:x", "prices:aapl", "tm.user.alice.trades", "presence:desk", "watchlist:AbCdEfGhIjKlMnOpQrStU1"],
+)
 async def test_a_channel_a_publisher_cannot_name_is_refused(pub, channel):
     with pytest.raises(UnknownChannel):
         await pub.publish(channel, {})
@@ -125,10 +172,21 @@ async def test_state_messages_carry_strictly_increasing_versions(pub, nc):
 
 
 async def test_portfolio_is_kept_as_the_users_snapshot(pub, nc):
-    await pub.portfolio("vera", {"cash": "10.00", "positions_value": "0", "total_value": "10.00", "day_change": "0",
-                                 "day_change_pct": "0", "positions": []})
+    await pub.portfolio(
+        "vera",
+        {
+            "cash": "10.00",
+            "positions_value": "0",
+            "total_value": "10.00",
+            "day_change": "0",
+            "day_change_pct": "0",
+            "positions": [],
+        },
+    )
     await pub.nc.flush()
-    msg = await _eventually(lambda: nc.jetstream().get_last_msg(streams.USER_STATE, user_subject(Kind.PORTFOLIO, "vera")))
+    msg = await _eventually(
+        lambda: nc.jetstream().get_last_msg(streams.USER_STATE, user_subject(Kind.PORTFOLIO, "vera"))
+    )
     assert orjson.loads(msg.data)["user"] == "vera" and int(msg.headers[SEQ_HEADER]) > 0
 
 

@@ -57,8 +57,16 @@ async def service(module: Any, url: str, **env: str):
         await running.stop()
 
 
-async def command(nc: Any, name: str, user: str, data: dict[str, Any], *, roles=("user",),
-                  cmd_id: str | None = None, timeout: float = 5) -> cmds.CommandReply:
+async def command(
+    nc: Any,
+    name: str,
+    user: str,
+    data: dict[str, Any],
+    *,
+    roles=("user",),
+    cmd_id: str | None = None,
+    timeout: float = 5,
+) -> cmds.CommandReply:
     """Send ``name`` as the edge does; retries while the service is not subscribed yet."""
     body = cmds.encode_request(name, user=user, roles=roles, cmd_id=cmd_id or f"c{next(_ids)}", data=data)
     deadline = asyncio.get_running_loop().time() + t(timeout)
@@ -112,6 +120,7 @@ class Inbox:
 
     async def wait_for(self, pred, timeout: float = 10) -> Any:
         """The first message (from the start) satisfying ``pred``; fails after ``timeout``."""
+
         async def loop():
             seen = 0
             while True:
@@ -121,4 +130,5 @@ class Inbox:
                 seen = len(self.msgs)
                 self._changed.clear()
                 await self._changed.wait()
+
         return await asyncio.wait_for(loop(), t(timeout))

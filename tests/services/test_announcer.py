@@ -25,9 +25,16 @@ def data(**kw):
 
 # --- the sans-I/O core ----------------------------------------------------------------------
 
+
 def test_every_announcement_carries_an_end():
     ann = prepare(data(), ann_id="a", now=NOW, default_ttl_us=TTL)
-    assert ann == {"id": "a", "severity": "warning", "text": "Maintenance tonight", "starts_at": NOW, "ends_at": NOW + TTL}
+    assert ann == {
+        "id": "a",
+        "severity": "warning",
+        "text": "Maintenance tonight",
+        "starts_at": NOW,
+        "ends_at": NOW + TTL,
+    }
     later = prepare(data(starts_at=NOW + 10 * S), ann_id="b", now=NOW, default_ttl_us=TTL)
     assert later["ends_at"] == NOW + 10 * S + TTL
     messages.schema("announcement").validate(later)
@@ -52,28 +59,43 @@ def test_schedule_releases_at_start_and_drops_what_expired_while_waiting():
 
 
 def test_cli_times_are_iso_8601_and_naive_means_utc():
-    assert parse_time("2026-11-25T18:00:00Z") == parse_time("2026-11-25T19:00:00+01:00") == parse_time("2026-11-25T18:00")
+    assert (
+        parse_time("2026-11-25T18:00:00Z") == parse_time("2026-11-25T19:00:00+01:00") == parse_time("2026-11-25T18:00")
+    )
 
 
 # --- against a real NATS --------------------------------------------------------------------
+
 
 async def test_admins_publish_now_or_later_and_others_are_refused(nc, nats_server):
     inbox = await Inbox.on(nc, public_subject(Kind.ANNOUNCEMENTS))
     async with service(announcer_service, nats_server.url):
         denied = await command(nc, "announcement.publish", "zed", {"severity": "info", "text": "hi"}, roles=("user",))
         assert denied.code == 301
-        now = await command(nc, "announcement.publish", "root", {"severity": "critical", "text": "Now"},
-                            roles=("admin",), cmd_id="n1")
+        now = await command(
+            nc, "announcement.publish", "root", {"severity": "critical", "text": "Now"}, roles=("admin",), cmd_id="n1"
+        )
         assert now.ok and now.data["ends_at"] > now.data["ts"]
-        again = await command(nc, "announcement.publish", "root", {"severity": "critical", "text": "Now"},
-                              roles=("admin",), cmd_id="n1")
+        again = await command(
+            nc, "announcement.publish", "root", {"severity": "critical", "text": "Now"}, roles=("admin",), cmd_id="n1"
+        )
         assert again.data["id"] == now.data["id"]
         start = now_us() + 300_000
-        later = await command(nc, "announcement.publish", "root",
-                              {"severity": "info", "text": "Later", "starts_at": start}, roles=("admin",))
+        later = await command(
+            nc,
+            "announcement.publish",
+            "root",
+            {"severity": "info", "text": "Later", "starts_at": start},
+            roles=("admin",),
+        )
         assert later.ok and "ts" not in later.data
-        gone = await command(nc, "announcement.publish", "root",
-                             {"severity": "info", "text": "Old", "ends_at": now_us() - 1}, roles=("admin",))
+        gone = await command(
+            nc,
+            "announcement.publish",
+            "root",
+            {"severity": "info", "text": "Old", "ends_at": now_us() - 1},
+            roles=("admin",),
+        )
         assert gone.code == 102
         msg = await inbox.wait_for(lambda m: orjson.loads(m.data)["text"] == "Later")
         assert messages.decode("announcement", msg.data)["ts"] >= start
@@ -87,8 +109,22 @@ async def test_the_cli_publishes_through_the_announcer(nc, nats_server, tmp_path
     inbox = await Inbox.on(nc, public_subject(Kind.ANNOUNCEMENTS))
     async with service(announcer_service, nats_server.url):
         await command(nc, "announcement.publish", "root", {"severity": "info", "text": "warm-up"}, roles=("admin",))
-        proc = Proc([sys.executable, "-m", "tickmesh", "announce", "--severity", "warning", "--text", "From the CLI",
-                     "--ends-at", "2199-01-01T00:00Z"], base_env(NATS_URL=nats_server.url), tmp_path / "cli.log")
+        proc = Proc(
+            [
+                sys.executable,
+                "-m",
+                "tickmesh",
+                "announce",
+                "--severity",
+                "warning",
+                "--text",
+                "From the CLI",
+                "--ends-at",
+                "2199-01-01T00:00Z",
+            ],
+            base_env(NATS_URL=nats_server.url),
+            tmp_path / "cli.log",
+        )
         code = await asyncio.get_running_loop().run_in_executor(None, proc.proc.wait, 30)
         assert code == 0, proc.output()
         msg = await inbox.wait_for(lambda m: orjson.loads(m.data)["text"] == "From the CLI")

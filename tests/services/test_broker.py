@@ -11,8 +11,17 @@ from tickmesh.contracts.channels import Kind, user_subject
 from tickmesh.contracts.instruments import instruments
 from tickmesh.services.broker import service as broker_service
 from tickmesh.services.broker.book import RestingBook
-from tickmesh.services.broker.orders import (FILLING, OPEN, OrderRejected, check_account, decode_order,
-                                             encode_order, execution, new_order, validate)
+from tickmesh.services.broker.orders import (
+    FILLING,
+    OPEN,
+    OrderRejected,
+    check_account,
+    decode_order,
+    encode_order,
+    execution,
+    new_order,
+    validate,
+)
 from tickmesh.services.common.holdings import decode_account
 
 D = Decimal
@@ -26,13 +35,17 @@ def order(**kw):
 
 # --- the sans-I/O core ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("data, code", [
-    (order(symbol="ZZZZ"), 600),
-    (order(quantity="0.000000001"), 601),
-    (order(limit_price="187.20"), 602),
-    (order(type="limit"), 602),
-    (order(type="limit", limit_price="187.205"), 602),
-])
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (order(symbol="ZZZZ"), 600),
+        (order(quantity="0.000000001"), 601),
+        (order(limit_price="187.20"), 602),
+        (order(type="limit"), 602),
+        (order(type="limit", limit_price="187.205"), 602),
+    ],
+)
 def test_invalid_orders_are_refused_with_their_codes(data, code):
     with pytest.raises(OrderRejected) as exc:
         validate(data, instruments().get(data["symbol"]))
@@ -68,8 +81,9 @@ def test_order_states_market_limit_and_marketable_limit():
 def test_resting_book_returns_only_crossed_orders_once():
     book = RestingBook()
     buy = new_order("u", order(client_order_id="b", type="limit", limit_price="100.00"), market_price=None, now=NOW)
-    sell = new_order("u", order(client_order_id="s", side="sell", type="limit", limit_price="110.00"),
-                     market_price=None, now=NOW)
+    sell = new_order(
+        "u", order(client_order_id="s", side="sell", type="limit", limit_price="110.00"), market_price=None, now=NOW
+    )
     book.add(buy)
     book.add(sell)
     assert book.crossing("AAPL", D("105")) == []
@@ -80,6 +94,7 @@ def test_resting_book_returns_only_crossed_orders_once():
 
 
 # --- against a real NATS --------------------------------------------------------------------
+
 
 async def holdings(nc, user):
     kv = await nc.jetstream().key_value(streams.HOLDINGS_BUCKET)
@@ -124,11 +139,19 @@ async def test_limit_order_rests_fills_when_crossed_and_cancel_refuses_then(nc, 
     trades = await Inbox.on(nc, user_subject(Kind.TRADES, "eve"))
     await publish_tick(nc, "MSFT", "415.30")
     async with service(broker_service, nats_server.url):
-        rest = await command(nc, "order.submit", "eve", order(client_order_id="L1", symbol="MSFT", type="limit",
-                                                               quantity="2", limit_price="410.00"))
+        rest = await command(
+            nc,
+            "order.submit",
+            "eve",
+            order(client_order_id="L1", symbol="MSFT", type="limit", quantity="2", limit_price="410.00"),
+        )
         assert rest.ok and rest.data["status"] == "accepted", rest
-        other = await command(nc, "order.submit", "eve", order(client_order_id="L2", symbol="MSFT", type="limit",
-                                                                quantity="1", limit_price="400.00"))
+        other = await command(
+            nc,
+            "order.submit",
+            "eve",
+            order(client_order_id="L2", symbol="MSFT", type="limit", quantity="1", limit_price="400.00"),
+        )
         cancelled = await command(nc, "order.cancel", "eve", {"order_id": other.data["order_id"]})
         assert cancelled.data == {"order_id": other.data["order_id"], "status": "cancelled"}
         await publish_tick(nc, "MSFT", "409.99")
@@ -151,8 +174,12 @@ async def test_resting_orders_survive_a_broker_restart(nc, nats_server):
     await seed(nc, {"finn": account("1000.00")})
     await publish_tick(nc, "KO", "68.40")
     async with service(broker_service, nats_server.url):
-        rest = await command(nc, "order.submit", "finn", order(client_order_id="k", symbol="KO", type="limit",
-                                                               quantity="3", limit_price="68.00"))
+        rest = await command(
+            nc,
+            "order.submit",
+            "finn",
+            order(client_order_id="k", symbol="KO", type="limit", quantity="3", limit_price="68.00"),
+        )
         assert rest.data["status"] == "accepted"
     trades = await Inbox.on(nc, user_subject(Kind.TRADES, "finn"))
     async with service(broker_service, nats_server.url):
@@ -182,8 +209,9 @@ async def test_a_fill_interrupted_by_a_crash_is_finished_at_its_recorded_price(n
     from tickmesh.services.broker.orders import order_key
 
     await seed(nc, {"hal": account("1000.00")})
-    half_done = new_order("hal", order(client_order_id="crash", symbol="KO", quantity="2"),
-                          market_price=D("68.40"), now=NOW)
+    half_done = new_order(
+        "hal", order(client_order_id="crash", symbol="KO", quantity="2"), market_price=D("68.40"), now=NOW
+    )
     kv = await nc.jetstream().key_value(streams.ORDERS_BUCKET)
     await kv.create(order_key("hal", half_done.order_id), encode_order(half_done))
     trades = await Inbox.on(nc, user_subject(Kind.TRADES, "hal"))

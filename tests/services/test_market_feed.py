@@ -57,9 +57,11 @@ async def test_service_publishes_valid_ticks_with_increasing_seq_and_stops_on_si
         got.append(msg)
 
     sub = await nc.subscribe(TICK_WILDCARD, cb=collect)
-    proc = Proc([sys.executable, "-m", "tickmesh", "service", "market-feed"],
-                base_env(NATS_URL=nats_server.url, FEED_SYMBOLS="AAPL,BRK.B", FEED_RATE="400"),
-                tmp_path / "feed.log")
+    proc = Proc(
+        [sys.executable, "-m", "tickmesh", "service", "market-feed"],
+        base_env(NATS_URL=nats_server.url, FEED_SYMBOLS="AAPL,BRK.B", FEED_RATE="400"),
+        tmp_path / "feed.log",
+    )
     try:
         for _ in range(100):
             if len(got) >= 200:
@@ -82,16 +84,19 @@ async def test_service_publishes_valid_ticks_with_increasing_seq_and_stops_on_si
     assert "feed.stopped" in proc.output()
 
 
-@pytest.mark.parametrize("env,name", [
-    ({"FEED_SYMBOLS": "AAPL,NOT*REAL"}, "FEED_SYMBOLS"),
-    ({"FEED_PROVIDER": "bloomberg"}, "FEED_PROVIDER"),
-    ({"FEED_PROVIDER": "replay", "FEED_REPLAY_SPEED": "-1"}, "FEED_REPLAY_SPEED"),
-    ({"FEED_PROVIDER": "replay", "FEED_REPLAY_FILE": "/nonexistent/ticks.csv"}, "FEED_REPLAY_FILE"),
-    ({"FEED_PROVIDER": "binance", "FEED_SYMBOLS": "AAPL"}, "FEED_SYMBOLS"),
-    ({"FEED_PROVIDER": "coinbase", "FEED_COINBASE_URL": "https://example.invalid"}, "FEED_COINBASE_URL"),
-    ({"FEED_STALE_AFTER_S": "soon"}, "FEED_STALE_AFTER_S"),
-    ({"FEED_STALE_AFTER_S": "0.5", "FEED_MAX_HZ_PER_SYMBOL": "1"}, "FEED_STALE_AFTER_S"),
-])
+@pytest.mark.parametrize(
+    "env,name",
+    [
+        ({"FEED_SYMBOLS": "AAPL,NOT*REAL"}, "FEED_SYMBOLS"),
+        ({"FEED_PROVIDER": "bloomberg"}, "FEED_PROVIDER"),
+        ({"FEED_PROVIDER": "replay", "FEED_REPLAY_SPEED": "-1"}, "FEED_REPLAY_SPEED"),
+        ({"FEED_PROVIDER": "replay", "FEED_REPLAY_FILE": "/nonexistent/ticks.csv"}, "FEED_REPLAY_FILE"),
+        ({"FEED_PROVIDER": "binance", "FEED_SYMBOLS": "AAPL"}, "FEED_SYMBOLS"),
+        ({"FEED_PROVIDER": "coinbase", "FEED_COINBASE_URL": "https://example.invalid"}, "FEED_COINBASE_URL"),
+        ({"FEED_STALE_AFTER_S": "soon"}, "FEED_STALE_AFTER_S"),
+        ({"FEED_STALE_AFTER_S": "0.5", "FEED_MAX_HZ_PER_SYMBOL": "1"}, "FEED_STALE_AFTER_S"),
+    ],
+)
 def test_a_bad_setting_is_a_clear_error_not_a_traceback(tmp_path, env, name):
     proc = Proc([sys.executable, "-m", "tickmesh", "service", "market-feed"], base_env(**env), tmp_path / "feed.log")
     assert proc.proc.wait(t(10)) == 2
@@ -116,8 +121,11 @@ class Ticks:
 
 
 def feed_proc(tmp_path, nats_url: str, **env: str) -> Proc:
-    return Proc([sys.executable, "-m", "tickmesh", "service", "market-feed"],
-                base_env(NATS_URL=nats_url, **env), tmp_path / "feed.log")
+    return Proc(
+        [sys.executable, "-m", "tickmesh", "service", "market-feed"],
+        base_env(NATS_URL=nats_url, **env),
+        tmp_path / "feed.log",
+    )
 
 
 async def test_replay_plays_the_bundled_sample_live_and_keeps_snapshots_in_jetstream(nats_server, tmp_path):
@@ -127,8 +135,11 @@ async def test_replay_plays_the_bundled_sample_live_and_keeps_snapshots_in_jetst
     started_us = time.time_ns() // 1000
     proc = feed_proc(tmp_path, nats_server.url, FEED_PROVIDER="replay", FEED_REPLAY_SPEED="50")
     try:
-        await ticks.wait(lambda got: {"AAPL", "BTC-USD", "EUR/USD", "BRK.B"} <= {x["symbol"] for x in got},
-                         "ticks for the sample's symbols", proc)
+        await ticks.wait(
+            lambda got: {"AAPL", "BTC-USD", "EUR/USD", "BRK.B"} <= {x["symbol"] for x in got},
+            "ticks for the sample's symbols",
+            proc,
+        )
         assert all(x["provider"] == "replay" and x["ts"] >= started_us for x in ticks.got)  # re-based to now
         assert Decimal(next(x["last"] for x in ticks.got if x["symbol"] == "BTC-USD")) > 60000
         js = nc.jetstream()
@@ -143,16 +154,25 @@ async def test_replay_plays_the_bundled_sample_live_and_keeps_snapshots_in_jetst
 
 async def test_replay_of_a_csv_that_ends_marks_its_symbols_stale(nats_server, tmp_path):
     path = tmp_path / "short.csv"
-    path.write_text("symbol,last,bid,ask,size,ts\n"
-                    "AAPL,187.20,187.19,187.21,100,1000000\n"
-                    "MSFT,415.30,415.29,415.31,5,1100000\n"
-                    "AAPL,187.20,187.19,187.21,100,1000000\n"  # an exact repeat: dropped
-                    "AAPL,187.22,187.21,187.23,200,1200000\n")
+    path.write_text(
+        "symbol,last,bid,ask,size,ts\n"
+        "AAPL,187.20,187.19,187.21,100,1000000\n"
+        "MSFT,415.30,415.29,415.31,5,1100000\n"
+        "AAPL,187.20,187.19,187.21,100,1000000\n"  # an exact repeat: dropped
+        "AAPL,187.22,187.21,187.23,200,1200000\n"
+    )
     nc = await nats.connect(nats_server.url)
     ticks = Ticks()
     sub = await nc.subscribe(TICK_WILDCARD, cb=ticks.collect)
-    proc = feed_proc(tmp_path, nats_server.url, FEED_PROVIDER="replay", FEED_REPLAY_FILE=str(path),
-                     FEED_REPLAY_SPEED="100", FEED_REPLAY_LOOP="false", FEED_STALE_AFTER_S="0.5")
+    proc = feed_proc(
+        tmp_path,
+        nats_server.url,
+        FEED_PROVIDER="replay",
+        FEED_REPLAY_FILE=str(path),
+        FEED_REPLAY_SPEED="100",
+        FEED_REPLAY_LOOP="false",
+        FEED_STALE_AFTER_S="0.5",
+    )
     try:
         await ticks.wait(lambda got: sum(1 for x in got if x.get("stale")) >= 2, "stale marks", proc)
     finally:
@@ -171,8 +191,13 @@ async def test_binance_provider_process_against_a_local_fake_exchange(nats_serve
     ticks = Ticks()
     sub = await nc.subscribe(TICK_WILDCARD, cb=ticks.collect)
     async with FakeBinance(("shutdown", "silent")) as fake:
-        proc = feed_proc(tmp_path, nats_server.url, FEED_PROVIDER="binance", FEED_BINANCE_URL=fake.url,
-                         FEED_SYMBOLS="BTC-USDT,ETH-USDT")
+        proc = feed_proc(
+            tmp_path,
+            nats_server.url,
+            FEED_PROVIDER="binance",
+            FEED_BINANCE_URL=fake.url,
+            FEED_SYMBOLS="BTC-USDT,ETH-USDT",
+        )
         try:
             await ticks.wait(lambda got: len(got) >= 7 and len(fake.connections) >= 2, "ticks and a reconnect", proc)
         finally:

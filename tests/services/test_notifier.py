@@ -20,12 +20,24 @@ NOW = 1_795_000_000_000_000
 
 
 def execution(**kw):
-    base = {"exec_id": "ord-1-F", "order_id": "ord-1", "client_order_id": "c1", "user": "gail", "symbol": "AAPL",
-            "side": "buy", "order_type": "market", "status": "filled", "quantity": "10", "price": "187.20", "ts": NOW}
+    base = {
+        "exec_id": "ord-1-F",
+        "order_id": "ord-1",
+        "client_order_id": "c1",
+        "user": "gail",
+        "symbol": "AAPL",
+        "side": "buy",
+        "order_type": "market",
+        "status": "filled",
+        "quantity": "10",
+        "price": "187.20",
+        "ts": NOW,
+    }
     return messages.schema("execution").validate({**base, **kw})
 
 
 # --- the sans-I/O core ----------------------------------------------------------------------
+
 
 def test_executions_become_plain_notifications():
     note = trade_notification(execution(), NOW)
@@ -37,14 +49,22 @@ def test_executions_become_plain_notifications():
     rejected = trade_notification(execution(status="rejected", price=None, code=603, reason="not enough cash"), NOW)
     messages.schema("notification").validate(rejected)
     assert rejected["severity"] == "warning"
-    assert trade_notification(execution(status="accepted", price=None, order_type="limit",
-                                        limit_price="180.00"), NOW) is None
+    assert (
+        trade_notification(execution(status="accepted", price=None, order_type="limit", limit_price="180.00"), NOW)
+        is None
+    )
 
 
 def rule(condition, threshold, price="100.00", **kw):
     data = messages.schema("alert").validate({"symbol": "AAPL", "condition": condition, "threshold": threshold})
-    return make_rule(data, rule_id=kw.get("rule_id", "r1"), price=D(price) if price else None,
-                     existing=kw.get("existing", []), max_rules=kw.get("max_rules", 5), now=NOW)
+    return make_rule(
+        data,
+        rule_id=kw.get("rule_id", "r1"),
+        price=D(price) if price else None,
+        existing=kw.get("existing", []),
+        max_rules=kw.get("max_rules", 5),
+        now=NOW,
+    )
 
 
 def test_rule_conditions():
@@ -55,10 +75,13 @@ def test_rule_conditions():
     messages.schema("alert").validate(move)
 
 
-@pytest.mark.parametrize("kw, code", [
-    ({"existing": [{}] * 5}, 608),
-    ({"price": None}, 605),
-])
+@pytest.mark.parametrize(
+    "kw, code",
+    [
+        ({"existing": [{}] * 5}, 608),
+        ({"price": None}, 605),
+    ],
+)
 def test_rule_creation_refusals(kw, code):
     with pytest.raises(RuleError) as exc:
         rule("move_pct", "5", **kw)
@@ -109,16 +132,19 @@ def test_holder_index():
 
 # --- against a real NATS --------------------------------------------------------------------
 
+
 async def test_alert_commands_persist_and_a_rule_fires_once(nc, nats_server):
     notes = await Inbox.on(nc, user_subject(Kind.NOTIFICATIONS, "hana"))
     fired = await Inbox.on(nc, user_subject(Kind.ALERTS, "hana"))
     await publish_tick(nc, "AAPL", "187.20")
     async with service(notifier_service, nats_server.url, NOTIFIER_NEWS_PROVIDER="off", NOTIFIER_MAX_ALERTS="2"):
-        made = await command(nc, "alert.create", "hana", {"symbol": "AAPL", "condition": "above", "threshold": "190.00"},
-                             cmd_id="x1")
+        made = await command(
+            nc, "alert.create", "hana", {"symbol": "AAPL", "condition": "above", "threshold": "190.00"}, cmd_id="x1"
+        )
         assert made.ok and made.data["reference_price"] == "187.20", made
-        again = await command(nc, "alert.create", "hana", {"symbol": "AAPL", "condition": "above", "threshold": "190.00"},
-                              cmd_id="x1")
+        again = await command(
+            nc, "alert.create", "hana", {"symbol": "AAPL", "condition": "above", "threshold": "190.00"}, cmd_id="x1"
+        )
         assert again.data == made.data  # a retried command does not add a rule
         other = await command(nc, "alert.create", "hana", {"symbol": "MSFT", "condition": "below", "threshold": "1.00"})
         full = await command(nc, "alert.create", "hana", {"symbol": "KO", "condition": "below", "threshold": "1.00"})
@@ -152,13 +178,21 @@ async def test_executions_become_notifications_even_those_published_while_down(n
     notes = await Inbox.on(nc, user_subject(Kind.NOTIFICATIONS, "gail"))
     async with service(notifier_service, nats_server.url, NOTIFIER_NEWS_PROVIDER="off"):
         await command(nc, "alert.list", "gail", {})  # answered: the consumer exists
-        await js.publish(user_subject(Kind.TRADES, "gail"), messages.encode("execution", execution()),
-                         headers={MSG_ID_HEADER: "ord-1-F"})
+        await js.publish(
+            user_subject(Kind.TRADES, "gail"),
+            messages.encode("execution", execution()),
+            headers={MSG_ID_HEADER: "ord-1-F"},
+        )
         first = await notes.wait_for(lambda m: True)
         assert orjson.loads(first.data)["title"] == "Bought 10 AAPL at 187.20"
     # published while no notifier runs: delivered when one is back (durable consumer)
-    await js.publish(user_subject(Kind.TRADES, "gail"), messages.encode("execution", execution(
-        exec_id="ord-2-F", order_id="ord-2", client_order_id="c2", quantity="2")), headers={MSG_ID_HEADER: "ord-2-F"})
+    await js.publish(
+        user_subject(Kind.TRADES, "gail"),
+        messages.encode(
+            "execution", execution(exec_id="ord-2-F", order_id="ord-2", client_order_id="c2", quantity="2")
+        ),
+        headers={MSG_ID_HEADER: "ord-2-F"},
+    )
     async with service(notifier_service, nats_server.url, NOTIFIER_NEWS_PROVIDER="off"):
         second = await notes.wait_for(lambda m: orjson.loads(m.data)["ref"] == "ord-2-F")
         assert orjson.loads(second.data)["title"] == "Bought 2 AAPL at 187.20"
@@ -169,8 +203,13 @@ async def test_news_goes_to_the_news_channel_and_notifies_holders(nc, nats_serve
     news = await Inbox.on(nc, public_subject(Kind.NEWS))
     jack = await Inbox.on(nc, user_subject(Kind.NOTIFICATIONS, "jack"))
     kate = await Inbox.on(nc, user_subject(Kind.NOTIFICATIONS, "kate"))
-    async with service(notifier_service, nats_server.url, NOTIFIER_NEWS_PROVIDER="replay", NOTIFIER_NEWS_RATE="3000",
-                       NOTIFIER_NEWS_LOOP="false"):
+    async with service(
+        notifier_service,
+        nats_server.url,
+        NOTIFIER_NEWS_PROVIDER="replay",
+        NOTIFIER_NEWS_RATE="3000",
+        NOTIFIER_NEWS_LOOP="false",
+    ):
         story = await news.wait_for(lambda m: "NVDA" in orjson.loads(m.data).get("symbols", []))
         note = await jack.wait_for(lambda m: True)
         body = messages.decode("notification", note.data)

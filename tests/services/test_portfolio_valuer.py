@@ -14,8 +14,14 @@ from tickmesh.contracts.channels import Kind, user_subject
 from tickmesh.contracts.instruments import instruments
 from tickmesh.services.portfolio_valuer import service as valuer_service
 from tickmesh.services.portfolio_valuer.demo import DEMO_ACCOUNTS, seed_demo_accounts
-from tickmesh.services.common.holdings import (Account, HoldingsError, Position, apply_fill,
-                                                         decode_account, encode_account)
+from tickmesh.services.common.holdings import (
+    Account,
+    HoldingsError,
+    Position,
+    apply_fill,
+    decode_account,
+    encode_account,
+)
 from tickmesh.services.portfolio_valuer.shards import shard_of
 from tickmesh.services.portfolio_valuer.throttle import Throttle
 from tickmesh.services.portfolio_valuer.valuation import DAY_US, Valuer
@@ -34,6 +40,7 @@ def full_value(acct: Account, prices: dict[str, Decimal], opens: dict[str, Decim
 
 
 # --- holdings -------------------------------------------------------------------------------
+
 
 def test_fills_move_cash_positions_and_average_cost_exactly_and_once():
     acct = Account(D("1000.00"))
@@ -59,6 +66,7 @@ def test_fills_the_account_cannot_take_are_refused_with_their_codes():
 
 
 # --- valuation ------------------------------------------------------------------------------
+
 
 def test_a_tick_revalues_only_holders_and_keeps_totals_exact():
     v = Valuer(reference_prices=REF, start_ts=T0)
@@ -95,8 +103,9 @@ def test_ten_thousand_users_with_twenty_symbols_each_stay_exact_under_ticks():
     accounts: dict[str, Account] = {}
     for i in range(10_000):
         held = rng.sample(SYMBOLS, 20)
-        accounts[f"u{i}"] = acct = Account(D(rng.randint(0, 10**6)) / 100, {
-            s: Position(D(rng.randint(1, 10**6)) / 1000, REF[s]) for s in held})
+        accounts[f"u{i}"] = acct = Account(
+            D(rng.randint(0, 10**6)) / 100, {s: Position(D(rng.randint(1, 10**6)) / 1000, REF[s]) for s in held}
+        )
         v.set_account(f"u{i}", acct)
     assert sum(len(list(v.holders(s))) for s in SYMBOLS) == 200_000
     prices = dict(REF)
@@ -115,6 +124,7 @@ def test_ten_thousand_users_with_twenty_symbols_each_stay_exact_under_ticks():
 
 
 # --- throttle and versions ------------------------------------------------------------------
+
 
 def test_throttle_limits_rate_per_user_and_keeps_the_trailing_change():
     th = Throttle(max_hz=4)
@@ -150,14 +160,17 @@ def test_shards_split_users_stably():
 
 # --- the service against a real NATS --------------------------------------------------------
 
+
 async def test_demo_seeding_is_idempotent(nats_server):
     assert sorted(await seed_demo_accounts(nats_server.url)) == sorted(DEMO_ACCOUNTS)
     assert await seed_demo_accounts(nats_server.url) == []
 
 
 async def test_service_publishes_valuations_on_ticks_for_holders_only(nc, nats_server):
-    await seed(nc, {"vera": account("1000.00", {"AAPL": ("10", "180.00")}),
-                    "walt": account("50.00", {"MSFT": ("1", "400.00")})})
+    await seed(
+        nc,
+        {"vera": account("1000.00", {"AAPL": ("10", "180.00")}), "walt": account("50.00", {"MSFT": ("1", "400.00")})},
+    )
     vera = await Inbox.on(nc, user_subject(Kind.PORTFOLIO, "vera"))
     walt = await Inbox.on(nc, user_subject(Kind.PORTFOLIO, "walt"))
     async with service(valuer_service, nats_server.url, VALUER_MAX_HZ="50"):
@@ -171,8 +184,9 @@ async def test_service_publishes_valuations_on_ticks_for_holders_only(nc, nats_s
         # a change to holdings (what the broker writes) is picked up from the KV watch
         kv = await nc.jetstream().key_value(streams.HOLDINGS_BUCKET)
         entry = await kv.get("vera")
-        acct = apply_fill(decode_account(entry.value), exec_id="t1", side="sell", symbol="AAPL",
-                          quantity=D("5"), price=D("200.00"))
+        acct = apply_fill(
+            decode_account(entry.value), exec_id="t1", side="sell", symbol="AAPL", quantity=D("5"), price=D("200.00")
+        )
         await kv.update("vera", encode_account(acct), last=entry.revision)
         await vera.wait_for(lambda m: orjson.loads(m.data)["cash"] == "2000.00")
     assert len(walt.msgs) == walt_before
@@ -184,8 +198,11 @@ async def test_service_publishes_valuations_on_ticks_for_holders_only(nc, nats_s
 async def test_service_stops_cleanly_on_sigterm(nats_server, tmp_path):
     import signal
 
-    proc = Proc([sys.executable, "-m", "tickmesh", "service", "portfolio-valuer"],
-                base_env(NATS_URL=nats_server.url), tmp_path / "valuer.log")
+    proc = Proc(
+        [sys.executable, "-m", "tickmesh", "service", "portfolio-valuer"],
+        base_env(NATS_URL=nats_server.url),
+        tmp_path / "valuer.log",
+    )
     for _ in range(200):
         if "valuer.started" in proc.output():
             break

@@ -62,6 +62,7 @@ def test_forget_and_bounded_unmatched_executions():
 
 # -- with the real broker and valuer (and NATS) -----------------------------------------------
 
+
 async def test_every_valuation_that_includes_a_fill_names_its_trades_position(nc, nats_server):
     import orjson
 
@@ -80,15 +81,23 @@ async def test_every_valuation_that_includes_a_fill_names_its_trades_position(nc
         await values.wait_for(lambda m: True)  # valued: the valuer is following holdings and trades
         positions = []
         for n in range(3):
-            reply = await command(nc, "order.submit", "olga", {"client_order_id": f"causal-{n}", "symbol": "AAPL",
-                                                               "side": "buy", "type": "market", "quantity": "1"})
+            reply = await command(
+                nc,
+                "order.submit",
+                "olga",
+                {"client_order_id": f"causal-{n}", "symbol": "AAPL", "side": "buy", "type": "market", "quantity": "1"},
+            )
             assert reply.ok and reply.data["status"] == "filled", reply
             stored = await nc.jetstream().get_last_msg(streams.USER_EVENTS, user_subject(Kind.TRADES, "olga"))
             positions.append(stored.seq)
             await values.wait_for(lambda m: orjson.loads(m.data).get("trade_seq") == positions[-1])
             await publish_tick(nc, "AAPL", f"18{n}.00")  # a price move keeps naming the fills it includes
-            await values.wait_for(lambda m: orjson.loads(m.data).get("trade_seq") == positions[-1]
-                                  and orjson.loads(m.data)["positions"][0]["price"] == f"18{n}.00")
+            await values.wait_for(
+                lambda m: (
+                    orjson.loads(m.data).get("trade_seq") == positions[-1]
+                    and orjson.loads(m.data)["positions"][0]["price"] == f"18{n}.00"
+                )
+            )
     held = [orjson.loads(m.data) for m in values.msgs]
     for value in held:  # no valuation ever includes a fill without naming it
         units = sum(int(float(p["quantity"])) for p in value["positions"] if p["symbol"] == "AAPL")

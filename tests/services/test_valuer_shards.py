@@ -66,9 +66,11 @@ TTL = 2
 
 
 def start_valuer(url: str, home: int, tmp_path, tag: str) -> Proc:
-    return Proc([sys.executable, "-m", "tickmesh", "service", "portfolio-valuer"],
-                base_env(NATS_URL=url, VALUER_SHARDS="2", VALUER_SHARD=str(home), VALUER_LEASE_TTL_S=str(TTL)),
-                tmp_path / f"valuer-{tag}.log")
+    return Proc(
+        [sys.executable, "-m", "tickmesh", "service", "portfolio-valuer"],
+        base_env(NATS_URL=url, VALUER_SHARDS="2", VALUER_SHARD=str(home), VALUER_LEASE_TTL_S=str(TTL)),
+        tmp_path / f"valuer-{tag}.log",
+    )
 
 
 async def wait_for(predicate, timeout: float, what: str) -> None:
@@ -111,8 +113,11 @@ async def test_a_lost_valuers_users_move_to_the_other_within_the_lease_ttl(nc, n
 
         killed_at = time.monotonic()
         b.stop(signal.SIGKILL)
-        await wait_for(lambda: all(arrivals[u][-1] > killed_at for u in by_shard[1]), TTL + 5,
-                       lambda: f"shard 1's users valued by the survivor; holders {owners}; a's log:\n{a.output()[-3000:]}")
+        await wait_for(
+            lambda: all(arrivals[u][-1] > killed_at for u in by_shard[1]),
+            TTL + 5,
+            lambda: f"shard 1's users valued by the survivor; holders {owners}; a's log:\n{a.output()[-3000:]}",
+        )
         moved = max(arrivals[u][-1] for u in by_shard[1]) - killed_at
         assert (await holders(nc)) == {0: owners[0], 1: owners[0]}
         print(f"\nvaluer shard failover after SIGKILL: {moved:.2f} s (lease TTL {TTL} s)")
@@ -126,8 +131,11 @@ async def test_a_lost_valuers_users_move_to_the_other_within_the_lease_ttl(nc, n
         await asyncio.sleep(TTL)  # b2 past its start-up wait: it may now take shards other than its home
         stopped_at = time.monotonic()
         assert a.stop(signal.SIGTERM) == 0
-        await wait_for(lambda: all(arrivals[u][-1] > stopped_at for u in by_shard[0]), 5,
-                       "shard 0's users valued by b2 after a's clean stop")
+        await wait_for(
+            lambda: all(arrivals[u][-1] > stopped_at for u in by_shard[0]),
+            5,
+            "shard 0's users valued by b2 after a's clean stop",
+        )
         handed = max(arrivals[u][-1] for u in by_shard[0]) - stopped_at
         print(f"valuer shard handover after SIGTERM: {handed:.2f} s")
         assert (await holders(nc)) == {0: back[1], 1: back[1]}

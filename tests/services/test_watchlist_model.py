@@ -44,28 +44,58 @@ def test_the_document_is_the_published_schema_and_round_trips():
 
 def test_ops_apply_in_order_and_the_change_says_who_did_what():
     wl = make("AAPL", "MSFT")
-    new, merged = edit(wl, "bob", 2, {"op": "add", "symbol": "NVDA", "before": "MSFT"},
-                       {"op": "move", "symbol": "AAPL"}, {"op": "note", "symbol": "MSFT", "text": "earnings"},
-                       {"op": "add", "symbol": "MSFT"})  # already there: dropped
+    new, merged = edit(
+        wl,
+        "bob",
+        2,
+        {"op": "add", "symbol": "NVDA", "before": "MSFT"},
+        {"op": "move", "symbol": "AAPL"},
+        {"op": "note", "symbol": "MSFT", "text": "earnings"},
+        {"op": "add", "symbol": "MSFT"},
+    )  # already there: dropped
     assert new.symbols == ["NVDA", "MSFT", "AAPL"] and not merged
     assert [i.get("note") for i in new.items] == [None, "earnings", None]
-    assert new.change == {"version": 3, "user": "bob", "ts": NOW, "action": "edit", "merged": False,
-                          "ops": [{"op": "add", "symbol": "NVDA", "before": "MSFT"}, {"op": "move", "symbol": "AAPL"},
-                                  {"op": "note", "symbol": "MSFT", "text": "earnings"}]}
+    assert new.change == {
+        "version": 3,
+        "user": "bob",
+        "ts": NOW,
+        "action": "edit",
+        "merged": False,
+        "ops": [
+            {"op": "add", "symbol": "NVDA", "before": "MSFT"},
+            {"op": "move", "symbol": "AAPL"},
+            {"op": "note", "symbol": "MSFT", "text": "earnings"},
+        ],
+    }
     same, _ = edit(new, "bob", 3, {"op": "remove", "symbol": "TSLA"})
     assert same is new  # nothing to do: no new version
 
 
-@pytest.mark.parametrize("first,second,result", [
-    # different symbols always merge
-    ({"op": "move", "symbol": "AAPL"}, {"op": "move", "symbol": "MSFT", "before": "AAPL"}, ["NVDA", "MSFT", "AAPL"]),
-    ({"op": "remove", "symbol": "AAPL"}, {"op": "add", "symbol": "TSLA", "before": "AAPL"}, ["MSFT", "NVDA", "TSLA"]),
-    ({"op": "add", "symbol": "TSLA"}, {"op": "add", "symbol": "TSLA", "before": "AAPL"}, ["AAPL", "MSFT", "NVDA", "TSLA"]),
-    ({"op": "remove", "symbol": "MSFT"}, {"op": "remove", "symbol": "MSFT"}, ["AAPL", "NVDA"]),
-    ({"op": "move", "symbol": "MSFT"}, {"op": "remove", "symbol": "MSFT"}, ["AAPL", "NVDA"]),
-    ({"op": "note", "symbol": "MSFT", "text": "a"}, {"op": "move", "symbol": "MSFT"}, ["AAPL", "NVDA", "MSFT"]),
-    ({"op": "move", "symbol": "MSFT"}, {"op": "note", "symbol": "MSFT", "text": "b"}, ["AAPL", "NVDA", "MSFT"]),
-])
+@pytest.mark.parametrize(
+    "first,second,result",
+    [
+        # different symbols always merge
+        (
+            {"op": "move", "symbol": "AAPL"},
+            {"op": "move", "symbol": "MSFT", "before": "AAPL"},
+            ["NVDA", "MSFT", "AAPL"],
+        ),
+        (
+            {"op": "remove", "symbol": "AAPL"},
+            {"op": "add", "symbol": "TSLA", "before": "AAPL"},
+            ["MSFT", "NVDA", "TSLA"],
+        ),
+        (
+            {"op": "add", "symbol": "TSLA"},
+            {"op": "add", "symbol": "TSLA", "before": "AAPL"},
+            ["AAPL", "MSFT", "NVDA", "TSLA"],
+        ),
+        ({"op": "remove", "symbol": "MSFT"}, {"op": "remove", "symbol": "MSFT"}, ["AAPL", "NVDA"]),
+        ({"op": "move", "symbol": "MSFT"}, {"op": "remove", "symbol": "MSFT"}, ["AAPL", "NVDA"]),
+        ({"op": "note", "symbol": "MSFT", "text": "a"}, {"op": "move", "symbol": "MSFT"}, ["AAPL", "NVDA", "MSFT"]),
+        ({"op": "move", "symbol": "MSFT"}, {"op": "note", "symbol": "MSFT", "text": "b"}, ["AAPL", "NVDA", "MSFT"]),
+    ],
+)
 def test_concurrent_edits_that_merge(first, second, result):
     wl = make("AAPL", "MSFT", "NVDA")
     after_first, _ = edit(wl, "alice", 2, first)
@@ -74,12 +104,15 @@ def test_concurrent_edits_that_merge(first, second, result):
     assert merged is (after_second is not after_first)
 
 
-@pytest.mark.parametrize("first,second,why", [
-    ({"op": "move", "symbol": "MSFT"}, {"op": "move", "symbol": "MSFT", "before": "AAPL"}, "was moved"),
-    ({"op": "note", "symbol": "MSFT", "text": "a"}, {"op": "note", "symbol": "MSFT", "text": "b"}, "note of MSFT"),
-    ({"op": "remove", "symbol": "MSFT"}, {"op": "move", "symbol": "MSFT"}, "no longer"),
-    ({"op": "remove", "symbol": "MSFT"}, {"op": "note", "symbol": "MSFT", "text": "b"}, "no longer"),
-])
+@pytest.mark.parametrize(
+    "first,second,why",
+    [
+        ({"op": "move", "symbol": "MSFT"}, {"op": "move", "symbol": "MSFT", "before": "AAPL"}, "was moved"),
+        ({"op": "note", "symbol": "MSFT", "text": "a"}, {"op": "note", "symbol": "MSFT", "text": "b"}, "note of MSFT"),
+        ({"op": "remove", "symbol": "MSFT"}, {"op": "move", "symbol": "MSFT"}, "no longer"),
+        ({"op": "remove", "symbol": "MSFT"}, {"op": "note", "symbol": "MSFT", "text": "b"}, "no longer"),
+    ],
+)
 def test_concurrent_edits_of_the_same_symbol_that_are_refused_with_the_current_list(first, second, why):
     wl = make("AAPL", "MSFT", "NVDA")
     after_first, _ = edit(wl, "alice", 2, first)
@@ -93,8 +126,14 @@ def test_concurrent_edits_of_the_same_symbol_that_are_refused_with_the_current_l
 
 def test_an_edit_may_move_and_note_what_it_added_itself():
     wl = make("AAPL")
-    new, _ = edit(wl, "bob", 2, {"op": "add", "symbol": "TSLA"}, {"op": "move", "symbol": "TSLA", "before": "AAPL"},
-                  {"op": "note", "symbol": "TSLA", "text": "x"})
+    new, _ = edit(
+        wl,
+        "bob",
+        2,
+        {"op": "add", "symbol": "TSLA"},
+        {"op": "move", "symbol": "TSLA", "before": "AAPL"},
+        {"op": "note", "symbol": "TSLA", "text": "x"},
+    )
     assert new.symbols == ["TSLA", "AAPL"]
 
 

@@ -54,7 +54,9 @@ class Feed:
 
 async def test_create_share_edit_history_and_the_republished_state(nats_server, nc):
     async with service(wl_service, nats_server.url):
-        created = await command(nc, "watchlist.create", "alice", {"name": " Tech ", "symbols": ["AAPL", "MSFT", "AAPL"]})
+        created = await command(
+            nc, "watchlist.create", "alice", {"name": " Tech ", "symbols": ["AAPL", "MSFT", "AAPL"]}
+        )
         assert created.ok, created.reason
         doc = created.data["watchlist"]
         wl_id = doc["id"]
@@ -63,8 +65,19 @@ async def test_create_share_edit_history_and_the_republished_state(nats_server, 
         await nc.subscribe(watchlist_subject(wl_id), cb=feed.on_msg)
         shared = await command(nc, "watchlist.share", "alice", {"id": wl_id, "user": "bob", "role": "editor"})
         assert shared.ok and shared.data["watchlist"]["version"] == 2
-        edited = await command(nc, "watchlist.edit", "bob", {"id": wl_id, "base": 2, "ops": [
-            {"op": "add", "symbol": "NVDA", "before": "AAPL"}, {"op": "note", "symbol": "MSFT", "text": "earnings Tue"}]})
+        edited = await command(
+            nc,
+            "watchlist.edit",
+            "bob",
+            {
+                "id": wl_id,
+                "base": 2,
+                "ops": [
+                    {"op": "add", "symbol": "NVDA", "before": "AAPL"},
+                    {"op": "note", "symbol": "MSFT", "text": "earnings Tue"},
+                ],
+            },
+        )
         assert edited.ok, edited.reason
         assert edited.data["merged"] is False
         await feed.until(lambda: feed.docs and feed.docs[-1]["version"] == 3)
@@ -74,27 +87,38 @@ async def test_create_share_edit_history_and_the_republished_state(nats_server, 
         assert last["change"]["user"] == "bob" and last["change"]["action"] == "edit"
         assert [d["version"] for d in feed.docs] == [2, 3]
         listed = await command(nc, "watchlist.list", "bob", {})
-        assert listed.data["watchlists"] == [{"id": wl_id, "name": "Tech", "owner": "alice", "role": "editor",
-                                              "version": 3, "size": 3}]
+        assert listed.data["watchlists"] == [
+            {"id": wl_id, "name": "Tech", "owner": "alice", "role": "editor", "version": 3, "size": 3}
+        ]
         history = await command(nc, "watchlist.history", "bob", {"id": wl_id})
         assert [(c["version"], c["user"], c["action"]) for c in history.data["changes"]] == [
-            (3, "bob", "edit"), (2, "alice", "share"), (1, "alice", "create")]
+            (3, "bob", "edit"),
+            (2, "alice", "share"),
+            (1, "alice", "create"),
+        ]
 
 
 async def test_a_stranger_is_refused_alike_on_every_command_and_revocation_is_immediate(nats_server, nc):
     async with service(wl_service, nats_server.url):
-        wl_id = (await command(nc, "watchlist.create", "alice", {"name": "Mine", "symbols": ["AAPL"]})).data["watchlist"]["id"]
+        wl_id = (await command(nc, "watchlist.create", "alice", {"name": "Mine", "symbols": ["AAPL"]})).data[
+            "watchlist"
+        ]["id"]
         await command(nc, "watchlist.share", "alice", {"id": wl_id, "user": "bob", "role": "viewer"})
         missing = "A" * 22
         for target in (wl_id, missing, "../../etc"):
-            for name, data in [("watchlist.edit", {"id": target, "base": 1, "ops": [{"op": "remove", "symbol": "AAPL"}]}),
-                               ("watchlist.share", {"id": target, "user": "mallory", "role": "editor"}),
-                               ("watchlist.unshare", {"id": target, "user": "bob"}),
-                               ("watchlist.history", {"id": target}), ("watchlist.delete", {"id": target})]:
+            for name, data in [
+                ("watchlist.edit", {"id": target, "base": 1, "ops": [{"op": "remove", "symbol": "AAPL"}]}),
+                ("watchlist.share", {"id": target, "user": "mallory", "role": "editor"}),
+                ("watchlist.unshare", {"id": target, "user": "bob"}),
+                ("watchlist.history", {"id": target}),
+                ("watchlist.delete", {"id": target}),
+            ]:
                 reply = await command(nc, name, "mallory", data)
                 assert (reply.ok, reply.code, reply.reason) == (False, ErrorCode.FORBIDDEN, STRANGER_REASON), name
         assert (await command(nc, "watchlist.list", "mallory", {})).data == {"watchlists": []}
-        viewer = await command(nc, "watchlist.edit", "bob", {"id": wl_id, "base": 2, "ops": [{"op": "remove", "symbol": "AAPL"}]})
+        viewer = await command(
+            nc, "watchlist.edit", "bob", {"id": wl_id, "base": 2, "ops": [{"op": "remove", "symbol": "AAPL"}]}
+        )
         assert viewer.code == ErrorCode.FORBIDDEN and "viewer" in viewer.reason
         assert (await command(nc, "watchlist.unshare", "alice", {"id": wl_id, "user": "bob"})).ok
         gone = await command(nc, "watchlist.history", "bob", {"id": wl_id})
@@ -108,11 +132,20 @@ async def test_a_stranger_is_refused_alike_on_every_command_and_revocation_is_im
 
 async def test_two_moves_of_one_symbol_the_second_is_refused_with_the_current_list(nats_server, nc):
     async with service(wl_service, nats_server.url):
-        doc = (await command(nc, "watchlist.create", "alice", {"name": "L", "symbols": ["AAPL", "MSFT", "NVDA"]})).data["watchlist"]
+        doc = (await command(nc, "watchlist.create", "alice", {"name": "L", "symbols": ["AAPL", "MSFT", "NVDA"]})).data[
+            "watchlist"
+        ]
         wl_id = doc["id"]
         await command(nc, "watchlist.share", "alice", {"id": wl_id, "user": "bob", "role": "editor"})
-        first = await command(nc, "watchlist.edit", "alice", {"id": wl_id, "base": 2, "ops": [{"op": "move", "symbol": "NVDA", "before": "AAPL"}]})
-        second = await command(nc, "watchlist.edit", "bob", {"id": wl_id, "base": 2, "ops": [{"op": "move", "symbol": "NVDA"}]})
+        first = await command(
+            nc,
+            "watchlist.edit",
+            "alice",
+            {"id": wl_id, "base": 2, "ops": [{"op": "move", "symbol": "NVDA", "before": "AAPL"}]},
+        )
+        second = await command(
+            nc, "watchlist.edit", "bob", {"id": wl_id, "base": 2, "ops": [{"op": "move", "symbol": "NVDA"}]}
+        )
         assert first.ok and not second.ok
         assert second.code == ErrorCode.EDIT_CONFLICT and "NVDA was moved" in second.reason
         assert second.data["watchlist"] == first.data["watchlist"]  # the loser has the current version
@@ -122,12 +155,20 @@ async def test_two_moves_of_one_symbol_the_second_is_refused_with_the_current_li
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA", "AMZN"]
 op_strategy = st.one_of(
-    st.builds(lambda s, b: {"op": "add", "symbol": s, **({"before": b} if b else {})},
-              st.sampled_from(SYMBOLS), st.none() | st.sampled_from(SYMBOLS)),
+    st.builds(
+        lambda s, b: {"op": "add", "symbol": s, **({"before": b} if b else {})},
+        st.sampled_from(SYMBOLS),
+        st.none() | st.sampled_from(SYMBOLS),
+    ),
     st.builds(lambda s: {"op": "remove", "symbol": s}, st.sampled_from(SYMBOLS)),
-    st.builds(lambda s, b: {"op": "move", "symbol": s, **({"before": b} if b else {})},
-              st.sampled_from(SYMBOLS), st.none() | st.sampled_from(SYMBOLS)),
-    st.builds(lambda s, x: {"op": "note", "symbol": s, "text": x}, st.sampled_from(SYMBOLS), st.sampled_from(["", "a", "b"])),
+    st.builds(
+        lambda s, b: {"op": "move", "symbol": s, **({"before": b} if b else {})},
+        st.sampled_from(SYMBOLS),
+        st.none() | st.sampled_from(SYMBOLS),
+    ),
+    st.builds(
+        lambda s, x: {"op": "note", "symbol": s, "text": x}, st.sampled_from(SYMBOLS), st.sampled_from(["", "a", "b"])
+    ),
 )
 edits = st.lists(st.lists(op_strategy, min_size=1, max_size=3), min_size=1, max_size=6)
 
@@ -206,15 +247,19 @@ async def _scenario(url: str, alice_edits, bob_edits) -> None:
     await streams.ensure(nc.jetstream())
     try:
         async with service(wl_service, url), service(wl_service, url):  # two instances, one queue group
-            doc = (await command(nc, "watchlist.create", alice, {"name": "P", "symbols": SYMBOLS[:3]})).data["watchlist"]
+            doc = (await command(nc, "watchlist.create", alice, {"name": "P", "symbols": SYMBOLS[:3]})).data[
+                "watchlist"
+            ]
             wl_id = doc["id"]
             await command(nc, "watchlist.share", alice, {"id": wl_id, "user": bob, "role": "editor"})
             feed = Feed()
             await nc.subscribe(watchlist_subject(wl_id), cb=feed.on_msg)
             await nc.flush()
             start = asyncio.Event()
-            runs = [asyncio.ensure_future(_client(url, alice, wl_id, alice_edits, start)),
-                    asyncio.ensure_future(_client(url, bob, wl_id, bob_edits, start))]
+            runs = [
+                asyncio.ensure_future(_client(url, alice, wl_id, alice_edits, start)),
+                asyncio.ensure_future(_client(url, bob, wl_id, bob_edits, start)),
+            ]
             await asyncio.sleep(0.05)
             start.set()
             results = [r for run in runs for r in await run]
@@ -246,8 +291,11 @@ async def _scenario(url: str, alice_edits, bob_edits) -> None:
             assert touched & {op["symbol"] for op in ops} or invalid_alone(states[base], ops), (base, ops, reply.reason)
 
 
-@settings(max_examples=int(__import__("os").environ.get("TICKMESH_HYPOTHESIS_EXAMPLES", "25")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=int(__import__("os").environ.get("TICKMESH_HYPOTHESIS_EXAMPLES", "25")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(alice=edits, bob=edits)
 def test_concurrent_edits_from_two_edges_converge_and_none_is_lost(shared_nats, alice, bob):
     asyncio.run(asyncio.wait_for(_scenario(shared_nats.url, alice, bob), t(60)))

@@ -68,8 +68,9 @@ class SSE:
         await self.session.close()
 
 
-async def poll(http: str, ticket_: str, channels: list[str], cursor: str | None = None,
-               history: list[str] = ()) -> tuple[int, dict]:
+async def poll(
+    http: str, ticket_: str, channels: list[str], cursor: str | None = None, history: list[str] = ()
+) -> tuple[int, dict]:
     params = [("ticket", ticket_)] + [("ch", ch) for ch in channels] + [("history", h) for h in history]
     if cursor:
         params.append(("cursor", cursor))

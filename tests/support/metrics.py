@@ -15,8 +15,11 @@ def scrape(url: str) -> Samples:
     """Every sample at ``url``, keyed by (name, frozenset of its labels)."""
     with urllib.request.urlopen(url, timeout=t(5)) as resp:
         text = resp.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def sample(samples: Samples, name: str, default: float | None = None, **labels: str) -> float | None:

@@ -20,8 +20,15 @@ _MONITOR = re.compile(r"Starting http monitor on [^\s]*:(\d+)")
 
 
 class NatsServer:
-    def __init__(self, workdir: Path, *, port: int = -1, name: str = "test", extra: list[str] | None = None,
-                 monitor: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int = -1,
+        name: str = "test",
+        extra: list[str] | None = None,
+        monitor: bool = False,
+    ) -> None:
         self.workdir = workdir
         self.port = port
         self.monitor_port = -1 if monitor else None
@@ -37,10 +44,24 @@ class NatsServer:
     def start(self) -> "NatsServer":
         log = self.workdir / f"nats-{time.monotonic_ns()}.log"
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js",
-             "-sd", str(self.workdir / "js"), "-n", self.name, "-l", str(log),
-             *(["-m", str(self.monitor_port)] if self.monitor_port is not None else []), *self.extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                nats_server_binary(),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.workdir / "js"),
+                "-n",
+                self.name,
+                "-l",
+                str(log),
+                *(["-m", str(self.monitor_port)] if self.monitor_port is not None else []),
+                *self.extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + t(10)
         while time.monotonic() < deadline:
@@ -94,14 +115,26 @@ class NatsCluster:
         while len(ports) < 3 * size:  # distinct even if the OS hands one out twice meanwhile
             ports.add(free_port())
         ports_list = sorted(ports)
-        self.route_ports = ports_list[size:2 * size]
+        self.route_ports = ports_list[size : 2 * size]
         routes = ",".join(f"nats://127.0.0.1:{p}" for p in self.route_ports)
         self.nodes = [
-            NatsServer(workdir / f"node{i}", port=ports_list[i], name=f"{name}-{i}", monitor=True,
-                       extra=["--cluster_name", name, "--cluster", f"nats://127.0.0.1:{self.route_ports[i]}",
-                              "--routes", routes])
-            for i in range(size)]
-        for node, port in zip(self.nodes, ports_list[2 * size:]):
+            NatsServer(
+                workdir / f"node{i}",
+                port=ports_list[i],
+                name=f"{name}-{i}",
+                monitor=True,
+                extra=[
+                    "--cluster_name",
+                    name,
+                    "--cluster",
+                    f"nats://127.0.0.1:{self.route_ports[i]}",
+                    "--routes",
+                    routes,
+                ],
+            )
+            for i in range(size)
+        ]
+        for node, port in zip(self.nodes, ports_list[2 * size :]):
             node.monitor_port = port
 
     @property

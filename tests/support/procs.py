@@ -25,8 +25,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None,
-              context: ssl.SSLContext | None = None) -> None:
+def wait_http(
+    url: str, timeout: float, proc: subprocess.Popen | None = None, context: ssl.SSLContext | None = None
+) -> None:
     deadline = time.monotonic() + t(timeout)
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -48,8 +49,7 @@ class Proc:
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self._fh = open(log, "wb")
-        self.proc = subprocess.Popen(argv, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(argv, env=env, stdout=self._fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     @property
     def pid(self) -> int:
@@ -84,17 +84,26 @@ class EdgeProcess(Proc):
     """An edge on a port it picks itself (EDGE_PORT=0, read back from its log), so no other
     process can take the port between choosing and binding it."""
 
-    def __init__(self, nats_url: str, workdir: Path, *, port: int | None = None,
-                 context: ssl.SSLContext | None = None, **env: str) -> None:
+    def __init__(
+        self,
+        nats_url: str,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        context: ssl.SSLContext | None = None,
+        **env: str,
+    ) -> None:
         """``context``: the client TLS context that trusts the edge (and may carry a client
         certificate) when the edge serves TLS (``EDGE_TLS_CERT_FILE``)."""
         from .tokens import SECRET
 
         workdir.mkdir(parents=True, exist_ok=True)
         env.setdefault("TICKMESH_JWT_SECRET", SECRET)
-        super().__init__([sys.executable, "-m", "tickmesh", "edge"],
-                         base_env(NATS_URL=nats_url, EDGE_PORT=str(port or 0), **env),
-                         workdir / f"edge-{time.monotonic_ns()}.log")
+        super().__init__(
+            [sys.executable, "-m", "tickmesh", "edge"],
+            base_env(NATS_URL=nats_url, EDGE_PORT=str(port or 0), **env),
+            workdir / f"edge-{time.monotonic_ns()}.log",
+        )
         self.scheme = "https" if env.get("EDGE_TLS_CERT_FILE") else "http"
         self.port = port or self._listening_port()
         wait_http(f"{self.http}/readyz", 20, self.proc, context)

@@ -39,8 +39,10 @@ class RawWebSocket:
         parts = urlsplit(url)
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         key = base64.b64encode(os.urandom(16)).decode()
-        head = (f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n")
+        head = (
+            f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        )
         if subprotocol:
             head += f"Sec-WebSocket-Protocol: {subprotocol}\r\n"
         writer.write((head + extra + "\r\n").encode())
@@ -53,6 +55,7 @@ class RawWebSocket:
 
     async def frame(self, timeout: float = 5) -> tuple[int, bytes]:
         """The next server frame as (opcode, payload); checks it is final, unmasked, no RSV."""
+
         async def read() -> tuple[int, bytes]:
             b0, b1 = await self.reader.readexactly(2)
             assert b0 & 0x80 and not b0 & 0x70 and not b1 & 0x80, "server frames are final, unmasked, no RSV"

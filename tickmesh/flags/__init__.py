@@ -10,5 +10,15 @@ from .live import Flags
 from .model import Flag, FlagError, Subject
 from .store import FLAGS_BUCKET, FlagStore
 
-__all__ = ["Evaluation", "Flag", "FlagError", "FlagSet", "FlagStore", "Flags", "FLAGS_BUCKET", "Subject", "bucket",
-           "evaluate"]
+__all__ = [
+    "Evaluation",
+    "Flag",
+    "FlagError",
+    "FlagSet",
+    "FlagStore",
+    "Flags",
+    "FLAGS_BUCKET",
+    "Subject",
+    "bucket",
+    "evaluate",
+]

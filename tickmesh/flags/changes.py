@@ -15,8 +15,19 @@ from tickmesh.contracts.messages import ContractError, schema
 
 from .model import MAX_RULES, Flag, FlagError, Rollout, Rule, Schedule, check_name, check_value, invalid, parse_percent
 
-ACTIONS = ("create", "set", "describe", "rollout", "add_rule", "remove_rule", "clear_rules", "schedule", "kill",
-           "revive", "delete")
+ACTIONS = (
+    "create",
+    "set",
+    "describe",
+    "rollout",
+    "add_rule",
+    "remove_rule",
+    "clear_rules",
+    "schedule",
+    "kill",
+    "revive",
+    "delete",
+)
 
 
 def validate_change(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,8 +51,14 @@ def apply_change(current: Flag | None, change: Mapping[str, Any], *, by: str, no
         if kind is None:
             raise invalid("create needs a type: boolean, string, number or json")
         default = change.get("value", False if kind == "boolean" else None)
-        flag = Flag(name=name, type=kind, default=check_value(kind, default, "default"),
-                    description=change.get("description", ""), updated_by=by, updated_at=now_us)
+        flag = Flag(
+            name=name,
+            type=kind,
+            default=check_value(kind, default, "default"),
+            description=change.get("description", ""),
+            updated_by=by,
+            updated_at=now_us,
+        )
         return flag
     if current is None:
         raise FlagError(ErrorCode.UNKNOWN_FLAG, f"no flag named {name}")
@@ -90,7 +107,7 @@ def _remove_rule(flag: Flag, change: Mapping[str, Any]) -> Flag:
     index = _needs(change, "index")
     if not 0 <= index < len(flag.rules):
         raise invalid(f"no rule at index {index} (the flag has {len(flag.rules)})")
-    return replace(flag, rules=flag.rules[:index] + flag.rules[index + 1:])
+    return replace(flag, rules=flag.rules[:index] + flag.rules[index + 1 :])
 
 
 def _clear_rules(flag: Flag, change: Mapping[str, Any]) -> Flag:
@@ -114,7 +131,15 @@ def _revive(flag: Flag, change: Mapping[str, Any]) -> Flag:
     return replace(flag, killed=False)
 
 
-_ACTIONS = {"set": _set, "describe": _describe, "rollout": _rollout, "add_rule": _add_rule,
-            "remove_rule": _remove_rule, "clear_rules": _clear_rules, "schedule": _schedule, "kill": _kill,
-            "revive": _revive}
+_ACTIONS = {
+    "set": _set,
+    "describe": _describe,
+    "rollout": _rollout,
+    "add_rule": _add_rule,
+    "remove_rule": _remove_rule,
+    "clear_rules": _clear_rules,
+    "schedule": _schedule,
+    "kill": _kill,
+    "revive": _revive,
+}
 assert set(_ACTIONS) | {"create", "delete"} == set(ACTIONS)

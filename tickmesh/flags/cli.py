@@ -38,7 +38,9 @@ _TRUE, _FALSE = {"true", "on", "yes", "1"}, {"false", "off", "no", "0"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--as", dest="operator", help="who is making the change (audit); default $TICKMESH_OPERATOR or login")
+    p.add_argument(
+        "--as", dest="operator", help="who is making the change (audit); default $TICKMESH_OPERATOR or login"
+    )
     sub = p.add_subparsers(dest="action", required=True)
     ls = sub.add_parser("list", help="every flag: type, default, rules, rollout, schedule, state")
     ls.add_argument("--json", action="store_true", help="print the definitions as JSON lines")
@@ -66,8 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sc.add_argument("name")
     sc.add_argument("--start", help="ISO 8601 time (no zone means UTC)")
     sc.add_argument("--end", help="ISO 8601 time (no zone means UTC)")
-    for name, text in (("kill", "kill switch: everyone gets the default at once"), ("revive", "undo kill"),
-                       ("delete", "delete the flag")):
+    for name, text in (
+        ("kill", "kill switch: everyone gets the default at once"),
+        ("revive", "undo kill"),
+        ("delete", "delete the flag"),
+    ):
         sub.add_parser(name, help=text).add_argument("name")
     d = sub.add_parser("describe", help="set the description")
     d.add_argument("name")
@@ -119,15 +124,21 @@ def _short(value: Any) -> str:
 
 
 def describe(flag: Flag) -> str:
-    rollout = "-" if flag.rollout is None else f"{format_percent(flag.rollout.basis_points)}% -> {_short(flag.rollout.value)}"
+    rollout = (
+        "-" if flag.rollout is None else f"{format_percent(flag.rollout.basis_points)}% -> {_short(flag.rollout.value)}"
+    )
     schedule = "-" if flag.schedule is None else f"{_when(flag.schedule.starts_at)} .. {_when(flag.schedule.ends_at)}"
     state = "KILLED" if flag.killed else "live"
-    return (f"{flag.name:<28} {flag.type:<8} {_short(flag.default):<24} {len(flag.rules):>5}  {rollout:<22} "
-            f"{schedule:<40} {state:<6} {flag.updated_by}")
+    return (
+        f"{flag.name:<28} {flag.type:<8} {_short(flag.default):<24} {len(flag.rules):>5}  {rollout:<22} "
+        f"{schedule:<40} {state:<6} {flag.updated_by}"
+    )
 
 
 def _rule_text(i: int, rule: Any) -> str:
-    parts = [f"{k}={','.join(sorted(getattr(rule, k)))}" for k in ("users", "roles", "entitlements") if getattr(rule, k)]
+    parts = [
+        f"{k}={','.join(sorted(getattr(rule, k)))}" for k in ("users", "roles", "entitlements") if getattr(rule, k)
+    ]
     return f"  [{i}] {' '.join(parts)} -> {_short(rule.value)}"
 
 
@@ -141,9 +152,16 @@ async def _run(args: argparse.Namespace, url: str, by: str) -> int:
     from tickmesh.ops.natsauth import tool_credentials
 
     credentials, inbox = tool_credentials()  # the environment's NATS identity, or the local stack's admin
-    nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False, max_reconnect_attempts=1,
-                            reconnect_time_wait=0.5, error_cb=quiet, inbox_prefix=inbox,
-                            **(credentials.options() if credentials is not None else {}))
+    nc = await nats.connect(
+        url,
+        connect_timeout=5,
+        allow_reconnect=False,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.5,
+        error_cb=quiet,
+        inbox_prefix=inbox,
+        **(credentials.options() if credentials is not None else {}),
+    )
     try:
         store = await FlagStore.open(nc)
         return await _dispatch(store, args, by)
@@ -167,14 +185,18 @@ async def _dispatch(store: FlagStore, args: argparse.Namespace, by: str) -> int:
             for flag in flags:
                 print(orjson.dumps(flag.to_json()).decode())
             return 0
-        print(f"{'flag':<28} {'type':<8} {'default':<24} {'rules':>5}  {'rollout':<22} {'schedule':<40} {'state':<6} by")
+        print(
+            f"{'flag':<28} {'type':<8} {'default':<24} {'rules':>5}  {'rollout':<22} {'schedule':<40} {'state':<6} by"
+        )
         for flag in flags:
             print(describe(flag))
         print(f"({len(flags)} flags, revision {revision})")
         return 0
     if action == "audit":
         for rec in await store.audit(args.name, args.limit):
-            print(f"{_when(rec['ts'])}  rev {rec['revision']:<6} {rec['flag']:<28} {rec['action']:<12} by {rec['by']} via {rec['via']}")
+            print(
+                f"{_when(rec['ts'])}  rev {rec['revision']:<6} {rec['flag']:<28} {rec['action']:<12} by {rec['by']} via {rec['via']}"
+            )
         return 0
     current, revision = await store.get(args.name)
     if action == "show":
@@ -204,8 +226,13 @@ async def _dispatch(store: FlagStore, args: argparse.Namespace, by: str) -> int:
         return await _change(store, change, by)
     if action == "rules":
         if args.add:
-            change = {"name": args.name, "action": "add_rule", "users": args.user, "roles": args.role,
-                      "entitlements": args.entitlement}
+            change = {
+                "name": args.name,
+                "action": "add_rule",
+                "users": args.user,
+                "roles": args.role,
+                "entitlements": args.entitlement,
+            }
             if args.value is not None:
                 change["value"] = parse_value(kind, args.value)[1]
             return await _change(store, change, by)

@@ -147,10 +147,12 @@ class Rule:
 
     @classmethod
     def build(cls, kind: str, raw: Mapping[str, Any]) -> "Rule":
-        rule = cls(value=check_value(kind, raw.get("value"), "rule value"),
-                   users=_labels(raw.get("users"), "users", MAX_USERS_PER_RULE, USER_ID_RE),
-                   roles=_labels(raw.get("roles"), "roles", MAX_LABELS_PER_RULE, _LABEL_RE),
-                   entitlements=_labels(raw.get("entitlements"), "entitlements", MAX_LABELS_PER_RULE, _LABEL_RE))
+        rule = cls(
+            value=check_value(kind, raw.get("value"), "rule value"),
+            users=_labels(raw.get("users"), "users", MAX_USERS_PER_RULE, USER_ID_RE),
+            roles=_labels(raw.get("roles"), "roles", MAX_LABELS_PER_RULE, _LABEL_RE),
+            entitlements=_labels(raw.get("entitlements"), "entitlements", MAX_LABELS_PER_RULE, _LABEL_RE),
+        )
         if not (rule.users or rule.roles or rule.entitlements):
             raise invalid("a rule needs at least one of users, roles, entitlements")
         return rule
@@ -233,7 +235,11 @@ class Flag:
             if not isinstance(sc, Mapping):
                 raise invalid("schedule must be an object")
             schedule = Schedule(_ts(sc.get("starts_at"), "starts_at"), _ts(sc.get("ends_at"), "ends_at"))
-            if schedule.starts_at is not None and schedule.ends_at is not None and schedule.ends_at <= schedule.starts_at:
+            if (
+                schedule.starts_at is not None
+                and schedule.ends_at is not None
+                and schedule.ends_at <= schedule.starts_at
+            ):
                 raise invalid("the schedule must end after it starts")
             if schedule.starts_at is None and schedule.ends_at is None:
                 schedule = None
@@ -247,9 +253,18 @@ class Flag:
         at = raw.get("updated_at") or 0
         if not isinstance(by, str) or len(by) > 128 or type(at) is not int:
             raise invalid("updated_by/updated_at are malformed")
-        return cls(name=name, type=kind, default=check_value(kind, raw.get("default"), "default"),
-                   description=description, rules=rules, rollout=rollout, schedule=schedule, killed=killed,
-                   updated_by=by, updated_at=at)
+        return cls(
+            name=name,
+            type=kind,
+            default=check_value(kind, raw.get("default"), "default"),
+            description=description,
+            rules=rules,
+            rollout=rollout,
+            schedule=schedule,
+            killed=killed,
+            updated_by=by,
+            updated_at=at,
+        )
 
     @classmethod
     def decode(cls, name: str, data: bytes) -> "Flag":

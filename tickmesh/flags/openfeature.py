@@ -32,8 +32,12 @@ from openfeature.provider import AbstractProvider, Metadata
 from .live import Flags
 from .model import Subject
 
-_REASONS = {"default": Reason.DEFAULT, "targeting_match": Reason.TARGETING_MATCH, "split": Reason.SPLIT,
-            "disabled": Reason.DISABLED}
+_REASONS = {
+    "default": Reason.DEFAULT,
+    "targeting_match": Reason.TARGETING_MATCH,
+    "split": Reason.SPLIT,
+    "disabled": Reason.DISABLED,
+}
 
 
 def _labels(raw: Any) -> frozenset[str]:
@@ -77,8 +81,14 @@ class TickmeshProvider(AbstractProvider):
     def _changed(self, names: frozenset[str]) -> None:
         self.emit_provider_configuration_changed(ProviderEventDetails(flags_changed=sorted(names)))
 
-    def _resolve(self, key: str, default: Any, context: EvaluationContext | None, kinds: tuple[str, ...],
-                 convert: Callable[[Any], Any] = lambda v: v) -> FlagResolutionDetails[Any]:
+    def _resolve(
+        self,
+        key: str,
+        default: Any,
+        context: EvaluationContext | None,
+        kinds: tuple[str, ...],
+        convert: Callable[[Any], Any] = lambda v: v,
+    ) -> FlagResolutionDetails[Any]:
         flag = self.flags.get(key)
         if flag is None:
             return FlagResolutionDetails(default, ErrorCode.FLAG_NOT_FOUND, f"no flag named {key}", Reason.ERROR)
@@ -91,27 +101,36 @@ class TickmeshProvider(AbstractProvider):
             value = convert(result.value)
         except (TypeError, ValueError) as exc:
             return FlagResolutionDetails(default, ErrorCode.TYPE_MISMATCH, str(exc), Reason.ERROR)
-        return FlagResolutionDetails(value, reason=_REASONS.get(result.reason, Reason.UNKNOWN), variant=result.variant,
-                                     flag_metadata={"revision": self.flags.revision})
+        return FlagResolutionDetails(
+            value,
+            reason=_REASONS.get(result.reason, Reason.UNKNOWN),
+            variant=result.variant,
+            flag_metadata={"revision": self.flags.revision},
+        )
 
-    def resolve_boolean_details(self, flag_key: str, default_value: bool,
-                                evaluation_context: EvaluationContext | None = None) -> FlagResolutionDetails[bool]:
+    def resolve_boolean_details(
+        self, flag_key: str, default_value: bool, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[bool]:
         return self._resolve(flag_key, default_value, evaluation_context, ("boolean",))
 
-    def resolve_string_details(self, flag_key: str, default_value: str,
-                               evaluation_context: EvaluationContext | None = None) -> FlagResolutionDetails[str]:
+    def resolve_string_details(
+        self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[str]:
         return self._resolve(flag_key, default_value, evaluation_context, ("string",))
 
-    def resolve_integer_details(self, flag_key: str, default_value: int,
-                                evaluation_context: EvaluationContext | None = None) -> FlagResolutionDetails[int]:
+    def resolve_integer_details(
+        self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[int]:
         return self._resolve(flag_key, default_value, evaluation_context, ("number",), _as_int)
 
-    def resolve_float_details(self, flag_key: str, default_value: float,
-                              evaluation_context: EvaluationContext | None = None) -> FlagResolutionDetails[float]:
+    def resolve_float_details(
+        self, flag_key: str, default_value: float, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[float]:
         return self._resolve(flag_key, default_value, evaluation_context, ("number",), float)
 
-    def resolve_object_details(self, flag_key: str, default_value: Any,
-                               evaluation_context: EvaluationContext | None = None) -> FlagResolutionDetails[Any]:
+    def resolve_object_details(
+        self, flag_key: str, default_value: Any, evaluation_context: EvaluationContext | None = None
+    ) -> FlagResolutionDetails[Any]:
         return self._resolve(flag_key, default_value, evaluation_context, ("json",))
 
 

@@ -120,7 +120,9 @@ class FlagStore:
                     stored = await self.kv.update(name, new.encode(), last=revision)
             except KeyWrongLastSequenceError:
                 if expected is not None:
-                    raise FlagError(ErrorCode.FLAG_CONFLICT, f"flag {name} changed meanwhile; reload and retry") from None
+                    raise FlagError(
+                        ErrorCode.FLAG_CONFLICT, f"flag {name} changed meanwhile; reload and retry"
+                    ) from None
                 continue  # another change won: apply ours to the new definition
             await self._audit(name, change["action"], by, via, current, new, stored)
             return new, stored
@@ -138,10 +140,17 @@ class FlagStore:
             raise
         return int(ack.seq)
 
-    async def _audit(self, name: str, action: str, by: str, via: str, before: Flag | None, after: Flag | None,
-                     revision: int) -> None:
-        record: dict[str, Any] = {"flag": name, "action": action, "by": by[:128], "via": via, "revision": revision,
-                                  "ts": now_us()}
+    async def _audit(
+        self, name: str, action: str, by: str, via: str, before: Flag | None, after: Flag | None, revision: int
+    ) -> None:
+        record: dict[str, Any] = {
+            "flag": name,
+            "action": action,
+            "by": by[:128],
+            "via": via,
+            "revision": revision,
+            "ts": now_us(),
+        }
         if before is not None:
             record["before"] = before.to_json()
         if after is not None:
@@ -153,13 +162,30 @@ class FlagStore:
                 break
             except Exception as exc:  # the change is stored (and stamped with `by`); say so loudly
                 if attempt == 2:
-                    log.error("flag change %s@%d not audited: %s", name, revision, exc,
-                              extra={"event": "flags.audit_failed", "flag": name, "by": by})
+                    log.error(
+                        "flag change %s@%d not audited: %s",
+                        name,
+                        revision,
+                        exc,
+                        extra={"event": "flags.audit_failed", "flag": name, "by": by},
+                    )
                 else:
                     await asyncio.sleep(0.2 * (attempt + 1))
-        log.info("flag %s %s by %s via %s", name, action, by, via,
-                 extra={"event": "flags.changed", "flag": name, "action": action, "by": by, "via": via,
-                        "revision": revision})
+        log.info(
+            "flag %s %s by %s via %s",
+            name,
+            action,
+            by,
+            via,
+            extra={
+                "event": "flags.changed",
+                "flag": name,
+                "action": action,
+                "by": by,
+                "via": via,
+                "revision": revision,
+            },
+        )
 
     async def audit(self, name: str | None = None, limit: int = 50) -> "builtins.list[dict[str, Any]]":
         """The last ``limit`` audit records (of ``name``, or of every flag), oldest first."""

@@ -140,8 +140,10 @@ class LocalPresence:
 
     def records(self) -> dict[str, bytes]:
         """Every record this edge holds now (members in their grace period included)."""
-        return {member_key(self.edge, topic, m.user): Record(m.name, m.written, m.data, m.since, m.at).encode()
-                for (topic, _), m in self._members.items()}
+        return {
+            member_key(self.edge, topic, m.user): Record(m.name, m.written, m.data, m.since, m.at).encode()
+            for (topic, _), m in self._members.items()
+        }
 
     def __len__(self) -> int:
         return len(self._members)

@@ -30,8 +30,22 @@ Member = dict[str, Any]
 
 
 class Roster:
-    __slots__ = ("topic", "limit", "_records", "_members", "_order", "count", "conns", "version",
-                 "_sent", "_sent_count", "_sent_conns", "dirty", "_snapshot", "_alive")
+    __slots__ = (
+        "topic",
+        "limit",
+        "_records",
+        "_members",
+        "_order",
+        "count",
+        "conns",
+        "version",
+        "_sent",
+        "_sent_count",
+        "_sent_conns",
+        "dirty",
+        "_snapshot",
+        "_alive",
+    )
 
     def __init__(self, topic: str, *, limit: int, alive: Callable[[str], bool]) -> None:
         self.topic = topic
@@ -155,9 +169,15 @@ class Roster:
         """``(version, payload)``: the listed members as of the last delta (cached per version)."""
         if self._snapshot is None:
             members = sorted(self._sent.values(), key=lambda m: (m["since"], m["user"]))
-            self._snapshot = orjson.dumps({"type": "snapshot", "count": self._sent_count,
-                                           "conns": self._sent_conns, "limit": self.limit,
-                                           "members": members})
+            self._snapshot = orjson.dumps(
+                {
+                    "type": "snapshot",
+                    "count": self._sent_count,
+                    "conns": self._sent_conns,
+                    "limit": self.limit,
+                    "members": members,
+                }
+            )
         return self.version, self._snapshot
 
     @property

@@ -33,8 +33,16 @@ from tickmesh import streams
 from .directory import Delta, Directory
 from .local import LocalPresence
 from .records import (
-    BUCKET, LEASE_FILTER, MEMBERS_FILTER, decode_record, edge_filter, lease_key, lease_value,
-    parse_lease_key, parse_member_key, topic_filter,
+    BUCKET,
+    LEASE_FILTER,
+    MEMBERS_FILTER,
+    decode_record,
+    edge_filter,
+    lease_key,
+    lease_value,
+    parse_lease_key,
+    parse_member_key,
+    topic_filter,
 )
 
 log = logging.getLogger(__name__)
@@ -54,9 +62,17 @@ async def ensure_bucket(js: Any) -> Any:
 
 
 class PresenceStore:
-    def __init__(self, js: Any, *, edge: str, local: LocalPresence, directory: Directory,
-                 heartbeat: float, on_delta: Callable[[Delta], None],
-                 on_error: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        js: Any,
+        *,
+        edge: str,
+        local: LocalPresence,
+        directory: Directory,
+        heartbeat: float,
+        on_delta: Callable[[Delta], None],
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
         if heartbeat < 1:
             raise ValueError("presence heartbeat must be at least 1 second (TTLs are whole seconds)")
         self.js = js
@@ -83,8 +99,12 @@ class PresenceStore:
         await self._put_lease(self.lease_ttl)
         self._tasks.append(asyncio.ensure_future(self._follow_leases()))
         await self._leases_ready.wait()
-        self._tasks += [asyncio.ensure_future(self._heartbeats()), asyncio.ensure_future(self._writer()),
-                        asyncio.ensure_future(self._flusher()), asyncio.ensure_future(self._sweep())]
+        self._tasks += [
+            asyncio.ensure_future(self._heartbeats()),
+            asyncio.ensure_future(self._writer()),
+            asyncio.ensure_future(self._flusher()),
+            asyncio.ensure_future(self._sweep()),
+        ]
 
     async def stop(self, *, grace: float | None = None) -> None:
         """Stop. With ``grace``, the lease is shortened to it (a drain: members who reconnect
@@ -184,8 +204,9 @@ class PresenceStore:
                     key = parse_member_key(entry.key)
                     record = None if entry.operation in _KV_DELETED else decode_record(entry.value)
                 except ValueError as exc:
-                    log.warning("ignored a bad presence record %s: %s", entry.key, exc,
-                                extra={"event": "presence.bad_record"})
+                    log.warning(
+                        "ignored a bad presence record %s: %s", entry.key, exc, extra={"event": "presence.bad_record"}
+                    )
                     continue
                 self.directory.record(topic, key.edge, key.user, record)
                 self._wake_flusher.set()
@@ -213,8 +234,11 @@ class PresenceStore:
                 self.directory.lease(edge, alive)
                 self._wake_flusher.set()
                 if was_alive and not alive:
-                    log.info("presence: edge %s is gone; its members left", edge,
-                             extra={"event": "presence.edge_gone", "edge": edge})
+                    log.info(
+                        "presence: edge %s is gone; its members left",
+                        edge,
+                        extra={"event": "presence.edge_gone", "edge": edge},
+                    )
                     if edge == self.edge and not self._stopping:
                         asyncio.ensure_future(self.reconnected())  # our own lease lapsed: renew
                     elif self.directory.alive and min(self.directory.alive) == self.edge:
@@ -275,8 +299,12 @@ class PresenceStore:
         keys = await self._keys(edge_filter(edge))
         await self._publish_all(dict.fromkeys(keys))
         if keys:
-            log.info("presence: purged %d records of edge %s", len(keys), edge,
-                     extra={"event": "presence.purged", "edge": edge})
+            log.info(
+                "presence: purged %d records of edge %s",
+                len(keys),
+                edge,
+                extra={"event": "presence.purged", "edge": edge},
+            )
         return len(keys)
 
     async def _sweep(self) -> None:

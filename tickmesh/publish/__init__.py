@@ -21,12 +21,37 @@ from tickmesh.natsconn import Credentials
 
 from .context import Versions, current_trace, new_id, now_us, stable_id, trace_headers, traced
 from .delivery import Ack
-from .errors import (BufferFull, InvalidMessage, PublishDenied, PublishError, PublisherClosed, PublishRejected,
-                     PublishTimeout, UnknownChannel)
+from .errors import (
+    BufferFull,
+    InvalidMessage,
+    PublishDenied,
+    PublishError,
+    PublisherClosed,
+    PublishRejected,
+    PublishTimeout,
+    UnknownChannel,
+)
 from .publisher import EXPECTED_STREAM_HEADER, MSG_ID_HEADER, Publisher
 
 __all__ = [
-    "Ack", "BufferFull", "Credentials", "EXPECTED_STREAM_HEADER", "InvalidMessage", "MSG_ID_HEADER", "PublishDenied",
-    "PublishError", "PublishRejected", "PublishTimeout", "Publisher", "PublisherClosed", "UnknownChannel",
-    "Versions", "current_trace", "new_id", "now_us", "stable_id", "trace_headers", "traced",
+    "Ack",
+    "BufferFull",
+    "Credentials",
+    "EXPECTED_STREAM_HEADER",
+    "InvalidMessage",
+    "MSG_ID_HEADER",
+    "PublishDenied",
+    "PublishError",
+    "PublishRejected",
+    "PublishTimeout",
+    "Publisher",
+    "PublisherClosed",
+    "UnknownChannel",
+    "Versions",
+    "current_trace",
+    "new_id",
+    "now_us",
+    "stable_id",
+    "trace_headers",
+    "traced",
 ]

@@ -53,8 +53,9 @@ class Ack:
 
 
 class Delivery:
-    def __init__(self, nc: Any, *, max_pending: int, max_pending_bytes: int, ack_timeout: float,
-                 deliver_timeout: float) -> None:
+    def __init__(
+        self, nc: Any, *, max_pending: int, max_pending_bytes: int, ack_timeout: float, deliver_timeout: float
+    ) -> None:
         if max_pending < 1 or max_pending_bytes < 1 or ack_timeout <= 0 or deliver_timeout <= 0:
             raise ValueError("limits and timeouts must be positive")
         self.nc = nc
@@ -71,12 +72,19 @@ class Delivery:
 
     def _admit(self, subject: str, size: int) -> None:
         if self.pending >= self.max_pending:
-            raise BufferFull(f"{self.pending} messages already wait for NATS (max_pending={self.max_pending}); "
-                             f"{subject} was not sent", subject=subject, limit="max_pending")
+            raise BufferFull(
+                f"{self.pending} messages already wait for NATS (max_pending={self.max_pending}); "
+                f"{subject} was not sent",
+                subject=subject,
+                limit="max_pending",
+            )
         if self.pending_bytes + size > self.max_pending_bytes:
-            raise BufferFull(f"{self.pending_bytes} bytes already wait for NATS (max_pending_bytes="
-                             f"{self.max_pending_bytes}); {subject} was not sent", subject=subject,
-                             limit="max_pending_bytes")
+            raise BufferFull(
+                f"{self.pending_bytes} bytes already wait for NATS (max_pending_bytes="
+                f"{self.max_pending_bytes}); {subject} was not sent",
+                subject=subject,
+                limit="max_pending_bytes",
+            )
         self.pending += 1
         self.pending_bytes += size
 
@@ -104,8 +112,9 @@ class Delivery:
                 try:
                     if self._js is None:
                         self._js = self.nc.jetstream()
-                    ack = await self._js.publish(subject, payload, timeout=min(self.ack_timeout, remaining),
-                                                 headers=dict(headers))
+                    ack = await self._js.publish(
+                        subject, payload, timeout=min(self.ack_timeout, remaining), headers=dict(headers)
+                    )
                     return Ack(ack.stream, ack.seq, bool(ack.duplicate))
                 except (nerr.TimeoutError, asyncio.TimeoutError):
                     self._raise_if_denied(subject)
@@ -115,15 +124,20 @@ class Delivery:
                     last = "JetStream did not answer (no stream, or JetStream unavailable)"
                 except jserr.APIError as exc:
                     if exc.code not in _RETRY_CODES:
-                        raise PublishRejected(f"JetStream refused {subject}: {exc.description or exc}",
-                                              subject=subject, err_code=exc.err_code) from None
+                        raise PublishRejected(
+                            f"JetStream refused {subject}: {exc.description or exc}",
+                            subject=subject,
+                            err_code=exc.err_code,
+                        ) from None
                     last = f"JetStream: {exc.description or exc}"
                 except nerr.MaxPayloadError:
-                    raise PublishRejected(f"{subject}: the message is larger than the server accepts",
-                                          subject=subject) from None
+                    raise PublishRejected(
+                        f"{subject}: the message is larger than the server accepts", subject=subject
+                    ) from None
                 except (nerr.ConnectionClosedError, nerr.ConnectionDrainingError):
-                    raise PublisherClosed(f"the NATS connection closed; {subject} may not be stored",
-                                          subject=subject) from None
+                    raise PublisherClosed(
+                        f"the NATS connection closed; {subject} may not be stored", subject=subject
+                    ) from None
                 except (nerr.OutboundBufferLimitError, nerr.ConnectionReconnectingError, nerr.FlushTimeoutError) as exc:
                     last = f"NATS connection: {type(exc).__name__}"
             elif remaining > 0:
@@ -132,9 +146,13 @@ class Delivery:
                 continue
             now = loop.time()
             if now >= deadline:
-                raise PublishTimeout(f"{subject} not acknowledged within {self.deliver_timeout:g}s "
-                                     f"({attempts} attempts; last: {last}); it may be stored: publish it again "
-                                     "with the same id", subject=subject, attempts=attempts)
+                raise PublishTimeout(
+                    f"{subject} not acknowledged within {self.deliver_timeout:g}s "
+                    f"({attempts} attempts; last: {last}); it may be stored: publish it again "
+                    "with the same id",
+                    subject=subject,
+                    attempts=attempts,
+                )
             self.retries += 1
             await asyncio.sleep(min(backoff.next_delay(now), max(deadline - now, 0.0)))
 

@@ -64,11 +64,24 @@ class Publisher:
     :class:`PublishTimeout` is stored once).
     """
 
-    def __init__(self, nc: Any, *, max_pending: int = 10_000, max_pending_bytes: int = 64 << 20,
-                 ack_timeout: float = 2.0, deliver_timeout: float = 30.0, owns_connection: bool = False) -> None:
+    def __init__(
+        self,
+        nc: Any,
+        *,
+        max_pending: int = 10_000,
+        max_pending_bytes: int = 64 << 20,
+        ack_timeout: float = 2.0,
+        deliver_timeout: float = 30.0,
+        owns_connection: bool = False,
+    ) -> None:
         self.nc = nc
-        self.delivery = Delivery(nc, max_pending=max_pending, max_pending_bytes=max_pending_bytes,
-                                 ack_timeout=ack_timeout, deliver_timeout=deliver_timeout)
+        self.delivery = Delivery(
+            nc,
+            max_pending=max_pending,
+            max_pending_bytes=max_pending_bytes,
+            ack_timeout=ack_timeout,
+            deliver_timeout=deliver_timeout,
+        )
         self.owns_connection = owns_connection
         self.published = 0
         self._versions = Versions()
@@ -76,9 +89,15 @@ class Publisher:
         self._tick_schema = messages.schema("tick")
 
     @classmethod
-    async def connect(cls, nats_url: str, credentials: Credentials | str | Mapping[str, str] | None = None, *,
-                      name: str = "tickmesh-publisher", connect_timeout: float | None = 30.0,
-                      **limits: Any) -> "Publisher":
+    async def connect(
+        cls,
+        nats_url: str,
+        credentials: Credentials | str | Mapping[str, str] | None = None,
+        *,
+        name: str = "tickmesh-publisher",
+        connect_timeout: float | None = 30.0,
+        **limits: Any,
+    ) -> "Publisher":
         """Connect to ``nats_url`` (comma-separated servers allowed) as the NATS identity in
         ``credentials`` (a :class:`Credentials`, a ``.creds`` file path, a mapping, or ``None``).
 
@@ -86,8 +105,9 @@ class Publisher:
         after that the client reconnects by itself, forever, and event publishes wait for it.
         ``limits`` are the keyword arguments of :class:`Publisher`.
         """
-        nc = await nats_connect(nats_url, name=name, first_attempt_timeout=connect_timeout,
-                                credentials=Credentials.of(credentials))
+        nc = await nats_connect(
+            nats_url, name=name, first_attempt_timeout=connect_timeout, credentials=Credentials.of(credentials)
+        )
         return cls(nc, owns_connection=True, **limits)
 
     async def close(self) -> None:
@@ -108,8 +128,7 @@ class Publisher:
 
     # --- any channel ---------------------------------------------------------------------------
 
-    async def publish(self, channel: Channel | str, message: Mapping[str, Any], *,
-                      id: str | None = None) -> Ack | None:
+    async def publish(self, channel: Channel | str, message: Mapping[str, Any], *, id: str | None = None) -> Ack | None:
         """Publish ``message`` on ``channel`` (a :class:`Channel` or a name such as
         ``"notifications:alice"``, ``"prices:AAPL"``, ``"announcements"``).
 
@@ -140,13 +159,28 @@ class Publisher:
 
     # --- state channels ------------------------------------------------------------------------
 
-    async def tick(self, symbol: str, last: str, *, ts: int, provider: str, bid: str | None = None,
-                   ask: str | None = None, size: str | None = None, ingest_ts: int | None = None,
-                   stale: bool | None = None) -> None:
+    async def tick(
+        self,
+        symbol: str,
+        last: str,
+        *,
+        ts: int,
+        provider: str,
+        bid: str | None = None,
+        ask: str | None = None,
+        size: str | None = None,
+        ingest_ts: int | None = None,
+        stale: bool | None = None,
+    ) -> None:
         """A price on ``prices:<symbol>``. Decimals are strings (``"187.20"``) or ``Decimal``;
         ``ts`` is the provider's time in µs since the epoch; ``ingest_ts`` defaults to now."""
-        msg: dict[str, Any] = {"symbol": symbol, "last": last, "ts": ts, "provider": provider,
-                               "ingest_ts": now_us() if ingest_ts is None else ingest_ts}
+        msg: dict[str, Any] = {
+            "symbol": symbol,
+            "last": last,
+            "ts": ts,
+            "provider": provider,
+            "ingest_ts": now_us() if ingest_ts is None else ingest_ts,
+        }
         for k, v in (("bid", bid), ("ask", ask), ("size", size), ("stale", stale)):
             if v is not None:
                 msg[k] = v
@@ -188,8 +222,11 @@ class Publisher:
         try:
             await self.nc.publish(subject, payload, headers=headers)
         except OutboundBufferLimitError:
-            raise BufferFull(f"the NATS outbound buffer is full (NATS unreachable?); {subject} was not sent",
-                             subject=subject, limit="pending_size") from None
+            raise BufferFull(
+                f"the NATS outbound buffer is full (NATS unreachable?); {subject} was not sent",
+                subject=subject,
+                limit="pending_size",
+            ) from None
         except ConnectionClosedError:
             raise PublisherClosed(f"the NATS connection is closed; {subject} was not sent", subject=subject) from None
         self.published += 1
@@ -197,51 +234,131 @@ class Publisher:
 
     # --- event channels ------------------------------------------------------------------------
 
-    async def notify(self, user: str, title: str, *, severity: str = "info", kind: str = "system",
-                     body: str | None = None, symbol: str | None = None, ref: str | None = None,
-                     id: str | None = None, ts: int | None = None) -> Ack:
+    async def notify(
+        self,
+        user: str,
+        title: str,
+        *,
+        severity: str = "info",
+        kind: str = "system",
+        body: str | None = None,
+        symbol: str | None = None,
+        ref: str | None = None,
+        id: str | None = None,
+        ts: int | None = None,
+    ) -> Ack:
         """A notification for ``user`` (``notifications:<user>``). ``kind``: trade, alert, news,
         system or risk; ``severity``: info, warning or critical. ``id`` defaults to a fresh one:
         pass your own (derived from the cause) so that publishing again is stored once."""
-        msg = _fields(user=user, title=title, severity=severity, kind=kind, body=body, symbol=symbol, ref=ref,
-                      id=id, ts=ts)
+        msg = _fields(
+            user=user, title=title, severity=severity, kind=kind, body=body, symbol=symbol, ref=ref, id=id, ts=ts
+        )
         return await self._event(Kind.NOTIFICATIONS, user, msg)
 
-    async def alert(self, user: str, *, id: str, symbol: str, condition: str, threshold: str,
-                    fired_price: str, fired_ts: int | None = None, reference_price: str | None = None,
-                    created_ts: int | None = None, event_id: str | None = None) -> Ack:
+    async def alert(
+        self,
+        user: str,
+        *,
+        id: str,
+        symbol: str,
+        condition: str,
+        threshold: str,
+        fired_price: str,
+        fired_ts: int | None = None,
+        reference_price: str | None = None,
+        created_ts: int | None = None,
+        event_id: str | None = None,
+    ) -> Ack:
         """A price alert of ``user`` that fired (``alerts:<user>``): the rule (``id``, ``symbol``,
         ``condition`` above/below/move_pct, ``threshold``) and the price that fired it.
         ``event_id`` (default: the rule id) de-duplicates the event."""
-        msg = _fields(id=id, symbol=symbol, condition=condition, threshold=threshold, fired_price=fired_price,
-                      fired_ts=now_us() if fired_ts is None else fired_ts, reference_price=reference_price,
-                      created_ts=created_ts)
+        msg = _fields(
+            id=id,
+            symbol=symbol,
+            condition=condition,
+            threshold=threshold,
+            fired_price=fired_price,
+            fired_ts=now_us() if fired_ts is None else fired_ts,
+            reference_price=reference_price,
+            created_ts=created_ts,
+        )
         return await self._event(Kind.ALERTS, user, msg, event_id)
 
-    async def execution(self, user: str, *, exec_id: str, order_id: str, client_order_id: str, symbol: str,
-                        side: str, order_type: str, status: str, quantity: str, price: str | None = None,
-                        limit_price: str | None = None, reason: str | None = None, code: int | None = None,
-                        ts: int | None = None) -> Ack:
+    async def execution(
+        self,
+        user: str,
+        *,
+        exec_id: str,
+        order_id: str,
+        client_order_id: str,
+        symbol: str,
+        side: str,
+        order_type: str,
+        status: str,
+        quantity: str,
+        price: str | None = None,
+        limit_price: str | None = None,
+        reason: str | None = None,
+        code: int | None = None,
+        ts: int | None = None,
+    ) -> Ack:
         """An order's state change on ``trades:<user>`` (status accepted, filled, rejected or
         cancelled). ``exec_id`` identifies this event: the same id is stored once."""
-        msg = _fields(user=user, exec_id=exec_id, order_id=order_id, client_order_id=client_order_id,
-                      symbol=symbol, side=side, order_type=order_type, status=status, quantity=quantity,
-                      price=price, limit_price=limit_price, reason=reason, code=code, ts=ts)
+        msg = _fields(
+            user=user,
+            exec_id=exec_id,
+            order_id=order_id,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side,
+            order_type=order_type,
+            status=status,
+            quantity=quantity,
+            price=price,
+            limit_price=limit_price,
+            reason=reason,
+            code=code,
+            ts=ts,
+        )
         return await self._event(Kind.TRADES, user, msg)
 
-    async def announce(self, text: str, *, severity: str = "info", starts_at: int | None = None,
-                       ends_at: int | None = None, id: str | None = None, ts: int | None = None) -> Ack:
+    async def announce(
+        self,
+        text: str,
+        *,
+        severity: str = "info",
+        starts_at: int | None = None,
+        ends_at: int | None = None,
+        id: str | None = None,
+        ts: int | None = None,
+    ) -> Ack:
         """A system announcement on ``announcements``, shown to every connected user (and
         replayed to new connections until ``ends_at``). This publishes at once: scheduling for
         ``starts_at`` is the announcer service's ``announcement.publish`` command."""
         msg = _fields(text=text, severity=severity, starts_at=starts_at, ends_at=ends_at, id=id, ts=ts)
         return await self._event(Kind.ANNOUNCEMENTS, None, msg)
 
-    async def news(self, headline: str, *, source: str, id: str | None = None, summary: str | None = None,
-                   symbols: Sequence[str] | None = None, url: str | None = None, ts: int | None = None) -> Ack:
+    async def news(
+        self,
+        headline: str,
+        *,
+        source: str,
+        id: str | None = None,
+        summary: str | None = None,
+        symbols: Sequence[str] | None = None,
+        url: str | None = None,
+        ts: int | None = None,
+    ) -> Ack:
         """A news story on ``news``."""
-        msg = _fields(headline=headline, source=source, id=id, summary=summary,
-                      symbols=list(symbols) if symbols is not None else None, url=url, ts=ts)
+        msg = _fields(
+            headline=headline,
+            source=source,
+            id=id,
+            summary=summary,
+            symbols=list(symbols) if symbols is not None else None,
+            url=url,
+            ts=ts,
+        )
         return await self._event(Kind.NEWS, None, msg)
 
     async def _event(self, kind: Kind, user: str | None, msg: dict[str, Any], event_id: str | None = None) -> Ack:
@@ -273,8 +390,9 @@ class Publisher:
         try:  # publishers write to the channels a stream stores; presence and watch-lists have owners
             stream_table.stream_for_kind(ch.kind)
         except KeyError:
-            raise UnknownChannel(f"{ch.kind.value} channels are not published directly "
-                                 "(their service or the edges own them)") from None
+            raise UnknownChannel(
+                f"{ch.kind.value} channels are not published directly (their service or the edges own them)"
+            ) from None
         return ch
 
     @staticmethod

@@ -26,8 +26,11 @@ class NaiveHub:
         self._subs: dict[str, object] = {}
 
     async def start(self) -> None:
-        self.nc = await nats.connect(servers=[os.environ.get("NATS_URL", "nats://127.0.0.1:4222")],
-                                     name="bench-naive-peer", max_reconnect_attempts=-1)
+        self.nc = await nats.connect(
+            servers=[os.environ.get("NATS_URL", "nats://127.0.0.1:4222")],
+            name="bench-naive-peer",
+            max_reconnect_attempts=-1,
+        )
 
     async def stop(self) -> None:
         if self.nc is not None:
@@ -53,8 +56,9 @@ class NaiveHub:
             queue.put_nowait(frame)
 
 
-async def serve_connection(hub: NaiveHub, receive: Callable[[], Awaitable[str]],
-                           send: Callable[[str], Awaitable[None]]) -> None:
+async def serve_connection(
+    hub: NaiveHub, receive: Callable[[], Awaitable[str]], send: Callable[[str], Awaitable[None]]
+) -> None:
     """Pump one WebSocket: a reader handling ``sub``, a writer sending one message per frame."""
     queue: asyncio.Queue = asyncio.Queue()
 
@@ -79,6 +83,7 @@ async def subscribe_once(nc, subs: dict, subject: str, cb) -> None:
     returns when the server has the subscription."""
     pending = subs.get(subject)
     if pending is None:
+
         async def go() -> None:
             await nc.subscribe(subject, cb=cb)
             await nc.flush()

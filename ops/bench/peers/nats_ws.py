@@ -19,7 +19,6 @@ def write_config(path: Path, *, client_port: int, ws_port: int | None, store: Pa
         'jetstream { store_dir: "%s" }' % store,
     ]
     if ws_port is not None:
-        lines += ["websocket {", '  listen: "127.0.0.1:%d"' % ws_port, "  no_tls: true",
-                  "  compression: false", "}"]
+        lines += ["websocket {", '  listen: "127.0.0.1:%d"' % ws_port, "  no_tls: true", "  compression: false", "}"]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -19,8 +19,11 @@ def create_app() -> socketio.ASGIApp:
     state: dict = {"nc": None, "subs": {}}
 
     async def startup() -> None:
-        state["nc"] = await nats.connect(servers=[os.environ.get("NATS_URL", "nats://127.0.0.1:4222")],
-                                         name="bench-socketio-peer", max_reconnect_attempts=-1)
+        state["nc"] = await nats.connect(
+            servers=[os.environ.get("NATS_URL", "nats://127.0.0.1:4222")],
+            name="bench-socketio-peer",
+            max_reconnect_attempts=-1,
+        )
 
     async def shutdown() -> None:
         if state["nc"] is not None:
@@ -41,5 +44,4 @@ def create_app() -> socketio.ASGIApp:
 
 
 if __name__ == "__main__":
-    uvicorn.run(create_app(), host="127.0.0.1", port=port(), loop="uvloop", log_level="warning",
-                access_log=False)
+    uvicorn.run(create_app(), host="127.0.0.1", port=port(), loop="uvloop", log_level="warning", access_log=False)

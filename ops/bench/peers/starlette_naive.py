@@ -34,5 +34,4 @@ def create_app() -> Starlette:
 
 
 if __name__ == "__main__":
-    uvicorn.run(create_app(), host="127.0.0.1", port=port(), loop="uvloop", log_level="warning",
-                access_log=False)
+    uvicorn.run(create_app(), host="127.0.0.1", port=port(), loop="uvloop", log_level="warning", access_log=False)

@@ -39,9 +39,19 @@ class NullConnection:
 
 
 def make_ticks(n: int, offset: int) -> list[Tick]:
-    return [Tick(symbol=SYMBOLS[i % len(SYMBOLS)], last=f"{100 + (i % 997) / 100:.2f}", ts=T0 + offset + i,
-                 ingest_ts=T0 + offset + i, provider="bench", bid="99.99", ask="100.01", size="1")
-            for i in range(n)]
+    return [
+        Tick(
+            symbol=SYMBOLS[i % len(SYMBOLS)],
+            last=f"{100 + (i % 997) / 100:.2f}",
+            ts=T0 + offset + i,
+            ingest_ts=T0 + offset + i,
+            provider="bench",
+            bid="99.99",
+            ask="100.01",
+            size="1",
+        )
+        for i in range(n)
+    ]
 
 
 async def one_round(nc, n: int, offset: int) -> tuple[float, float]:
@@ -61,13 +71,19 @@ async def main(args: argparse.Namespace) -> None:
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
         from tickmesh import tracing
-        tracing.setup("bench", exporter=InMemorySpanExporter(), set_global=False,
-                      environ={"TICKMESH_TRACE_SAMPLE_RATIO": str(args.ratio)})
+
+        tracing.setup(
+            "bench",
+            exporter=InMemorySpanExporter(),
+            set_global=False,
+            environ={"TICKMESH_TRACE_SAMPLE_RATIO": str(args.ratio)},
+        )
     server = None
     if args.nats:
         import nats
 
         from tests.support.natsserver import NatsServer
+
         server = NatsServer(Path(tempfile.mkdtemp(prefix="bench-nats-"))).start()
         nc = await nats.connect(server.url, pending_size=64 * 1024 * 1024)
     else:
@@ -81,8 +97,10 @@ async def main(args: argparse.Namespace) -> None:
     where = "nats-server" if args.nats else "no NATS"
     tracing_note = f"tracing ratio {args.ratio}" if args.ratio is not None else "tracing off"
     wall, cpu = sorted(r[0] for r in rates), sorted(r[1] for r in rates)
-    print(f"{where}, {tracing_note}: wall best {wall[-1]:,.0f} median {wall[len(wall) // 2]:,.0f} ticks/s; "
-          f"CPU best {cpu[-1]:,.0f} median {cpu[len(cpu) // 2]:,.0f} ticks/s ({args.repeat} rounds of {args.ticks})")
+    print(
+        f"{where}, {tracing_note}: wall best {wall[-1]:,.0f} median {wall[len(wall) // 2]:,.0f} ticks/s; "
+        f"CPU best {cpu[-1]:,.0f} median {cpu[len(cpu) // 2]:,.0f} ticks/s ({args.repeat} rounds of {args.ticks})"
+    )
 
 
 if __name__ == "__main__":

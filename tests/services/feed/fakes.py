@@ -37,8 +37,14 @@ class Connection:
 
 
 class FakeProvider:
-    def __init__(self, frames: list[str], scripts: tuple[str, ...] = ("silent",), *, drop: frozenset[int] = frozenset(),
-                 spacing: float = 0.005) -> None:
+    def __init__(
+        self,
+        frames: list[str],
+        scripts: tuple[str, ...] = ("silent",),
+        *,
+        drop: frozenset[int] = frozenset(),
+        spacing: float = 0.005,
+    ) -> None:
         self.frames = frames
         self.scripts = scripts
         self.drop = drop
@@ -129,6 +135,8 @@ class FakeBinance(FakeProvider):
 
     async def after(self, ws: ServerConnection, conn: Connection, script: str) -> None:
         if script == "shutdown":
-            await ws.send(json.dumps({"stream": "!serverShutdown", "data": {"e": "serverShutdown", "E": 1772460086400000}}))
+            await ws.send(
+                json.dumps({"stream": "!serverShutdown", "data": {"e": "serverShutdown", "E": 1772460086400000}})
+            )
             script = "silent"
         await super().after(ws, conn, script)

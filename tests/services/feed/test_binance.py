@@ -7,8 +7,14 @@ import json
 import pytest
 
 from tickmesh.backoff import Backoff
-from tickmesh.services.market_feed.binance import (BinanceBooks, BinanceProvider, BinanceSession, canonical,
-                                                   exchange_symbol, stream_names)
+from tickmesh.services.market_feed.binance import (
+    BinanceBooks,
+    BinanceProvider,
+    BinanceSession,
+    canonical,
+    exchange_symbol,
+    stream_names,
+)
 from tickmesh.services.market_feed.provider import ProviderStats
 
 from .fakes import FakeBinance
@@ -32,11 +38,21 @@ async def test_subscribes_on_the_combined_endpoint_answers_pings_and_emits_exact
             await until(lambda: fake.connections[0].pongs == 1, what="the pong")
     conn = fake.connections[0]
     assert conn.path == "/stream"
-    assert conn.received == [{"method": "SUBSCRIBE", "id": 1, "params": [
-        "btcusdt@trade", "btcusdt@bookTicker", "ethusdt@trade", "ethusdt@bookTicker"]}]
+    assert conn.received == [
+        {
+            "method": "SUBSCRIBE",
+            "id": 1,
+            "params": ["btcusdt@trade", "btcusdt@bookTicker", "ethusdt@trade", "ethusdt@bookTicker"],
+        }
+    ]
     btc = [t for t in got.ticks if t.symbol == "BTC-USDT"]
     # bookTicker before any trade: last is the exact mid; then the trade's price and size.
-    assert (btc[0].last, btc[0].bid, btc[0].ask, btc[0].size) == ("67250.01500000", "67250.01000000", "67250.02000000", None)
+    assert (btc[0].last, btc[0].bid, btc[0].ask, btc[0].size) == (
+        "67250.01500000",
+        "67250.01000000",
+        "67250.02000000",
+        None,
+    )
     assert (btc[1].last, btc[1].size) == ("67250.02000000", "0.00150000")
     assert btc[2].last == "67250.02000000" and btc[2].bid == "67250.50000000"  # last trade carried over
     # The recording's trade times are months old, the first bookTicker is stamped "now": a
@@ -72,8 +88,18 @@ def test_default_backoff_never_reconnects_faster_than_once_a_second():
     assert feed.backoff.delay(100.4) == pytest.approx(0.6)
 
 
-@pytest.mark.parametrize("raw,want", [("BTCUSDT", "BTC-USDT"), ("ETHBTC", "ETH-BTC"), ("BTCFDUSD", "BTC-FDUSD"),
-                                      ("BTCUSD", "BTC-USD"), ("SOLUSDC", "SOL-USDC"), ("USDT", None), ("XYZ", None)])
+@pytest.mark.parametrize(
+    "raw,want",
+    [
+        ("BTCUSDT", "BTC-USDT"),
+        ("ETHBTC", "ETH-BTC"),
+        ("BTCFDUSD", "BTC-FDUSD"),
+        ("BTCUSD", "BTC-USD"),
+        ("SOLUSDC", "SOL-USDC"),
+        ("USDT", None),
+        ("XYZ", None),
+    ],
+)
 def test_symbols_map_to_canonical_form_by_quote_asset(raw, want):
     assert canonical(raw) == want
 
@@ -104,8 +130,11 @@ def test_errors_and_garbage_are_counted_not_raised():
 
 def test_raw_stream_payloads_are_understood_too():
     s = BinanceSession(SYMBOLS, BinanceBooks(), now=0, idle_timeout=60, stats=ProviderStats())
-    ticks = s.receive('{"e":"trade","E":1772460000001,"s":"ETHUSDT","t":5,"p":"3120.1","q":"1.5","T":1772460000000}',
-                      now=1, recv_us=1772460000004000)
+    ticks = s.receive(
+        '{"e":"trade","E":1772460000001,"s":"ETHUSDT","t":5,"p":"3120.1","q":"1.5","T":1772460000000}',
+        now=1,
+        recv_us=1772460000004000,
+    )
     assert [(t.symbol, t.last, t.size) for t in ticks] == [("ETH-USDT", "3120.1", "1.5")]
     assert s.receive('{"e":"serverShutdown","E":1}', now=1, recv_us=1) == [] and s.reconnect
 
@@ -113,13 +142,24 @@ def test_raw_stream_payloads_are_understood_too():
 def test_trade_time_is_the_tick_time_and_book_tickers_follow_the_exchange_clock():
     s = BinanceSession(SYMBOLS, BinanceBooks(), now=0, idle_timeout=60, stats=ProviderStats())
     # Exchange clock 2 ms ahead of ours (event E at 1000.002 s, received at 1000.000 s local).
-    [trade] = s.receive('{"stream":"btcusdt@trade","data":{"e":"trade","E":1772460001002,"s":"BTCUSDT","t":9,'
-                        '"p":"67000.5","q":"0.1","T":1772460001001}}', now=1, recv_us=1772460001000000)
+    [trade] = s.receive(
+        '{"stream":"btcusdt@trade","data":{"e":"trade","E":1772460001002,"s":"BTCUSDT","t":9,'
+        '"p":"67000.5","q":"0.1","T":1772460001001}}',
+        now=1,
+        recv_us=1772460001000000,
+    )
     assert trade.ts == 1772460001001000 and trade.ingest_ts == 1772460001000000
-    [book] = s.receive('{"stream":"btcusdt@bookTicker","data":{"u":3,"s":"BTCUSDT","b":"67000.4","B":"1",'
-                       '"a":"67000.6","A":"2"}}', now=2, recv_us=1772460001500000)
+    [book] = s.receive(
+        '{"stream":"btcusdt@bookTicker","data":{"u":3,"s":"BTCUSDT","b":"67000.4","B":"1","a":"67000.6","A":"2"}}',
+        now=2,
+        recv_us=1772460001500000,
+    )
     assert book.ts == 1772460001502000 and book.last == "67000.5"
     # A trade stamped before that book update (exchange-side) still moves forward in time.
-    [late] = s.receive('{"stream":"btcusdt@trade","data":{"e":"trade","E":1772460001501,"s":"BTCUSDT","t":10,'
-                       '"p":"67000.6","q":"0.2","T":1772460001500}}', now=3, recv_us=1772460001600000)
+    [late] = s.receive(
+        '{"stream":"btcusdt@trade","data":{"e":"trade","E":1772460001501,"s":"BTCUSDT","t":10,'
+        '"p":"67000.6","q":"0.2","T":1772460001500}}',
+        now=3,
+        recv_us=1772460001600000,
+    )
     assert late.ts == book.ts

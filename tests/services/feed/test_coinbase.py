@@ -42,7 +42,9 @@ async def test_subscribes_to_ticker_and_heartbeats_then_emits_exact_ticks():
 
 
 async def test_sequence_and_heartbeat_gaps_are_counted_and_logged(caplog):
-    heartbeat_frame = next(i for i, f in enumerate(recording("coinbase_session.ndjson")) if '"heartbeats"' in f and i > 3)
+    heartbeat_frame = next(
+        i for i, f in enumerate(recording("coinbase_session.ndjson")) if '"heartbeats"' in f and i > 3
+    )
     caplog.set_level(logging.WARNING, logger="tickmesh.services.market_feed.coinbase")
     async with FakeCoinbase(drop=frozenset({4, heartbeat_frame})) as fake:
         feed, got = provider(fake.url), Collector()
@@ -58,8 +60,10 @@ async def test_silent_heartbeats_make_it_reconnect_and_resubscribe():
     async with FakeCoinbase(("silent",)) as fake:
         feed, got = provider(fake.url, heartbeat_timeout=0.3), Collector()
         async with running(feed, got):
-            await until(lambda: len(fake.connections) >= 2 and len(fake.connections[1].received) >= 2,
-                        what="a second connection with its subscriptions")
+            await until(
+                lambda: len(fake.connections) >= 2 and len(fake.connections[1].received) >= 2,
+                what="a second connection with its subscriptions",
+            )
             await until(lambda: len(got.ticks) >= 2 * TICKS_PER_SESSION, what="the ticks of the second session")
     assert feed.stats.silences >= 1
     assert fake.connections[1].received == fake.connections[0].received
@@ -101,8 +105,13 @@ async def test_nothing_listening_is_retried_not_fatal():
 def test_session_ignores_garbage_and_unknown_types_without_raising():
     stats = ProviderStats()
     s = CoinbaseSession(PRODUCTS, now=0.0, heartbeat_timeout=3.0, stats=stats)
-    for frame in ("not json", "[1,2]", '{"channel":"l2_data","events":[]}', '{"type":"brand_new"}',
-                  '{"channel":"ticker","events":[{"type":"update","tickers":[{"product_id":"BTC-USD","price":"nope"}]}]}'):
+    for frame in (
+        "not json",
+        "[1,2]",
+        '{"channel":"l2_data","events":[]}',
+        '{"type":"brand_new"}',
+        '{"channel":"ticker","events":[{"type":"update","tickers":[{"product_id":"BTC-USD","price":"nope"}]}]}',
+    ):
         assert s.receive(frame, now=1.0, recv_us=1) == []
     assert stats.ignored == 4
     s.receive('{"type":"error","message":"failed to subscribe"}', now=1.0, recv_us=1)

@@ -72,9 +72,9 @@ def test_the_pipeline_reports_each_drop_with_its_reason():
     reasons: list[str] = []
     p = Pipeline(symbols={"AAPL"}, on_drop=reasons.append)
     p.offer(tick("AAPL", "1.00", 5), now=0.0)
-    p.offer(tick("AAPL", "1.00", 5), now=0.0)   # exact repeat
-    p.offer(tick("AAPL", "1.00", 4), now=0.0)   # older
-    p.offer(tick("MSFT", "1.00", 6), now=0.0)   # outside the universe
+    p.offer(tick("AAPL", "1.00", 5), now=0.0)  # exact repeat
+    p.offer(tick("AAPL", "1.00", 4), now=0.0)  # older
+    p.offer(tick("MSFT", "1.00", 6), now=0.0)  # outside the universe
     assert reasons == ["stale", "stale", "invalid"]
     assert all(r in metrics.DROP_REASONS for r in reasons)
 

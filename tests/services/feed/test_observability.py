@@ -61,8 +61,14 @@ async def test_a_sampled_tick_is_one_trace_from_the_feed_through_the_valuer_to_t
     by_name: dict[str, list] = {}
     for s in mine:
         by_name.setdefault(s.name, []).append(s)
-    assert set(by_name) == {"feed.tick", "feed.normalise", "feed.publish", "prices.tick", "valuer.publish",
-                            "edge.fanout"}
+    assert set(by_name) == {
+        "feed.tick",
+        "feed.normalise",
+        "feed.publish",
+        "prices.tick",
+        "valuer.publish",
+        "edge.fanout",
+    }
     (root,), (normalise,), (publish,) = by_name["feed.tick"], by_name["feed.normalise"], by_name["feed.publish"]
     assert root.parent is None and root.attributes[tracing.SAMPLED_BY] == "ratio"
     assert root.attributes["tickmesh.provider"] == "test" and root.attributes["tickmesh.published"] == 1
@@ -94,16 +100,25 @@ async def test_a_feed_process_serves_provider_health_gaps_reconnects_and_drops(n
     port = free_port()
     loop = asyncio.get_running_loop()
     async with FakeCoinbase(("close", "silent"), drop=frozenset({4})) as fake:
-        env = base_env(NATS_URL=nats_server.url, METRICS_PORT=str(port), METRICS_HOST="127.0.0.1",
-                       FEED_PROVIDER="coinbase", FEED_SYMBOLS="BTC-USD,ETH-USD", FEED_COINBASE_URL=fake.url,
-                       FEED_COINBASE_HEARTBEAT_TIMEOUT_S="600", FEED_RECONNECT_MAX_S="1")
+        env = base_env(
+            NATS_URL=nats_server.url,
+            METRICS_PORT=str(port),
+            METRICS_HOST="127.0.0.1",
+            FEED_PROVIDER="coinbase",
+            FEED_SYMBOLS="BTC-USD,ETH-USD",
+            FEED_COINBASE_URL=fake.url,
+            FEED_COINBASE_HEARTBEAT_TIMEOUT_S="600",
+            FEED_RECONNECT_MAX_S="1",
+        )
         proc = Proc([sys.executable, "-m", "tickmesh", "service", "market-feed"], env, tmp_path / "feed.log")
         url = f"http://127.0.0.1:{port}/metrics"
 
         def healthy(s: dict) -> bool:
-            return (sample(s, "tickmesh_provider_connected", 0.0, provider="coinbase") == 1
-                    and sample(s, "tickmesh_provider_reconnects_total", 0.0, provider="coinbase") >= 1
-                    and sample(s, "tickmesh_dropped_messages_total", 0.0, reason="stale") >= 1)
+            return (
+                sample(s, "tickmesh_provider_connected", 0.0, provider="coinbase") == 1
+                and sample(s, "tickmesh_provider_reconnects_total", 0.0, provider="coinbase") >= 1
+                and sample(s, "tickmesh_dropped_messages_total", 0.0, reason="stale") >= 1
+            )
 
         try:
             await loop.run_in_executor(None, wait_http, url, 20, proc.proc)

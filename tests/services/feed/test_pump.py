@@ -35,5 +35,4 @@ async def test_a_rate_limited_burst_still_publishes_its_last_value_then_goes_sta
         with contextlib.suppress(asyncio.CancelledError):
             await timer
         await nc.close()
-    assert [(x["last"], x.get("stale", False)) for x in got] == [("148.30", False), ("148.33", False),
-                                                                  ("148.33", True)]
+    assert [(x["last"], x.get("stale", False)) for x in got] == [("148.30", False), ("148.33", False), ("148.33", True)]

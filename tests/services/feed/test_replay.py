@@ -38,15 +38,19 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-NDJSON = ('{"symbol":"AAPL","last":"187.20","bid":"187.19","ask":"187.21","size":"100","ts":1000000}\n'
-          '\n'
-          '{"symbol":"MSFT","last":415.30,"ts":3000000}\n'
-          'not json\n'
-          '{"symbol":"AAPL","last":"187.25","ts":5000000}\n')
-CSV = ("symbol,last,bid,ask,size,ts\n"
-       "AAPL,187.20,187.19,187.21,100,1000000\n"
-       "MSFT,415.30,,,,3000000\n"
-       "AAPL,187.25,,,,5000000\n")
+NDJSON = (
+    '{"symbol":"AAPL","last":"187.20","bid":"187.19","ask":"187.21","size":"100","ts":1000000}\n'
+    "\n"
+    '{"symbol":"MSFT","last":415.30,"ts":3000000}\n'
+    "not json\n"
+    '{"symbol":"AAPL","last":"187.25","ts":5000000}\n'
+)
+CSV = (
+    "symbol,last,bid,ask,size,ts\n"
+    "AAPL,187.20,187.19,187.21,100,1000000\n"
+    "MSFT,415.30,,,,3000000\n"
+    "AAPL,187.25,,,,5000000\n"
+)
 
 
 async def play(path: Path, *, speed: float, loop: bool = False, until: int | None = None, **kw):
@@ -66,8 +70,11 @@ async def play(path: Path, *, speed: float, loop: bool = False, until: int | Non
 @pytest.mark.parametrize("name,text", [("t.ndjson", NDJSON), ("t.csv", CSV)])
 async def test_ndjson_and_csv_play_the_same_ticks_rebased_to_now(tmp_path, name, text):
     feed, ticks, _ = await play(write(tmp_path / name, text), speed=1.0)
-    assert [(t.symbol, t.last, t.bid) for t in ticks] == [("AAPL", "187.20", "187.19"), ("MSFT", "415.30", None),
-                                                         ("AAPL", "187.25", None)]
+    assert [(t.symbol, t.last, t.bid) for t in ticks] == [
+        ("AAPL", "187.20", "187.19"),
+        ("MSFT", "415.30", None),
+        ("AAPL", "187.25", None),
+    ]
     start_us = int(START * 1e6)
     assert [t.ts for t in ticks] == [start_us, start_us + 2_000_000, start_us + 4_000_000]
     assert all(t.provider == "replay" and t.ingest_ts == t.ts for t in ticks)

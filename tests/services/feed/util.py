@@ -13,11 +13,19 @@ from tests.support.timing import t
 T0 = 1_772_460_000_000_000  # a provider time (µs) in 2026
 
 
-def tick(symbol: str = "AAPL", last: str = "187.20", ts: int = T0, *, ingest_ts: int | None = None,
-         provider: str = "test", **kw) -> Tick:
+def tick(
+    symbol: str = "AAPL",
+    last: str = "187.20",
+    ts: int = T0,
+    *,
+    ingest_ts: int | None = None,
+    provider: str = "test",
+    **kw,
+) -> Tick:
     """A normalised tick (``ingest_ts`` defaults to ``ts``; ``kw``: bid, ask, size, ...)."""
-    return Tick(symbol=symbol, last=last, ts=ts, ingest_ts=ts if ingest_ts is None else ingest_ts,
-                provider=provider, **kw)
+    return Tick(
+        symbol=symbol, last=last, ts=ts, ingest_ts=ts if ingest_ts is None else ingest_ts, provider=provider, **kw
+    )
 
 
 class Collector:
