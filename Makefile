@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 WEB_DIST  := web/apps/dashboard/dist/index.html
 
-.PHONY: up test test-python test-web install web clean
+.PHONY: up test lint test-python test-web install web clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,17 @@ up: install web
 	$(BIN)/tickmesh up
 
 ## Install what the tests need and run every test (Python, then the web client and the browser)
-test: test-python test-web
+test: lint test-python test-web
+
+## Lint, format check and type check (ruff on everything Python; mypy on contracts/ and edge/ and what
+## they import, through build/mypy: symlinks that lay the folders out as the tickmesh package)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	rm -rf build/mypy && mkdir -p build/mypy/tickmesh
+	for f in tickmesh/*; do ln -s ../../../$$f build/mypy/tickmesh/; done
+	for d in contracts edge services ops; do ln -s ../../../$$d build/mypy/tickmesh/$$d; done
+	cd build/mypy && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p tickmesh.contracts -p tickmesh.edge
 
 test-python: install $(ASYNCAPI_STAMP)
 	$(BIN)/python -m pytest

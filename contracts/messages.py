@@ -8,10 +8,11 @@ from the provider to the browser: a binary float never appears on the wire.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 

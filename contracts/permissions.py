@@ -10,9 +10,10 @@ permissions too. ``tickmesh up`` and the Helm chart render server configuration 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Mapping
+from typing import Any
 
 from . import commands as cmds
 from . import messages

@@ -13,9 +13,10 @@ every test, never in production.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Mapping
+from typing import Any
 
 from ._data import load
 from .channels import Kind, wildcard

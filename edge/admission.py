@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+
 from tickmesh import metrics
 from tickmesh.contracts.codes import CloseCode, ErrorCode, http_status
 

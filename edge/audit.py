@@ -31,8 +31,8 @@ from typing import Any
 import orjson
 
 from tickmesh import metrics
-from tickmesh.contracts.channels import trade_audit_subject
 from tickmesh.contracts import streams as stream_table
+from tickmesh.contracts.channels import trade_audit_subject
 
 from .frames import CODECS
 
@@ -156,7 +156,7 @@ class TradeAudit:
             self._task = None
         try:
             await asyncio.wait_for(self.flush(), timeout)
-        except (asyncio.TimeoutError, Exception):
+        except (TimeoutError, Exception):
             pass
         self._report()
 

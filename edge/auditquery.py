@@ -10,7 +10,6 @@ execution's ids too, so an order is still found after its trades have aged out o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -53,7 +52,7 @@ async def _scan(js: Any, stream: str, subject: str) -> tuple[list[tuple[int, Any
         while len(out) < MAX_SCAN:
             try:
                 msgs = await psub.fetch(_BATCH, timeout=2.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             for m in msgs:
                 try:

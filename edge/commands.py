@@ -26,7 +26,8 @@ from typing import Any
 
 import orjson
 from nats.aio.client import Client
-from nats.errors import ConnectionReconnectingError, NoRespondersError, TimeoutError as NatsTimeout
+from nats.errors import ConnectionReconnectingError, NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import KeyWrongLastSequenceError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
@@ -101,7 +102,7 @@ class CommandRunner:
                 )
         except NoRespondersError:
             return _err(ErrorCode.UNAVAILABLE, f"no service answers {action.name}; retry later")
-        except (NatsTimeout, asyncio.TimeoutError):
+        except (TimeoutError, NatsTimeout):
             return _err(ErrorCode.TIMEOUT, f"{action.name} timed out; retry with the same key")
         reply = decode_reply(msg.data)
         if reply.ok:

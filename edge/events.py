@@ -221,10 +221,12 @@ class EventFeeds:
                 while len(out) < MAX_REPLAY:
                     try:
                         msgs = await psub.fetch(REPLAY_BATCH, timeout=FETCH_TIMEOUT)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         timeouts += 1
                         if timeouts >= FETCH_ATTEMPTS:
-                            raise ReplayIncomplete(f"{subject}: {len(out)} messages read, stopped before {last}")
+                            raise ReplayIncomplete(
+                                f"{subject}: {len(out)} messages read, stopped before {last}"
+                            ) from None
                         continue
                     for m in msgs:
                         seq = m.metadata.sequence.stream

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import orjson
 from quart import Quart, Response, request
@@ -250,7 +251,7 @@ def register(app: Quart, state: EdgeState) -> None:
                 conn.wake.clear()
                 try:
                     await asyncio.wait_for(conn.wake.wait(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             # Messages that are due together go out together.
             await asyncio.sleep(0.005)

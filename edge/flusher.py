@@ -19,7 +19,8 @@ itself, in the tick, with no await per connection.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tickmesh import metrics
 

@@ -9,7 +9,8 @@ an array (:meth:`Codec.batch`), which both codecs build by concatenation.
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgpack
 import orjson

@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 
 import orjson
-
 from quart import Quart, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 

@@ -126,9 +126,9 @@ class Hub:
         """Frame ``payload`` once per channel name and codec and queue it on every subscriber.
 
         ``ts`` is the message's provider timestamp (µs), carried to the outboxes so that the
-        writer can measure end-to-end latency. Returns the number of subscribers reached. A state message not newer than the last one
-        is dropped. An outbox that overflows calls its own ``on_overflow`` (the connection is
-        then closed: an event is never dropped silently).
+        writer can measure end-to-end latency. Returns the number of subscribers reached. A state
+        message not newer than the last one is dropped. An outbox that overflows calls its own
+        ``on_overflow`` (the connection is then closed: an event is never dropped silently).
         """
         topic = self._topics.get(subject)
         if topic is None:

@@ -13,7 +13,7 @@ position), because dropping an event silently is not allowed.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 class Outbox:

@@ -8,7 +8,6 @@ without a valid version is skipped (it could not be ordered against live ticks).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any
 
@@ -39,7 +38,7 @@ async def recent_ticks(js: Any, subject: str, n: int) -> list[tuple[int, bytes]]
         while True:
             try:
                 msgs = await psub.fetch(BATCH, timeout=1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             for m in msgs:
                 seq = m.headers.get(SEQ_HEADER) if m.headers else None

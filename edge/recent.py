@@ -99,7 +99,7 @@ class RecentEvents:
         if ring is None:
             return []
         i = bisect_right(ring.seqs, seq, ring.start)
-        return list(zip(ring.seqs[i:], ring.payloads[i:]))
+        return list(zip(ring.seqs[i:], ring.payloads[i:], strict=True))
 
     @property
     def bytes(self) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from nats.aio.msg import Msg
@@ -60,7 +61,7 @@ class RevocationFeed:
         )
         try:
             await asyncio.wait_for(self._caught_up.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("revocations not fully replayed in time; continuing", extra={"event": "auth.revocations_late"})
 
     async def _on_msg(self, msg: Msg) -> None:

@@ -21,7 +21,8 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from hypercorn.asyncio import serve
 from hypercorn.asyncio.lifespan import Lifespan

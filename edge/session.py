@@ -21,8 +21,9 @@ Guarantees:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any
 
 from tickmesh.contracts.channels import Channel, ChannelError, Kind, parse_channel, parse_topic, subject_for
 from tickmesh.contracts.codes import CloseCode, ErrorCode
@@ -136,8 +137,8 @@ class Close:
     reason: str
 
 
-Action = Union[Authenticate, Subscribe, Unsubscribe, RunCommand, Ack, Join, Leave, Close]
-Output = Union[bytes, Action]
+Action = Authenticate | Subscribe | Unsubscribe | RunCommand | Ack | Join | Leave | Close
+Output = bytes | Action
 
 _MAX_ID_LENGTH = 64
 _SOME_TIME = 1_795_630_000_000_000  # any valid time: only a member's data is checked by its schema

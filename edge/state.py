@@ -33,6 +33,7 @@ from .flusher import Flusher
 from .gates import FEATURES, GATE_FLAGS
 from .hub import Hub
 from .identity import AuthFailure, Identity
+from .presence import EdgePresence
 from .revocations import RevocationFeed
 from .session import RunCommand, SessionLimits
 from .settings import EdgeSettings
@@ -40,7 +41,6 @@ from .subscribe import Subscriptions
 from .tickets import Tickets, ticket_key
 from .upstream import Upstream
 from .watchlists import WatchlistGate
-from .presence import EdgePresence
 
 if TYPE_CHECKING:
     from .connection import Connection

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from nats.js.errors import NotFoundError
@@ -39,9 +40,9 @@ from tickmesh.contracts.messages import SEQ_HEADER
 
 from .events import EventFeeds, unexpired
 from .flagfeed import FlagFeed
-from .pricehistory import recent_ticks
 from .hub import Hub
 from .outbox import Outbox, Recorder
+from .pricehistory import recent_ticks
 from .session import Subscribe
 from .upstream import Upstream
 from .watchlists import NOT_FOUND, WatchlistGate, members_of

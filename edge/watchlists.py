@@ -16,7 +16,7 @@ where nobody has the list itself open.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
 
 import orjson
 

@@ -23,8 +23,8 @@ import base64
 import hashlib
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 _apply_mask: Callable[[bytes, bytes], bytes] | None
 try:  # the C helper of the websockets package, already a dependency; pure Python otherwise
@@ -55,7 +55,7 @@ class ProtocolError(Exception):
 class Message:
     """A complete data message. ``data`` is ``str`` for text (already valid UTF-8), else bytes."""
 
-    data: Union[str, bytes]
+    data: str | bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,7 @@ class CloseReceived:
     reason: str
 
 
-Event = Union[Message, Ping, Pong, CloseReceived]
+Event = Message | Ping | Pong | CloseReceived
 
 
 # -- server frames -----------------------------------------------------------------------

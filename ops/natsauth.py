@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from tickmesh.contracts.permissions import inbox_prefix, role
 from tickmesh.natsconn import Credentials, NatsSettings, inbox_for

@@ -166,7 +166,7 @@ class Supervisor:
                 await asyncio.wait_for(proc.wait(), STOP_GRACE)
             except ProcessLookupError:
                 pass
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning(
                     "%s ignored SIGTERM; killing it", child.name, extra={"event": "up.kill", "child": child.name}
                 )
@@ -177,7 +177,8 @@ class Supervisor:
 async def ensure_streams(url: str, credentials: Credentials, *, timeout: float = 0.0) -> None:
     """Create or update every stream and bucket as the admin (the components may not). With
     ``timeout``, JetStream not answering yet (a cluster electing its leaders) is retried that long."""
-    from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+    from nats.errors import NoRespondersError
+    from nats.errors import TimeoutError as NatsTimeout
     from nats.js.errors import ServiceUnavailableError
 
     from tickmesh import streams
@@ -353,7 +354,7 @@ async def run_up(stop: asyncio.Event, *, nats_cluster: int = 1, edges: int = 1) 
                 await ensure_streams(env["NATS_URL"], admin, timeout=60.0 if len(nats_nodes) > 1 else 0.0)
                 # idempotent: never overwrites an account
                 await seed_demo_accounts(env["NATS_URL"], credentials=admin, attempts=60)
-        for edge, port in zip(edge_children, edge_ports):
+        for edge, port in zip(edge_children, edge_ports, strict=True):
             await sup.wait_port(edge, edge_host, port)
         for child in children:
             child.task = asyncio.ensure_future(sup.watch(child))

@@ -19,7 +19,7 @@ Sans-I/O: the caller passes the time and sleeps for the delay it is given.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 
 class Backoff:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import UTC
 
 from tickmesh.config import ConfigError
 
@@ -165,11 +166,11 @@ def cmd_flags(args: argparse.Namespace) -> int:
 
 
 def _when(us: int | None) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     if not us:
         return "-"
-    return datetime.fromtimestamp(us / 1e6, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -219,7 +220,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     else:
         for e in executions:
             print(
-                f"seq {e['seq']}  {e.get('status') or '?':<9} {e.get('exec_id') or ''}  published {_when(e.get('ts'))}  "
+                f"seq {e['seq']}  {e.get('status') or '?':<9} {e.get('exec_id') or ''}  "
+                f"published {_when(e.get('ts'))}  "
                 f"delivered {_when(e['delivered_at'])} ({e['connections']} connection(s))  acked {_when(e['acked_at'])}"
             )
         for r in answer["deliveries"]:

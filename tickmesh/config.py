@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
-from typing import Any, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

@@ -70,8 +70,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -316,7 +317,8 @@ _NATS_UP.set(0)
 def build_info(component: str, version: str | None = None) -> None:
     """Publish ``tickmesh_build_info{component, version} 1`` (component: edge or a service name)."""
     if version is None:
-        from importlib.metadata import PackageNotFoundError, version as pkg_version
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as pkg_version
 
         try:
             version = pkg_version("tickmesh")

@@ -14,8 +14,9 @@ import asyncio
 import inspect
 import logging
 import os
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from nats.aio.client import Client
 
@@ -37,7 +38,7 @@ class NatsSettings:
         "its NATS permissions allow only its own",
     )
 
-    def credentials(self) -> "Credentials | None":
+    def credentials(self) -> Credentials | None:
         if self.creds:
             return Credentials(creds_file=self.creds)
         if self.user:
@@ -59,7 +60,7 @@ class Credentials:
     creds_file: str | None = None
 
     @classmethod
-    def of(cls, value: "Credentials | str | os.PathLike[str] | Mapping[str, str] | None") -> "Credentials":
+    def of(cls, value: Credentials | str | os.PathLike[str] | Mapping[str, str] | None) -> Credentials:
         """``None`` (anonymous), a :class:`Credentials`, a path to a ``.creds`` file, or a
         mapping with the fields above."""
         if value is None:

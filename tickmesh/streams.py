@@ -24,9 +24,9 @@ import dataclasses
 import logging
 from typing import Any
 
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DiscardPolicy, KeyValueConfig, RePublish, RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from tickmesh.config import setting
@@ -121,7 +121,7 @@ def stream_configs(r: Any) -> list[StreamConfig]:
     values = r.values()
     out = []
     for st in table.streams().values():
-        limits = st.limit_values(values)
+        limits: dict[str, Any] = dict(st.limit_values(values))  # max_age, max_msgs, max_msgs_per_subject
         # JetStream refuses a duplicate window longer than the stream's max age.
         window = min(r.duplicate_window, limits["max_age"]) if limits.get("max_age") else r.duplicate_window
         out.append(
@@ -137,7 +137,7 @@ def stream_configs(r: Any) -> list[StreamConfig]:
                 num_replicas=r.replicas,
                 **limits,
             )
-        )  # type: ignore[arg-type]  # limits: max_age/max_msgs/...
+        )
     return out
 
 

@@ -64,9 +64,10 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -256,7 +257,7 @@ class _Unsampled:
     sampled = False
     span = None
 
-    def __enter__(self) -> "_Unsampled":
+    def __enter__(self) -> _Unsampled:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -287,7 +288,7 @@ class Trace:
         self.span = span
         self._token: object | None = None
 
-    def __enter__(self) -> "Trace":
+    def __enter__(self) -> Trace:
         self._token = otel_context.attach(trace.set_span_in_context(self.span))
         return self
 

@@ -6,7 +6,8 @@ Run: ``.venv/bin/python -m tickmesh.ops.bench.audit [--users 2000] [--conns 2] [
 Every round publishes one trade on each user's ``trades`` subject through :meth:`Hub.publish`
 (each of the user's ``--conns`` connections subscribes) and then drains every outbox, as the
 flusher does before writing: that is the whole delivery path a trade takes through the edge, up
-to the socket write. Three set-ups are timed in the same run, interleaved round by round (the best round of each is reported, the median too: the machine is shared):
+to the socket write. Three set-ups are timed in the same run, interleaved round by round (the
+best round of each is reported, the median too: the machine is shared):
 
 * ``off``: frames go straight to the outbox (EDGE_AUDIT_TRADES=false, EDGE_CAUSAL_HOLD_MS=0);
 * ``tap``: the connection's own trades go through the tap that tracks positions for the causal

@@ -177,7 +177,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
     raise_nofile()
     opts = options(args)
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     t0 = time.monotonic()
     print(
         f"tickmesh bench: scenarios {', '.join(opts.scenarios)}; targets {', '.join(opts.targets)}; "

@@ -52,7 +52,7 @@ def raise_nofile() -> int:
 class Conn(WSListener):
     """One client connection: handshake through its codec, then count and time messages."""
 
-    def __init__(self, worker: "Worker", index: int, channels: list[str], slow: bool) -> None:
+    def __init__(self, worker: Worker, index: int, channels: list[str], slow: bool) -> None:
         super().__init__()
         self.worker = worker
         self.index = index
@@ -417,8 +417,8 @@ class Worker:
             out["track"] = {
                 "gaps": sum(gaps),
                 "clients_with_gaps": sum(1 for g in gaps if g),
-                "silent_gaps": sum(g for g, b in zip(gaps, behind) if not b),
-                "clients_with_silent_gaps": sum(1 for g, b in zip(gaps, behind) if g and not b),
+                "silent_gaps": sum(g for g, b in zip(gaps, behind, strict=True) if not b),
+                "clients_with_silent_gaps": sum(1 for g, b in zip(gaps, behind, strict=True) if g and not b),
                 "duplicates": sum(t.dups for t in tracks),
                 "early": sum(t.early for t in tracks),
                 "caught_up": sum(1 for t in tracks if t.caught_up(self.upto)),
@@ -427,7 +427,7 @@ class Worker:
                 "sub_errors": dict(self.sub_errors),
                 "gap_samples": [
                     {"client": c.index, "first_gap": c.track.first_gap(self.upto), "last_ok": c.track.last_ok}
-                    for c, g in zip(self.conns, gaps)
+                    for c, g in zip(self.conns, gaps, strict=True)
                     if g
                 ][:3],
                 "not_recovered": dict(self.not_recovered),

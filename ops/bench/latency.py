@@ -48,7 +48,7 @@ class Histogram:
         if value > self.max:
             self.max = value
 
-    def merge(self, other: "Histogram") -> None:
+    def merge(self, other: Histogram) -> None:
         for idx, n in other.counts.items():
             self.counts[idx] = self.counts.get(idx, 0) + n
         self.total += other.total
@@ -70,7 +70,7 @@ class Histogram:
         return {"counts": self.counts, "total": self.total, "max": self.max}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Histogram":
+    def from_dict(cls, d: dict) -> Histogram:
         h = cls()
         h.counts = {int(k): v for k, v in d["counts"].items()}
         h.total = d["total"]

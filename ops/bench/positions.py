@@ -25,7 +25,7 @@ Counted per client:
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 GROW = 256  # positions added to a client's bitmap at a time
 

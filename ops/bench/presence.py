@@ -107,7 +107,7 @@ class Viewer:
         self.changed = asyncio.Event()
 
     @classmethod
-    async def open(cls, url: str, user: str, sub: str | None) -> "Viewer":
+    async def open(cls, url: str, user: str, sub: str | None) -> Viewer:
         ws = await websockets.connect(url, max_size=None, compression=None)
         await ws.send(orjson.dumps({"op": "auth", "id": 1, "token": devtokens.mint(user, secret=SECRET)}).decode())
         await ws.recv()
@@ -287,7 +287,7 @@ async def watchlist_edits(ws_url: str, edits: int, viewers: int) -> dict:
         at, reply = await cmd("watchlist.edit", {"id": wl_id, "base": version, "ops": [op]})
         version = reply["data"]["watchlist"]["version"]
         ok_ms.append((at - sent) * 1000)
-        await until(lambda: all(c.version >= version for c in clients), 10)
+        await until(lambda version=version: all(c.version >= version for c in clients), 10)
         all_ms.append((time.perf_counter() - sent) * 1000)
         sizes.append(clients[0].bytes - before[0])
     for c in clients + [editor]:

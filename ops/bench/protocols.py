@@ -16,7 +16,7 @@ acknowledged by ``43<id>``).
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 

@@ -141,7 +141,7 @@ class EventFlow:
             due += interval
             try:
                 await asyncio.wait_for(self._stopping.wait(), max(0.0, due - time.monotonic()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def stop(self) -> int:

@@ -29,9 +29,9 @@ import asyncio
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from tickmesh.contracts.channels import tick_subject
 from tickmesh.contracts.instruments import instruments

@@ -64,7 +64,7 @@ def kill_edge(target: Target, name: str) -> None:
             pass
 
 
-def start_second_edge(bench: "Bench", target: Target, name: str) -> str:
+def start_second_edge(bench: Bench, target: Target, name: str) -> str:
     """Edge B on the target's NATS; returns its WebSocket URL once it is ready."""
     port = free_port()
     edge = edge_server(bench.opts.workdir / name, target.nats_url, port, target.secret, variant=name)
@@ -75,8 +75,8 @@ def start_second_edge(bench: "Bench", target: Target, name: str) -> str:
     return f"ws://127.0.0.1:{port}/ws"
 
 
-async def storm(bench: "Bench", name: str) -> None:
-    opts, pool = bench.opts, bench.pool
+async def storm(bench: Bench, name: str) -> None:
+    opts = bench.opts
     n = opts.storm_clients
     if opts.external is not None:
         bench.rows.append(
@@ -97,7 +97,7 @@ async def storm(bench: "Bench", name: str) -> None:
     await bench.run_on(name, body)
 
 
-async def run(bench: "Bench", target: Target, name: str, n: int, url_b: str, flow: publisher.EventFlow) -> None:
+async def run(bench: Bench, target: Target, name: str, n: int, url_b: str, flow: publisher.EventFlow) -> None:
     opts, pool, progress = bench.opts, bench.pool, bench.progress
     conn = await bench.connect(target, [(i, [CHANNEL], False) for i in range(n)], reconnect=True, track=CHANNEL)
     ready = conn["ready"]

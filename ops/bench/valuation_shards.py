@@ -184,7 +184,7 @@ async def _measure(args, url: str, valuers) -> None:
         f"machine {(busy1 - busy0) / max(total1 - total0, 1):.0%} busy ({os.cpu_count()} cores)"
     )
     total_out = total_cpu = total_in = 0.0
-    for shard, ((c0, cpu0), (c1, cpu1), (proc, _, _)) in enumerate(zip(before, after, valuers)):
+    for shard, ((c0, cpu0), (c1, cpu1), (proc, _, _)) in enumerate(zip(before, after, valuers, strict=True)):
         ticks = (c1.get("in", 0) - c0.get("in", 0)) / elapsed
         out = (c1.get("out", 0) - c0.get("out", 0)) / elapsed
         cpu = ((cpu1 or 0) - (cpu0 or 0)) / elapsed

@@ -11,8 +11,8 @@ fails on any. Other generators (the TypeScript types) register in :data:`TARGETS
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tickmesh.contracts.codes import CLOSES, ERRORS
 from tickmesh.contracts.commands import commands
@@ -106,11 +106,11 @@ def _render(text: str, regions: dict[str, Callable[[], str]], *, comment: str = 
             )
             if not pattern.search(text):
                 raise ValueError(f"region {name!r} markers not found")
-            text = pattern.sub(lambda m: m.group(1) + render() + "\n" + m.group(2), text)
+            text = pattern.sub(lambda m, render=render: m.group(1) + render() + "\n" + m.group(2), text)
             continue
         if not pattern.search(text):
             raise ValueError(f"region {name!r} markers not found")
-        text = pattern.sub(lambda m: m.group(1) + render() + m.group(2), text)
+        text = pattern.sub(lambda m, render=render: m.group(1) + render() + m.group(2), text)
     return text
 
 

@@ -244,9 +244,9 @@ def render_document() -> dict[str, Any]:
             "get": {
                 "operationId": "sse",
                 "summary": "Server-sent events: the channels' frames as a stream",
-                "description": "Each frame is an event named by its `op`; `msg` events carry the stream's cursor as their "
-                "id, so a reconnecting EventSource resumes by itself (`Last-Event-ID`). A final `close` "
-                "event says whether to reconnect.",
+                "description": "Each frame is an event named by its `op`; `msg` events carry the stream's "
+                "cursor as their id, so a reconnecting EventSource resumes by itself (`Last-Event-ID`). "
+                "A final `close` event says whether to reconnect.",
                 "parameters": [
                     *_stream_parameters(),
                     {

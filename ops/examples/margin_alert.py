@@ -28,10 +28,11 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
@@ -72,7 +73,7 @@ def check(snapshot: dict[str, Any], *, warn_pct: Decimal, now: datetime) -> Marg
     equity, requirement = _decimal(snapshot, "equity"), _decimal(snapshot, "requirement")
     if requirement <= 0:
         raise BadSnapshot("requirement: must be positive")
-    day = now.astimezone(timezone.utc).date().isoformat()
+    day = now.astimezone(UTC).date().isoformat()
     if equity < requirement:
         short = (requirement - equity).quantize(CENT)
         return MarginAlert(
@@ -104,7 +105,7 @@ async def run(pub: Publisher, snapshots: Iterable[dict[str, Any]], *, warn_pct: 
     status = 0
     for snapshot in snapshots:
         try:
-            alert = check(snapshot, warn_pct=warn_pct, now=datetime.now(timezone.utc))
+            alert = check(snapshot, warn_pct=warn_pct, now=datetime.now(UTC))
             if alert is None:
                 print(f"{snapshot.get('user')}: margin fine, nothing sent", file=out)
                 continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 

@@ -152,7 +152,7 @@ class SoakClient(WSListener):
                 self.stats.count["price_msgs"] += 1
         elif op == "welcome":
             self._subscribe()
-            for rid, (sent, cmd) in list(self.commands.items()):
+            for _rid, (_sent, cmd) in list(self.commands.items()):
                 # Unanswered when the connection dropped: sent again with the same key, as a client
                 # does after a timeout; the edge answers with the first outcome, never runs it twice.
                 self.stats.count["commands_retried"] += 1
@@ -228,7 +228,7 @@ class SoakClient(WSListener):
         kind = EVENT_KINDS[ch]
         return public_subject(kind) if ch == "announcements" else user_subject(kind, self.user)
 
-    def check(self, ledger: "Ledger", upto: dict[str, int]) -> tuple[int, int]:
+    def check(self, ledger: Ledger, upto: dict[str, int]) -> tuple[int, int]:
         """(gaps, duplicates) over the event channels, against the ledger up to ``upto``."""
         gaps = dups = 0
         for ch, got in self.received.items():
@@ -241,7 +241,7 @@ class SoakClient(WSListener):
             gaps += sum(1 for s in want if s not in have)
         return gaps, dups
 
-    def caught_up(self, ledger: "Ledger") -> bool:
+    def caught_up(self, ledger: Ledger) -> bool:
         for ch in EVENT_KINDS:
             tail = ledger.positions.get(self.subject(ch))
             if tail and (ch not in self.last or self.last[ch][1] < tail[-1]) and tail[-1] > self.first.get(ch, 0):

@@ -26,6 +26,7 @@ from tickmesh.contracts.channels import Channel, Kind
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import CommandRequest
 from tickmesh.contracts.instruments import instruments
+from tickmesh.publish import Publisher, now_us
 from tickmesh.services.common.holdings import (
     Account,
     HoldingsError,
@@ -34,7 +35,6 @@ from tickmesh.services.common.holdings import (
     decode_account,
     update_account,
 )
-from tickmesh.publish import Publisher, now_us
 from tickmesh.services.common.prices import PriceBook
 from tickmesh.services.runner import CommandError
 

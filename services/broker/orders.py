@@ -24,7 +24,6 @@ import orjson
 from tickmesh.contracts.channels import encode_token
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.instruments import Instrument
-
 from tickmesh.publish import stable_id
 from tickmesh.services.common.holdings import Account
 

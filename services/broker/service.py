@@ -19,7 +19,6 @@ from tickmesh.services.common.prices import PriceBook, follow_prices
 from tickmesh.services.runner import run_service, serve_commands
 
 from .engine import Broker
-
 from .orders import decode_order
 from .settings import BrokerSettings
 

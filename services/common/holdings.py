@@ -19,9 +19,10 @@ order can apply the same fill again without counting it twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 

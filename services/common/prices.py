@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from tickmesh import metrics, tracing
 from tickmesh.contracts import messages
@@ -24,7 +25,6 @@ from tickmesh.contracts.channels import TICK_WILDCARD, tick_subject
 from tickmesh.contracts.instruments import instruments
 from tickmesh.publish import traced
 from tickmesh.streams import TICKS
-
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from tickmesh import metrics
 from tickmesh.backoff import Backoff

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tickmesh import metrics
 from tickmesh.backoff import Backoff

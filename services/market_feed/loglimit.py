@@ -14,8 +14,8 @@ it comes back, which errs on the side of telling).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 DEFAULT_INTERVAL_S = 10.0
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import calendar
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
 from tickmesh.contracts.messages import DECIMAL_RE
 
@@ -51,7 +52,7 @@ class Tick:
         """What makes two ticks the same update (used to drop duplicates)."""
         return (self.ts, self.last, self.bid, self.ask, self.size)
 
-    def as_stale(self) -> "Tick":
+    def as_stale(self) -> Tick:
         return replace(self, stale=True)
 
 

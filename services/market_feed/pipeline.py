@@ -38,8 +38,8 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Callable, Collection
 
 from .loglimit import DEFAULT_INTERVAL_S, LogLimiter
 from .normalise import Tick

@@ -8,8 +8,9 @@ A provider never filters, orders or rate-limits: that is the pipeline's job, the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .normalise import Tick
 
@@ -48,7 +49,7 @@ class Provider(Protocol):
         """Deliver ticks to ``emit`` until cancelled (or, for a finite source, until done)."""
 
 
-def build(settings: "FeedSettings", symbols: tuple[str, ...]) -> Provider:
+def build(settings: FeedSettings, symbols: tuple[str, ...]) -> Provider:
     """The adapter ``settings.provider`` names, for ``symbols`` (canonical form)."""
     # Imported here so that choosing one adapter never imports another's dependencies.
     if settings.provider == "synthetic":

@@ -18,9 +18,10 @@ import asyncio
 import csv
 import logging
 import time
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Collection, Iterator
+from typing import Any
 
 from tickmesh import metrics
 

@@ -13,9 +13,10 @@ import asyncio
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Callable
+from typing import Any
 
 from tickmesh import metrics
 from tickmesh.contracts.instruments import Instrument, instruments

@@ -16,8 +16,8 @@ import orjson
 
 from tickmesh.contracts import messages
 from tickmesh.contracts.instruments import instruments
-from tickmesh.services.common.holdings import Account
 from tickmesh.publish import new_id
+from tickmesh.services.common.holdings import Account
 
 
 class NewsProvider(Protocol):

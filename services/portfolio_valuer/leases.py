@@ -26,7 +26,8 @@ import math
 import os
 import socket
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError

@@ -21,7 +21,7 @@ partitioning and use leases of their own (the count is part of the key).
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def _hash(text: str) -> int:

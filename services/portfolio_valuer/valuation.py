@@ -32,8 +32,9 @@ is their sum; ``day_change_pct`` is relative to the opening value ``total_value 
 from __future__ import annotations
 
 import decimal
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from tickmesh.services.common.holdings import Account
 

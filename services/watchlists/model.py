@@ -14,8 +14,9 @@ check needs no history and edits of different symbols always merge. Placement is
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from tickmesh.contracts.channels import WATCHLIST_ID_RE
 from tickmesh.contracts.codes import ErrorCode
@@ -78,7 +79,7 @@ class Watchlist:
         }
 
     @classmethod
-    def from_doc(cls, doc: Any) -> "Watchlist":
+    def from_doc(cls, doc: Any) -> Watchlist:
         """Parse a stored document; raises ``ContractError`` (a ValueError) when it is not one."""
         d = schema("watchlist").validate(doc)
         members = {m["user"]: m["role"] for m in d["members"] if m["role"] != OWNER}

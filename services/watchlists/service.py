@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 
@@ -23,8 +24,8 @@ from tickmesh import streams
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.commands import CommandRequest
 from tickmesh.contracts.instruments import instruments
-from tickmesh.services.common.buckets import follow
 from tickmesh.publish import now_us
+from tickmesh.services.common.buckets import follow
 from tickmesh.services.runner import CommandError, run_service, serve_commands
 
 from . import model

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tests.support.timing import t
 from tests.support.tokens import token
@@ -39,7 +40,7 @@ class Feed:
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 
-    def start(self) -> "Feed":
+    def start(self) -> Feed:
         self._task = asyncio.ensure_future(self._run())
         return self
 
@@ -95,7 +96,7 @@ class Follower:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task | None = None
 
-    def start(self) -> "Follower":
+    def start(self) -> Follower:
         self._task = asyncio.ensure_future(self._run())
         return self
 
@@ -223,7 +224,7 @@ class Orders:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task | None = None
 
-    def start(self) -> "Orders":
+    def start(self) -> Orders:
         self._task = asyncio.ensure_future(self._run())
         return self
 
@@ -246,7 +247,7 @@ class Orders:
         while True:
             try:
                 reply, _ = await client.request("cmd", timeout=20, name="order.submit", key=key, data=data)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.retried[key] = self.retried.get(key, 0) + 1
                 continue
             if reply["op"] == "ok":

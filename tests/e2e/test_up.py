@@ -3,12 +3,12 @@
 import asyncio
 import json
 import os
-import urllib.request
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import jwt
 import pytest

@@ -17,6 +17,7 @@ import time
 import nats
 import orjson
 import pytest
+import websockets
 
 from tests.e2e.test_up import dev_token, start_up
 from tests.support.timing import t
@@ -136,7 +137,7 @@ async def test_every_component_works_within_its_role_and_only_the_admin_revokes(
             await ops.flush()
         finally:
             await ops.close()
-        with pytest.raises(Exception):  # alice's connection is closed (4102) ...
+        with pytest.raises(websockets.ConnectionClosed):  # alice's connection is closed (4102) ...
             while True:
                 await alice.recv(timeout=20)
         assert alice.ws.close_code == 4102

@@ -8,13 +8,13 @@ import time
 import aiohttp
 import nats
 
-from tickmesh.contracts.codes import CloseCode, ErrorCode
-from tickmesh.contracts.commands import reply_ok
 from tests.edge.test_auth import closed_with
 from tests.edge.test_commands import ORDER, responder
 from tests.support import httpclient
 from tests.support.tokens import token
 from tests.support.wsclient import Client
+from tickmesh.contracts.codes import CloseCode, ErrorCode
+from tickmesh.contracts.commands import reply_ok
 
 
 async def revoke(url: str, user: str) -> None:

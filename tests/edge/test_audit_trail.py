@@ -13,13 +13,13 @@ import time
 import nats
 import pytest
 
-from tickmesh import streams
-from tickmesh.contracts.codes import ErrorCode
-from tickmesh.publish import Publisher
 from tests.support.httpclient import SSE, poll, ticket
 from tests.support.timing import t
 from tests.support.tokens import token
 from tests.support.wsclient import Client
+from tickmesh import streams
+from tickmesh.contracts.codes import ErrorCode
+from tickmesh.publish import Publisher
 
 FAST = {"EDGE_AUDIT_FLUSH_MS": "50"}
 
@@ -70,7 +70,7 @@ async def test_each_connection_gets_a_delivery_record_and_acks_are_recorded(edge
     await support.request("sub", ch="trades:alice")  # a support view is not a delivery to alice
     seq = await fill(pub, "alice", 1)
     await fill(pub, "bob", 1)
-    [m1], [m2], [mb] = await a1.messages(1), await a2.messages(1), await bob.messages(1)
+    [m1], [m2], _ = await a1.messages(1), await a2.messages(1), await bob.messages(1)
     assert m1["seq"] == m2["seq"] == seq
     await a1.send({"op": "ack", "ch": "trades", "seqs": [seq]})
     reply, _ = await a1.request("ack", ch="trades", seqs=[seq])  # a repeat is recorded once

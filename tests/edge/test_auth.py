@@ -17,9 +17,9 @@ import websockets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tickmesh.contracts.codes import CloseCode, ErrorCode
 from tests.support.tokens import SECRET, token
 from tests.support.wsclient import Client
+from tickmesh.contracts.codes import CloseCode, ErrorCode
 
 
 async def closed_with(client: Client, timeout: float = 5) -> int:

@@ -8,10 +8,10 @@ import nats
 import pytest
 import websockets
 
-from tickmesh.contracts.channels import Kind, user_subject
-from tickmesh.contracts.codes import CloseCode
 from tests.support.tokens import token
 from tests.support.wsclient import Client
+from tickmesh.contracts.channels import Kind, user_subject
+from tickmesh.contracts.codes import CloseCode
 
 pytestmark = pytest.mark.engines("direct")  # the direct engine's own write path
 

@@ -11,12 +11,12 @@ import random
 import nats
 import orjson
 
+from tests.support.tokens import token
+from tests.support.wsclient import Client
 from tickmesh import streams
 from tickmesh.contracts.channels import Kind, tick_subject, user_subject
 from tickmesh.contracts.messages import SEQ_HEADER
 from tickmesh.publish import Publisher
-from tests.support.tokens import token
-from tests.support.wsclient import Client
 
 USERS = 12
 ROUNDS = 8
@@ -137,7 +137,7 @@ async def test_a_value_never_reaches_the_client_before_the_fill_it_includes(edge
     finally:
         stop.set()
         await noise
-    for user, frames in zip(users, received):
+    for user, frames in zip(users, received, strict=True):
         assert [f["seq"] for f in frames if f["ch"] == "trades"] == fills[user]
         assert first_violation(frames) is None, (user, frames)
         # Values came in order (a held one is replaced by a newer one, never overtaken by an older).

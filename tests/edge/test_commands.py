@@ -5,10 +5,10 @@ import time
 
 import nats
 
-from tickmesh.contracts.codes import ErrorCode
-from tickmesh.contracts.commands import decode_request, reply_err, reply_ok
 from tests.support.tokens import token
 from tests.support.wsclient import Client
+from tickmesh.contracts.codes import ErrorCode
+from tickmesh.contracts.commands import decode_request, reply_err, reply_ok
 
 ORDER = {"client_order_id": "o-1", "symbol": "AAPL", "side": "buy", "type": "market", "quantity": "10"}
 

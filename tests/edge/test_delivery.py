@@ -9,14 +9,14 @@ import time
 
 import nats
 
+from tests.edge.conftest import edge_subjects
+from tests.support.httpclient import SSE, command, poll, ticket
+from tests.support.timing import eventually
+from tests.support.tokens import token
+from tests.support.wsclient import Client
 from tickmesh import streams
 from tickmesh.contracts.channels import Kind, public_subject, tick_subject, user_subject
 from tickmesh.contracts.codes import ErrorCode
-from tests.support.httpclient import SSE, command, poll, ticket
-from tests.support.timing import eventually
-from tests.edge.conftest import edge_subjects
-from tests.support.tokens import token
-from tests.support.wsclient import Client
 
 NOTES = user_subject(Kind.NOTIFICATIONS, "alice")
 

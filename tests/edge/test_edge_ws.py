@@ -1,6 +1,5 @@
 """The edge over real sockets: a real Hypercorn edge process, a real nats-server, a real client."""
 
-import asyncio
 import json
 import urllib.request
 
@@ -8,14 +7,12 @@ import nats
 import pytest
 import websockets
 
-from tickmesh.contracts.channels import tick_subject
-from tickmesh.contracts.codes import ErrorCode
-from tests.support.wsclient import Client
-
-
 from tests.edge.conftest import edge_subjects
 from tests.support.timing import eventually
 from tests.support.tokens import token
+from tests.support.wsclient import Client
+from tickmesh.contracts.channels import tick_subject
+from tickmesh.contracts.codes import ErrorCode
 
 
 def tick(symbol, last="10.00", ts=1_795_000_000_000_000):

@@ -1,8 +1,7 @@
 """Outbox conflation and bounds, and the hub's encode-once fan-out, without sockets."""
 
-import orjson
-
 import msgpack
+import orjson
 
 from tickmesh.edge.frames import JSON, MSGPACK
 from tickmesh.edge.hub import Hub

@@ -12,7 +12,6 @@ import nats
 import orjson
 import pytest
 
-from tests.support.timing import t
 from tests.support.tokens import token
 from tests.support.wsclient import Client
 from tickmesh import streams

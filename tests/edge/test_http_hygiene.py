@@ -85,7 +85,7 @@ async def cut_off_within(
                 break
             await asyncio.wait([reading], timeout=0.2)
         await asyncio.wait_for(reading, t(limit) - (time.monotonic() - start))
-    except (asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, ConnectionError):
         pass
     finally:
         writer.close()

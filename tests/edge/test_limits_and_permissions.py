@@ -1,6 +1,5 @@
 """Permissions, limits and wire options through a real edge and real NATS."""
 
-import asyncio
 import json
 
 import msgpack
@@ -8,12 +7,12 @@ import nats
 import pytest
 import websockets
 
-from tickmesh.contracts.channels import Kind, tick_subject, user_subject
-from tickmesh.contracts.codes import CloseCode, ErrorCode
 from tests.edge.test_auth import closed_with
 from tests.support.timing import eventually
 from tests.support.tokens import token
 from tests.support.wsclient import Client
+from tickmesh.contracts.channels import Kind, tick_subject, user_subject
+from tickmesh.contracts.codes import CloseCode, ErrorCode
 
 
 def tick(symbol, last="10.00", ts=1_795_000_000_000_000):

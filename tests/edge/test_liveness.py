@@ -9,12 +9,12 @@ import urllib.request
 import nats
 import pytest
 
-from tickmesh.contracts.channels import Kind, tick_subject, user_subject
-from tickmesh.contracts.codes import CloseCode
 from tests.edge.test_auth import closed_with
 from tests.support.timing import eventually
 from tests.support.tokens import token
 from tests.support.wsclient import Client
+from tickmesh.contracts.channels import Kind, tick_subject, user_subject
+from tickmesh.contracts.codes import CloseCode
 
 
 def tick(symbol, last, seq):
@@ -100,7 +100,7 @@ async def test_nats_outage_is_reported_and_subscriptions_resume(edge, nats_mon):
         await nc.publish(tick_subject("MSFT"), tick("MSFT", "415.00", 7), headers={"Tm-Seq": "7"})
         try:
             return await c.messages(1, timeout=0.5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
 
     [m] = await eventually(delivered, timeout=10)

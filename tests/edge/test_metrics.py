@@ -4,13 +4,13 @@ import urllib.request
 
 import nats
 
-from tickmesh.contracts.channels import tick_subject
-from tickmesh.contracts.codes import ErrorCode
 from tests.support.metrics import Samples, total
 from tests.support.metrics import scrape as scrape_url
 from tests.support.timing import eventually
 from tests.support.tokens import token
 from tests.support.wsclient import Client
+from tickmesh.contracts.channels import tick_subject
+from tickmesh.contracts.codes import ErrorCode
 
 
 def scrape(edge) -> Samples:

@@ -4,7 +4,6 @@ the grace period without flicker, permissions and limits."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 
@@ -38,7 +37,7 @@ class Watcher:
         self.frames: list[dict] = []
 
     @classmethod
-    async def start(cls, client: Client, ch: str = CH) -> "Watcher":
+    async def start(cls, client: Client, ch: str = CH) -> Watcher:
         w = cls(client, ch)
         reply, _ = await client.request("sub", ch=ch)
         assert reply["op"] == "ok", reply

@@ -5,7 +5,8 @@ import json
 import msgpack
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tickmesh.contracts.codes import CloseCode, ErrorCode
 from tickmesh.edge.frames import MSGPACK

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from tickmesh.contracts.codes import CloseCode
 from tests.edge.test_auth import closed_with
 from tests.support.timing import t
 from tests.support.tokens import token
 from tests.support.wsclient import Client
+from tickmesh.contracts.codes import CloseCode
 
 pytestmark = pytest.mark.engines("direct")
 

@@ -16,12 +16,12 @@ import nats
 import pytest
 import websockets
 
-from tickmesh.contracts.channels import tick_subject
-from tickmesh.contracts.codes import CloseCode
-from tickmesh.edge import wsframes as wsf
 from tests.support.rawws import RawWebSocket, client_frame
 from tests.support.timing import t
 from tests.support.tokens import token
+from tickmesh.contracts.channels import tick_subject
+from tickmesh.contracts.codes import CloseCode
+from tickmesh.edge import wsframes as wsf
 
 PREFIX = b'{"op":"msg","ch":"prices:AAPL","seq":%d,"data":'
 LENGTHS = (125, 126, 65535, 65536)

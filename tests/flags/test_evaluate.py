@@ -44,7 +44,7 @@ def test_growing_the_rollout_only_adds_users():
     for pct in (1, 10, 25, 50, 100):
         f = flag(rollout=Rollout(pct * 100, True))
         cohorts.append({u for u in USERS if evaluate(f, Subject(u), NOW).value})
-    for smaller, larger in zip(cohorts, cohorts[1:]):
+    for smaller, larger in zip(cohorts, cohorts[1:], strict=False):
         assert smaller < larger
 
 

@@ -20,9 +20,10 @@ moving). After every step it checks what a user relies on:
 from __future__ import annotations
 
 import msgpack
-import pytest
 import orjson
-from hypothesis import HealthCheck, settings, strategies as st
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from tickmesh.contracts.codes import CLOSES, ERRORS

@@ -30,9 +30,9 @@ import urllib.request
 from pathlib import Path
 
 import msgpack
-import pytest
 import nats
 import orjson
+import pytest
 
 from tests.support.natsserver import NatsServer
 from tests.support.procs import EdgeProcess
@@ -151,7 +151,7 @@ async def fuzz_one(url: str, rng: random.Random, found: Findings, replay: bytes 
         while time.monotonic() < until:  # what the edge answers, until it closes or goes quiet
             try:
                 opcode, payload = await ws.frame(timeout=0.4)
-            except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 break
             except AssertionError as exc:  # rawws checks server frames are final, unmasked, no RSV
                 found.problem(f"a malformed server frame: {exc}", sent)

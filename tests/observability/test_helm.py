@@ -332,7 +332,7 @@ def test_a_client_dry_run_install_gives_the_same_manifests_as_the_engine(chart_d
 def test_cluster_mode_points_at_the_subchart_and_replicates_streams(render):
     out = render()
     assert ("StatefulSet", "tm-tickmesh-nats") not in out, "the embedded single node is for staging only"
-    for (kind, name), doc in _workloads(out).items():
+    for (_kind, name), doc in _workloads(out).items():
         env = _env(doc)
         assert env["NATS_URL"] == "nats://tm-natscluster:4222", name
         assert env["TICKMESH_STREAM_REPLICAS"] == "3", name

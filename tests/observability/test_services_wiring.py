@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from tests.services.conftest import Inbox, account, command, publish_tick, seed, service
-from tests.support.procs import Proc, base_env, free_port, wait_http
 from tests.support.metrics import sample, scrape
+from tests.support.procs import Proc, base_env, free_port, wait_http
 from tests.support.timing import t
 from tickmesh import cli, metrics, tracing
 from tickmesh.contracts import commands as cmds
@@ -23,8 +23,8 @@ from tickmesh.contracts import messages
 from tickmesh.contracts.channels import Kind, tick_subject, user_subject
 from tickmesh.contracts.codes import ERRORS, ErrorCode
 from tickmesh.contracts.messages import SEQ_HEADER
-from tickmesh.services.broker import service as broker_service
 from tickmesh.publish import now_us
+from tickmesh.services.broker import service as broker_service
 from tickmesh.services.notifier import service as notifier_service
 from tickmesh.services.portfolio_valuer import service as valuer_service
 

@@ -8,8 +8,8 @@ import nats
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tickmesh import tracing
 from tests.support.timing import t
+from tickmesh import tracing
 
 
 async def _next(queue: asyncio.Queue):

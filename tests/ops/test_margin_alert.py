@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
@@ -15,7 +15,7 @@ from tickmesh import streams
 from tickmesh.contracts.channels import Kind, user_subject
 from tickmesh.ops.examples.margin_alert import BadSnapshot, check
 
-NOW = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
 def test_below_the_requirement_is_a_margin_call_close_to_it_a_warning_above_it_nothing():

@@ -7,7 +7,6 @@ import asyncio
 import json
 import stat
 
-import nats
 import pytest
 
 from tests.support.natsserver import NatsServer

@@ -59,7 +59,7 @@ class Edge:
                 raise AssertionError(f"members are {self.members(topic)}")
             try:
                 await asyncio.wait_for(self.changed.wait(), left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def join(self, conn: str, user: str, topic: str = T, data=None) -> None:

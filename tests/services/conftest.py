@@ -19,9 +19,9 @@ from tickmesh.contracts import commands as cmds
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import tick_subject
 from tickmesh.contracts.messages import SEQ_HEADER
+from tickmesh.publish import now_us
 from tickmesh.services.common.holdings import Account, Position
 from tickmesh.services.portfolio_valuer.demo import seed_accounts
-from tickmesh.publish import now_us
 
 _ids = itertools.count(1)
 
@@ -107,7 +107,7 @@ class Inbox:
         self.sub: Any = None
 
     @classmethod
-    async def on(cls, nc: Any, subject: str) -> "Inbox":
+    async def on(cls, nc: Any, subject: str) -> Inbox:
         inbox = cls()
 
         async def cb(msg: Any) -> None:

@@ -9,10 +9,10 @@ from tests.support.procs import Proc, base_env
 from tickmesh import streams
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import Kind, public_subject
+from tickmesh.publish import now_us
 from tickmesh.services.announcer import service as announcer_service
 from tickmesh.services.announcer.cli import parse_time
 from tickmesh.services.announcer.schedule import AnnouncementError, Schedule, prepare
-from tickmesh.publish import now_us
 
 NOW = 1_795_000_000_000_000
 S = 1_000_000

@@ -7,14 +7,14 @@ from decimal import Decimal
 import nats
 import pytest
 
+from tests.services.feed.fakes import FakeBinance
+from tests.support.procs import Proc, base_env
+from tests.support.timing import t
 from tickmesh import streams
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import TICK_WILDCARD, channel_for_subject, tick_subject
 from tickmesh.contracts.instruments import instruments
 from tickmesh.services.market_feed.synthetic import SyntheticMarket
-from tests.services.feed.fakes import FakeBinance
-from tests.support.procs import Proc, base_env
-from tests.support.timing import t
 
 
 def test_default_universe_covers_the_promised_symbols():

@@ -8,12 +8,12 @@ from tests.services.conftest import Inbox, account, command, publish_tick, seed,
 from tickmesh import streams
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import Kind, public_subject, user_subject
+from tickmesh.publish import MSG_ID_HEADER
 from tickmesh.services.notifier import service as notifier_service
 from tickmesh.services.notifier.news import HolderIndex, ReplayNews, SyntheticNews, load_stories
 from tickmesh.services.notifier.notifications import trade_notification
 from tickmesh.services.notifier.rules import RuleError, RuleIndex, make_rule, triggered
 from tickmesh.services.notifier.settings import SAMPLE_NEWS
-from tickmesh.publish import MSG_ID_HEADER
 
 D = Decimal
 NOW = 1_795_000_000_000_000

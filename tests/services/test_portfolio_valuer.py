@@ -12,8 +12,6 @@ from tickmesh import streams
 from tickmesh.contracts import messages
 from tickmesh.contracts.channels import Kind, user_subject
 from tickmesh.contracts.instruments import instruments
-from tickmesh.services.portfolio_valuer import service as valuer_service
-from tickmesh.services.portfolio_valuer.demo import DEMO_ACCOUNTS, seed_demo_accounts
 from tickmesh.services.common.holdings import (
     Account,
     HoldingsError,
@@ -22,6 +20,8 @@ from tickmesh.services.common.holdings import (
     decode_account,
     encode_account,
 )
+from tickmesh.services.portfolio_valuer import service as valuer_service
+from tickmesh.services.portfolio_valuer.demo import DEMO_ACCOUNTS, seed_demo_accounts
 from tickmesh.services.portfolio_valuer.shards import shard_of
 from tickmesh.services.portfolio_valuer.throttle import Throttle
 from tickmesh.services.portfolio_valuer.valuation import DAY_US, Valuer

@@ -93,7 +93,7 @@ async def test_every_valuation_that_includes_a_fill_names_its_trades_position(nc
             await values.wait_for(lambda m: orjson.loads(m.data).get("trade_seq") == positions[-1])
             await publish_tick(nc, "AAPL", f"18{n}.00")  # a price move keeps naming the fills it includes
             await values.wait_for(
-                lambda m: (
+                lambda m, n=n: (
                     orjson.loads(m.data).get("trade_seq") == positions[-1]
                     and orjson.loads(m.data)["positions"][0]["price"] == f"18{n}.00"
                 )

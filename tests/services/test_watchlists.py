@@ -11,7 +11,8 @@ import contextlib
 import nats
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.services.conftest import command, service
 from tests.support.natsserver import NatsServer

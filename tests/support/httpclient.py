@@ -27,7 +27,7 @@ class SSE:
         self.last_id: str | None = None
 
     @classmethod
-    async def open(cls, http: str, ticket_: str, channels: list[str], last_event_id: str | None = None) -> "SSE":
+    async def open(cls, http: str, ticket_: str, channels: list[str], last_event_id: str | None = None) -> SSE:
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=None))
         params = [("ticket", ticket_)] + [("ch", ch) for ch in channels]
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}

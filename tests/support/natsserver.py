@@ -41,7 +41,7 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self) -> "NatsServer":
+    def start(self) -> NatsServer:
         log = self.workdir / f"nats-{time.monotonic_ns()}.log"
         self.proc = subprocess.Popen(
             [
@@ -134,7 +134,7 @@ class NatsCluster:
             )
             for i in range(size)
         ]
-        for node, port in zip(self.nodes, ports_list[2 * size :]):
+        for node, port in zip(self.nodes, ports_list[2 * size :], strict=True):
             node.monitor_port = port
 
     @property
@@ -153,7 +153,7 @@ class NatsCluster:
     def running(self) -> list[NatsServer]:
         return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
 
-    def start(self) -> "NatsCluster":
+    def start(self) -> NatsCluster:
         for node in self.nodes:
             node.start()
         self.wait_healthy()

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from .timing import t
 
-
 _RUNNING = re.compile(r"Running on https?://127\.0\.0\.1:(\d+)")
 
 

@@ -35,7 +35,7 @@ class RawWebSocket:
         self.response = response
 
     @classmethod
-    async def connect(cls, url: str, *, subprotocol: str | None = None, extra: str = "") -> "RawWebSocket":
+    async def connect(cls, url: str, *, subprotocol: str | None = None, extra: str = "") -> RawWebSocket:
         parts = urlsplit(url)
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         key = base64.b64encode(os.urandom(16)).decode()

@@ -19,11 +19,11 @@ class Client:
         self._next_id = 0
 
     @classmethod
-    async def connect(cls, url: str, **kwargs: Any) -> "Client":
+    async def connect(cls, url: str, **kwargs: Any) -> Client:
         return cls(await websockets.connect(url, **kwargs))
 
     @classmethod
-    async def connect_small_buffers(cls, url: str) -> "Client":
+    async def connect_small_buffers(cls, url: str) -> Client:
         """A client whose socket buffers are tiny and which stops reading from the socket while
         its one-message queue is full: when the test does not call recv, it is a stalled reader."""
         from urllib.parse import urlsplit
@@ -36,7 +36,7 @@ class Client:
         return cls(await websockets.connect(url, sock=sock, max_queue=1, compression=None))
 
     @classmethod
-    async def login(cls, url: str, token: str, **kwargs: Any) -> "Client":
+    async def login(cls, url: str, token: str, **kwargs: Any) -> Client:
         """Connect and authenticate with an ``auth`` frame; the welcome is in ``.welcome``."""
         client = await cls.connect(url, **kwargs)
         client.welcome, _ = await client.request("auth", token=token)

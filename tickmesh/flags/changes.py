@@ -7,8 +7,9 @@ so they accept and refuse exactly the same things with the same codes. The resul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 from tickmesh.contracts.codes import ErrorCode
 from tickmesh.contracts.messages import ContractError, schema

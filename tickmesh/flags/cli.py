@@ -22,7 +22,7 @@ import getpass
 import math
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -115,7 +115,7 @@ def parse_value(kind: str | None, text: str) -> tuple[str, Any]:
 
 
 def _when(us: int | None) -> str:
-    return "-" if us is None else datetime.fromtimestamp(us / 1e6, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return "-" if us is None else datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _short(value: Any) -> str:
@@ -195,7 +195,8 @@ async def _dispatch(store: FlagStore, args: argparse.Namespace, by: str) -> int:
     if action == "audit":
         for rec in await store.audit(args.name, args.limit):
             print(
-                f"{_when(rec['ts'])}  rev {rec['revision']:<6} {rec['flag']:<28} {rec['action']:<12} by {rec['by']} via {rec['via']}"
+                f"{_when(rec['ts'])}  rev {rec['revision']:<6} {rec['flag']:<28} {rec['action']:<12} "
+                f"by {rec['by']} via {rec['via']}"
             )
         return 0
     current, revision = await store.get(args.name)

@@ -22,7 +22,8 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from tickmesh import metrics
 from tickmesh.backoff import Backoff
@@ -54,7 +55,7 @@ class Flags:
         self._rescheduled = asyncio.Event()
 
     @classmethod
-    async def open(cls, nc: Any, *, ready_timeout: float = 5.0, **kw: Any) -> "Flags":
+    async def open(cls, nc: Any, *, ready_timeout: float = 5.0, **kw: Any) -> Flags:
         """Ensure the bucket, start following it, and wait (at most ``ready_timeout`` s) until the
         stored flags are replayed. Until then every flag evaluates to the caller's default."""
         flags = cls(await ensure(nc.jetstream()), nc=nc, **kw)
@@ -208,7 +209,7 @@ class Flags:
             try:
                 await asyncio.wait_for(self._rescheduled.wait(), timeout)
                 continue
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if upcoming is not None and self.clock() >= upcoming[0]:
                 self._notify(upcoming[1])

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 
@@ -146,7 +147,7 @@ class Rule:
         return True
 
     @classmethod
-    def build(cls, kind: str, raw: Mapping[str, Any]) -> "Rule":
+    def build(cls, kind: str, raw: Mapping[str, Any]) -> Rule:
         rule = cls(
             value=check_value(kind, raw.get("value"), "rule value"),
             users=_labels(raw.get("users"), "users", MAX_USERS_PER_RULE, USER_ID_RE),
@@ -209,7 +210,7 @@ class Flag:
     updated_at: int = 0
 
     @classmethod
-    def from_json(cls, name: str, raw: object) -> "Flag":
+    def from_json(cls, name: str, raw: object) -> Flag:
         """Validate a stored definition (``raw`` is the parsed JSON); raise :class:`FlagError`."""
         check_name(name)
         if not isinstance(raw, Mapping):
@@ -267,7 +268,7 @@ class Flag:
         )
 
     @classmethod
-    def decode(cls, name: str, data: bytes) -> "Flag":
+    def decode(cls, name: str, data: bytes) -> Flag:
         try:
             raw = orjson.loads(data)
         except orjson.JSONDecodeError:

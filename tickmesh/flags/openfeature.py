@@ -21,7 +21,8 @@ flags. Reasons are OpenFeature's: ``DEFAULT``, ``TARGETING_MATCH``, ``SPLIT``, `
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import ProviderEventDetails
@@ -62,7 +63,7 @@ class TickmeshProvider(AbstractProvider):
         self._dispose: Callable[[], None] | None = None
 
     @classmethod
-    async def open(cls, nc: Any) -> "TickmeshProvider":
+    async def open(cls, nc: Any) -> TickmeshProvider:
         """A provider over a new :class:`Flags` on ``nc``, ready (stored flags replayed)."""
         return cls(await Flags.open(nc))
 

@@ -13,13 +13,13 @@ made it and the definition before and after. The definition itself also carries
 
 from __future__ import annotations
 
-import builtins
-
 import asyncio
+import builtins
 import logging
 import random
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError, NotFoundError
@@ -62,7 +62,7 @@ class FlagStore:
         self.kv = kv
 
     @classmethod
-    async def open(cls, nc: Any) -> "FlagStore":
+    async def open(cls, nc: Any) -> FlagStore:
         js = nc.jetstream()
         await streams.ensure(js)  # the audit stream too, at its configured retention
         return cls(js, await js.key_value(FLAGS_BUCKET))
@@ -187,7 +187,7 @@ class FlagStore:
             },
         )
 
-    async def audit(self, name: str | None = None, limit: int = 50) -> "builtins.list[dict[str, Any]]":
+    async def audit(self, name: str | None = None, limit: int = 50) -> builtins.list[dict[str, Any]]:
         """The last ``limit`` audit records (of ``name``, or of every flag), oldest first."""
         try:
             info = await self.js.stream_info(AUDIT_STREAM)

@@ -20,7 +20,8 @@ Guarantees:
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 

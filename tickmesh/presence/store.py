@@ -24,7 +24,8 @@ import contextlib
 import logging
 import math
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nats.js.errors import KeyNotFoundError, NotFoundError
 

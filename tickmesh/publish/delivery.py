@@ -116,7 +116,7 @@ class Delivery:
                         subject, payload, timeout=min(self.ack_timeout, remaining), headers=dict(headers)
                     )
                     return Ack(ack.stream, ack.seq, bool(ack.duplicate))
-                except (nerr.TimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, nerr.TimeoutError):
                     self._raise_if_denied(subject)
                     last = "no acknowledgement"
                 except jserr.NoStreamResponseError:

@@ -31,7 +31,7 @@ class InvalidMessage(PublishError, ContractError):
         self.subject = None
 
     @classmethod
-    def of(cls, exc: ContractError) -> "InvalidMessage":
+    def of(cls, exc: ContractError) -> InvalidMessage:
         return cls(exc.message, exc.field, exc.reason)
 
 

@@ -27,7 +27,8 @@ What every publish does, in order:
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
 from nats.errors import ConnectionClosedError, ConnectionReconnectingError, OutboundBufferLimitError
@@ -97,7 +98,7 @@ class Publisher:
         name: str = "tickmesh-publisher",
         connect_timeout: float | None = 30.0,
         **limits: Any,
-    ) -> "Publisher":
+    ) -> Publisher:
         """Connect to ``nats_url`` (comma-separated servers allowed) as the NATS identity in
         ``credentials`` (a :class:`Credentials`, a ``.creds`` file path, a mapping, or ``None``).
 
@@ -120,7 +121,7 @@ class Publisher:
             except (ConnectionReconnectingError, ConnectionClosedError):
                 await self.nc.close()
 
-    async def __aenter__(self) -> "Publisher":
+    async def __aenter__(self) -> Publisher:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tickmesh.publish import Publisher
 from tickmesh.services.market_feed.normalise import Tick
 from tickmesh.services.market_feed.pipeline import Pipeline
-from tickmesh.publish import Publisher
 from tickmesh.services.market_feed.pump import Pump
 
 T0 = 1_772_460_000_000_000

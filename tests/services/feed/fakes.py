@@ -57,7 +57,7 @@ class FakeProvider:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> "FakeProvider":
+    async def __aenter__(self) -> FakeProvider:
         self._server = await serve(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

@@ -12,14 +12,13 @@ import orjson
 from opentelemetry.trace import SpanKind
 
 from tests.services.conftest import Inbox, account, publish_tick, seed, service
-from tests.support.procs import Proc, base_env, free_port, wait_http
 from tests.support.metrics import sample, scrape
+from tests.support.procs import Proc, base_env, free_port, wait_http
 from tests.support.timing import t
 from tickmesh import metrics, tracing
 from tickmesh.contracts.channels import Kind, tick_subject, user_subject
-from tickmesh.publish import now_us
+from tickmesh.publish import Publisher, now_us
 from tickmesh.services.market_feed.pipeline import Pipeline
-from tickmesh.publish import Publisher
 from tickmesh.services.market_feed.pump import Pump
 from tickmesh.services.portfolio_valuer import service as valuer_service
 

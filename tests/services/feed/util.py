@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
-from tickmesh.services.market_feed.normalise import Tick
 from tests.support.timing import t
-
+from tickmesh.services.market_feed.normalise import Tick
 
 T0 = 1_772_460_000_000_000  # a provider time (µs) in 2026
 
