@@ -190,6 +190,22 @@ def test_utf8_split_across_fragments_is_valid():
         (client_frame(wsf.OP_CLOSE, struct.pack("!H", 999)), 1002),
         (client_frame(wsf.OP_CLOSE, struct.pack("!H", 1000) + b"\xff"), 1007),
     ],
+    ids=[
+        "unmasked",
+        "rsv1-unnegotiated",
+        "rsv2",
+        "reserved-opcode",
+        "fragmented-ping",
+        "long-ping",
+        "orphan-continuation",
+        "message-inside-message",
+        "bad-utf8",
+        "bad-utf8-across-fragments",
+        "one-byte-close",
+        "close-1005",
+        "close-999",
+        "close-reason-bad-utf8",
+    ],
 )
 def test_protocol_violations_name_the_close_code(data, code):
     with pytest.raises(wsf.ProtocolError) as info:
