@@ -51,8 +51,11 @@ lint: install
 	for d in contracts edge services ops; do ln -s ../../../$$d build/mypy/tickmesh/$$d; done
 	cd build/mypy && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p tickmesh.contracts -p tickmesh.edge
 
+## Three workers on two cores: most tests wait on real servers (nats-server, Hypercorn, the soak's
+## clients), not on the CPU. A file stays on one worker, so its module fixtures start once.
+## `pytest -n 0` runs serially; --durations names the slow tests in every run.
 test-python: install $(ASYNCAPI_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist loadfile --durations=15
 
 test-web: install web
 	cd web && npm run check && npm test && npm run e2e
