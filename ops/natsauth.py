@@ -17,6 +17,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tickmesh.contracts.permissions import inbox_prefix, role
 from tickmesh.natsconn import Credentials, NatsSettings, inbox_for
@@ -102,3 +103,29 @@ def tool_credentials(environ: Mapping[str, str] | None = None) -> tuple[Credenti
         if password:
             return Credentials(user=ADMIN, password=password), inbox_prefix(ADMIN)
     return None, env.inbox_prefix or inbox_for(None)
+
+
+async def connect_tool(url: str, *, timeout: float = 5.0) -> Any:
+    """One NATS connection for a one-shot operator tool (``tickmesh announce``, ``audit``, ``flags``)
+    with the identity of :func:`tool_credentials`.
+
+    Guaranteed to fail within about ``timeout`` seconds when the server is unreachable, with the
+    connection error raised once and nothing printed by nats-py: one attempt, no reconnect. (nats-py
+    reads ``max_reconnect_attempts=0`` as "retry forever", even for the first connection, which is
+    how ``tickmesh announce`` used to hang without a server.)"""
+    import nats
+
+    async def quiet(exc: Exception) -> None:  # the caller reports the failure once, as one line
+        pass
+
+    credentials, inbox = tool_credentials()  # the environment's NATS identity, or the local stack's admin
+    return await nats.connect(
+        url,
+        connect_timeout=timeout,
+        allow_reconnect=False,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.5,
+        error_cb=quiet,
+        inbox_prefix=inbox,
+        **(credentials.options() if credentials is not None else {}),
+    )

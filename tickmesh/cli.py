@@ -180,8 +180,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    import nats
-
     from tickmesh.contracts.channels import USER_ID_RE
     from tickmesh.edge.auditquery import trade_deliveries
 
@@ -191,17 +189,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     url = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
 
     async def query() -> dict:
-        from tickmesh.ops.natsauth import tool_credentials
+        from tickmesh.ops.natsauth import connect_tool
 
-        credentials, inbox = tool_credentials()  # the environment's NATS identity, or the local stack's admin
-        nc = await nats.connect(
-            url,
-            connect_timeout=5,
-            allow_reconnect=False,
-            max_reconnect_attempts=1,
-            inbox_prefix=inbox,
-            **(credentials.options() if credentials is not None else {}),
-        )
+        nc = await connect_tool(url)
         try:
             return await trade_deliveries(nc.jetstream(), args.user, args.order)
         finally:

@@ -26,7 +26,7 @@ def parse_time(text: str) -> int:
 
 
 async def announce(nats_url: str, data: dict[str, Any], *, timeout: float = 5.0) -> cmds.CommandReply:
-    import nats
+    from tickmesh.ops.natsauth import connect_tool
 
     body = cmds.encode_request(
         "announcement.publish",
@@ -35,16 +35,7 @@ async def announce(nats_url: str, data: dict[str, Any], *, timeout: float = 5.0)
         cmd_id=uuid.uuid4().hex,
         data=messages.schema("announcement").validate(data),
     )
-    from tickmesh.ops.natsauth import tool_credentials
-
-    credentials, inbox = tool_credentials()  # the environment's NATS identity, or the local stack's admin
-    nc = await nats.connect(
-        nats_url,
-        connect_timeout=timeout,
-        max_reconnect_attempts=0,
-        inbox_prefix=inbox,
-        **(credentials.options() if credentials is not None else {}),
-    )
+    nc = await connect_tool(nats_url, timeout=timeout)
     try:
         msg = await nc.request(cmds.command_subject("announcement.publish"), body, timeout=timeout)
         return cmds.decode_reply(msg.data)

@@ -143,25 +143,9 @@ def _rule_text(i: int, rule: Any) -> str:
 
 
 async def _run(args: argparse.Namespace, url: str, by: str) -> int:
-    import nats
+    from tickmesh.ops.natsauth import connect_tool
 
-    async def quiet(exc: Exception) -> None:  # the failure is reported once, below, not as a traceback
-        pass
-
-    # max_reconnect_attempts=0 would mean "forever" to nats-py, even for the first connection.
-    from tickmesh.ops.natsauth import tool_credentials
-
-    credentials, inbox = tool_credentials()  # the environment's NATS identity, or the local stack's admin
-    nc = await nats.connect(
-        url,
-        connect_timeout=5,
-        allow_reconnect=False,
-        max_reconnect_attempts=1,
-        reconnect_time_wait=0.5,
-        error_cb=quiet,
-        inbox_prefix=inbox,
-        **(credentials.options() if credentials is not None else {}),
-    )
+    nc = await connect_tool(url)
     try:
         store = await FlagStore.open(nc)
         return await _dispatch(store, args, by)
