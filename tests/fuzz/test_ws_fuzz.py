@@ -1,4 +1,4 @@
-"""Socket-level fuzz of the direct WebSocket engine: random and mutated frames, in JSON and
+"""Socket-level fuzz of both WebSocket engines (direct, and Quart on Hypercorn): random and mutated frames, in JSON and
 MessagePack, from several clients at once, against a real edge on a real NATS.
 
 While alice's connections throw input at the edge (tests/fuzz/wire.py), bob stays connected and
@@ -187,14 +187,15 @@ class Bob:
         await asyncio.wait_for(self.pongs[n].wait(), t(5))
 
 
-async def test_random_and_mutated_frames_never_hurt_the_edge_or_leak(tmp_path):
+@pytest.mark.parametrize("engine", ["direct", "quart"])
+async def test_random_and_mutated_frames_never_hurt_the_edge_or_leak(engine, tmp_path):
     seed = int(os.environ.get("TICKMESH_FUZZ_SEED") or random.randrange(2**32))
     found = Findings(seed)
     server = NatsServer(tmp_path / "nats").start()
     edge = EdgeProcess(
         server.url,
         tmp_path,
-        EDGE_WS_ENGINE="direct",
+        EDGE_WS_ENGINE=engine,
         EDGE_MAX_FRAME_BYTES="2000",
         EDGE_HARD_FRAME_BYTES="20000",
         EDGE_AUTH_TIMEOUT_S="2",
@@ -270,7 +271,7 @@ async def test_random_and_mutated_frames_never_hurt_the_edge_or_leak(tmp_path):
         await nc.close()
         edge.stop()
         server.stop()
-    print(f"ws fuzz seed {seed}: {dict(found.stats)}")
+    print(f"ws fuzz ({engine}) seed {seed}: {dict(found.stats)}")
     errors = [line for line in edge.output().splitlines() if '"level":"error"' in line or "Traceback" in line]
     assert not errors, "the edge logged errors:\n" + "\n".join(errors[:10])
     assert not found.problems, "\n".join(found.problems[:20])
