@@ -61,10 +61,11 @@ async def test_websockets_client_sees_exact_text_lengths_binary_batches_and_hear
         assert json.loads(await ws.recv()) == {"op": "ok", "id": 2}
         for seq, length in enumerate(LENGTHS, start=1):
             await publish(nc, seq, payload_for(length, seq))
-            while True:  # skip the server's heartbeat pings
+            while True:  # answer the server's heartbeat pings (1 s here) as any client must
                 message = await asyncio.wait_for(ws.recv(), t(5))
                 if json.loads(message)["op"] == "msg":
                     break
+                await ws.send(json.dumps({"op": "pong"}))
             assert isinstance(message, str) and len(message.encode()) == length
             assert json.loads(message)["seq"] == seq
         # The server's heartbeat is an app-level ping; answering it keeps the connection.
@@ -80,6 +81,8 @@ async def test_websockets_client_sees_exact_text_lengths_binary_batches_and_hear
             obj = json.loads(await asyncio.wait_for(ws.recv(), t(5)))
             batches += isinstance(obj, list)
             seen += obj if isinstance(obj, list) else [obj]
+            if any(f["op"] == "ping" for f in (obj if isinstance(obj, list) else [obj])):
+                await ws.send(json.dumps({"op": "pong"}))
         assert batches >= 1 and [f["seq"] for f in seen if f["op"] == "msg"] == [10, 11, 12, 13]
         # The client's own RFC ping is answered with a pong.
         await asyncio.wait_for(await ws.ping(b"are you there"), t(5))
