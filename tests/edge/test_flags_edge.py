@@ -12,6 +12,7 @@ import nats
 import orjson
 import pytest
 
+from tests.support.timing import eventually
 from tests.support.tokens import token
 from tests.support.wsclient import Client
 from tickmesh import streams
@@ -133,6 +134,12 @@ async def test_the_admin_command_changes_flags_over_the_edge(edge, nats_mon):
         user = await Client.login(edge.ws_url, token("mallory"))
         reply, _ = await user.request("cmd", name="flag.list", data={})
         assert reply["op"] == "err" and reply["code"] == 301
+
+        async def service_answers() -> bool:  # the service subscribes in the background task
+            reply, _ = await admin.request("cmd", name="flag.list", data={})
+            return reply["op"] == "ok"
+
+        await eventually(service_answers, timeout=10, interval=0.1)
         reply, _ = await admin.request(
             "cmd",
             name="flag.update",

@@ -3,8 +3,10 @@
 import asyncio
 import uuid
 
+import nats.errors
 import pytest
 
+from tests.support.timing import eventually
 from tickmesh.contracts import commands as cmds
 from tickmesh.flags import FlagStore
 from tickmesh.services.flags.service import serve
@@ -15,7 +17,14 @@ from tickmesh.services.flags.settings import FlagServiceSettings
 async def service(nc):
     stop = asyncio.Event()
     task = asyncio.ensure_future(serve(FlagServiceSettings(), nc, stop))
-    await asyncio.sleep(0.2)
+
+    async def answers() -> bool:  # the service subscribes in the background task
+        try:
+            return (await request(nc, "flag.list", {})).ok
+        except nats.errors.NoRespondersError:
+            return False
+
+    await eventually(answers, timeout=10, interval=0.05)
     try:
         yield nc
     finally:
