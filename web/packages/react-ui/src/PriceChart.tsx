@@ -1,6 +1,6 @@
 import { usePrice, usePriceHistory } from "@tickmesh/react";
 import { useEffect, useRef } from "react";
-import { makeChart, toPoints, type Point } from "./chart-kit.js";
+import { makeChart, tickTime, toTickPoints } from "./chart-kit.js";
 import { money, priceDigits } from "./format.js";
 
 export interface PriceChartProps {
@@ -12,20 +12,23 @@ export interface PriceChartProps {
 /**
  * The price of `symbol` over its retained history (the client's `priceHistory` ticks, asked of
  * the edge with `history` on the price channel), extended by every live tick: TradingView's
- * lightweight-charts, one point per second (the last tick of each). The heading states the last
- * price and the move since the first point in words, for those who do not see the chart.
+ * lightweight-charts, a point per tick, evenly spaced, the axis labelled with the ticks' own
+ * times. The heading states the last price and the move since the first point in words, for
+ * those who do not see the chart.
  */
 export function PriceChart({ symbol, height = 240 }: PriceChartProps) {
   const ticks = usePriceHistory(symbol);
   const price = usePrice(symbol);
   const box = useRef<HTMLDivElement>(null);
   const chart = useRef<ReturnType<typeof makeChart> | null>(null);
-  const drawn = useRef<Point[]>([]);
+  // What the series holds: its last point's time and how many points (it keeps those that left
+  // the history window until the next redraw).
+  const drawn = useRef({ last: -1, count: 0 });
 
   useEffect(() => {
     if (!box.current) return;
-    chart.current = makeChart(box.current, height, "area");
-    drawn.current = [];
+    chart.current = makeChart(box.current, height, "area", tickTime);
+    drawn.current = { last: -1, count: 0 };
     return () => {
       chart.current?.dispose();
       chart.current = null;
@@ -35,18 +38,19 @@ export function PriceChart({ symbol, height = 240 }: PriceChartProps) {
   useEffect(() => {
     const c = chart.current;
     if (!c) return;
-    const points = toPoints(ticks.map((m) => ({ us: m.data.ts, value: Number(m.data.last) })));
-    const prev = drawn.current;
+    const points = toTickPoints(ticks.map((m) => ({ us: m.data.ts, value: Number(m.data.last) })));
     const last = points[points.length - 1];
-    const prevLast = prev[prev.length - 1];
-    // Live ticks extend the line; anything else (history arriving, a reconnect) redraws it.
-    if (last && prevLast && points.length >= prev.length && points.length - prev.length <= 1 && points[prev.length - 1]?.time === prevLast.time) {
+    const d = drawn.current;
+    // One new tick after the last drawn one extends the line (keeping the user's zoom); anything
+    // else (history arriving, a reconnect, a series grown to twice the window) redraws it.
+    if (last && last.time > d.last && points[points.length - 2]?.time === d.last && d.count < 2 * points.length) {
       c.series.update(last);
+      drawn.current = { last: last.time, count: d.count + 1 };
     } else {
       c.series.setData(points);
       c.chart.timeScale().fitContent();
+      drawn.current = { last: last ? last.time : -1, count: points.length };
     }
-    drawn.current = points;
   }, [ticks]);
 
   const first = ticks[0]?.data.last;
