@@ -145,7 +145,8 @@ class EventFeeds:
         return info
 
     async def _stream_info(self, stream: str) -> tuple[str, int, int]:
-        assert self.js is not None
+        if self.js is None:  # the edge serves before its first NATS connection is made
+            raise ReplayIncomplete("not connected to NATS yet")
         info = await self.js.stream_info(stream)
         created = info.created
         epoch = str(int(created.timestamp() * 1_000_000)) if created else "0"

@@ -269,7 +269,9 @@ class Subscriptions:
             replay_all = announcements or sub.history is not None
             rec = await self.events.recover(sub.subject, sub.since, replay_all=replay_all)
         except Exception as exc:
-            log.warning("recovery failed for %s: %s", sub.name, exc, extra={"event": "recovery.failed"})
+            log.warning(
+                "recovery failed for %s: %s %s", sub.name, type(exc).__name__, exc, extra={"event": "recovery.failed"}
+            )
             metrics.recovery("unavailable")
             conn.subscribe_failed(sub, int(ErrorCode.UNAVAILABLE), "history unavailable; retry")
             return False

@@ -16,6 +16,7 @@ saying it could not honour a position) counts as a gap too.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections import defaultdict
@@ -25,9 +26,11 @@ import orjson
 from picows import WSListener, WSMsgType, WSTransport, ws_connect
 
 from tickmesh.contracts.channels import Kind, public_subject, user_subject
+from tickmesh.contracts.codes import ERRORS
 
 EVENT_KINDS = {"trades": Kind.TRADES, "notifications": Kind.NOTIFICATIONS, "announcements": Kind.ANNOUNCEMENTS}
 BUSINESS = range(600, 700)
+RETRYABLE = {info.code for info in ERRORS.values() if info.retry}
 # One client in this many watches a price tick by tick (the rest see prices through their
 # portfolio): the soak's one client process must not be what limits the latency it measures.
 PRICE_WATCHERS = 4  # command rejections by a service (funds, prices): not errors of the mesh
@@ -171,6 +174,12 @@ class SoakClient(WSListener):
                 return
             if op == "err":
                 self.stats.errors[f"{rid} err {f.get('code')}"] += 1
+                if rid in EVENT_KINDS and f.get("code") in RETRYABLE:
+                    # As the web client does: the same subscription (same position) in 1-3 s.
+                    transport = self.transport
+                    asyncio.get_running_loop().call_later(
+                        1 + 2 * random.random(), self._resubscribe, str(rid), transport
+                    )
                 return
             self._sub_ok(str(rid), f)
         elif op == "ping":
@@ -190,6 +199,16 @@ class SoakClient(WSListener):
         self.snapshot_due = True
         for sub in subs:
             self._send(sub)
+
+    def _resubscribe(self, ch: str, transport: WSTransport | None) -> None:
+        if transport is None or self.transport is not transport or ch not in self.pending_subs:
+            return  # reconnected meanwhile (the welcome subscribed again), or answered since
+        sub: dict[str, Any] = {"op": "sub", "id": ch, "ch": ch}
+        if ch in self.last:
+            epoch, seq = self.last[ch]
+            sub["since"] = {"epoch": epoch, "seq": seq}
+        self.stats.count["subscriptions_retried"] += 1
+        self._send(sub)
 
     def _sub_ok(self, rid: str, f: dict[str, Any]) -> None:
         if rid in EVENT_KINDS:

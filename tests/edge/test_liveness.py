@@ -10,11 +10,14 @@ import nats
 import pytest
 
 from tests.edge.test_auth import closed_with
+from tests.support.natsserver import NatsServer
+from tests.support.procs import EdgeProcess, free_port
 from tests.support.timing import eventually
 from tests.support.tokens import token
 from tests.support.wsclient import Client
+from tickmesh import streams
 from tickmesh.contracts.channels import Kind, tick_subject, user_subject
-from tickmesh.contracts.codes import CloseCode
+from tickmesh.contracts.codes import CloseCode, ErrorCode
 
 
 def tick(symbol, last, seq):
@@ -125,3 +128,32 @@ async def test_sigterm_drains_with_jittered_reconnect_hints_then_closes(edge_fac
     for c in clients[1:]:
         assert await closed_with(c, timeout=10) == CloseCode.SHUTDOWN
     assert edge.proc.wait(10) == 0
+
+
+async def test_before_nats_is_reached_an_event_subscription_is_refused_as_retryable_then_served(engine, tmp_path):
+    """An edge serves before its first NATS connection (so that it can report degraded): a
+    subscription that needs the stream then gets 501, which clients retry, never a silent gap."""
+    port = free_port()
+    server = NatsServer(tmp_path / "nats", port=port)
+    edge = EdgeProcess(server.url, tmp_path / "edge", ready=False, EDGE_WS_ENGINE=engine)
+    try:
+        c = await Client.login(edge.ws_url, token("alice"))
+        refused, _ = await c.request("sub", ch="notifications")
+        assert refused["op"] == "err" and refused["code"] == ErrorCode.UNAVAILABLE and "retry" in refused["reason"]
+        server.start()
+        nc = await nats.connect(server.url)
+        await streams.ensure(nc.jetstream())
+
+        async def subscribed() -> bool:
+            reply, _ = await c.request("sub", ch="notifications")
+            return reply["op"] == "ok"
+
+        await eventually(subscribed, timeout=20, interval=0.5)
+        await nc.jetstream().publish(user_subject(Kind.NOTIFICATIONS, "alice"), b'{"text": "hello"}')
+        [m] = await c.messages(1, timeout=10)
+        assert m["ch"] == "notifications" and m["data"] == {"text": "hello"}
+        await nc.close()
+    finally:
+        edge.stop()
+        server.stop()
+    assert "ReplayIncomplete not connected to NATS yet" in edge.output()

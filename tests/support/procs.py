@@ -90,10 +90,12 @@ class EdgeProcess(Proc):
         *,
         port: int | None = None,
         context: ssl.SSLContext | None = None,
+        ready: bool = True,
         **env: str,
     ) -> None:
         """``context``: the client TLS context that trusts the edge (and may carry a client
-        certificate) when the edge serves TLS (``EDGE_TLS_CERT_FILE``)."""
+        certificate) when the edge serves TLS (``EDGE_TLS_CERT_FILE``). ``ready=False``: return
+        once it listens, without waiting for ``/readyz`` (an edge whose NATS is not there yet)."""
         from .tokens import SECRET
 
         workdir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +107,8 @@ class EdgeProcess(Proc):
         )
         self.scheme = "https" if env.get("EDGE_TLS_CERT_FILE") else "http"
         self.port = port or self._listening_port()
-        wait_http(f"{self.http}/readyz", 20, self.proc, context)
+        if ready:
+            wait_http(f"{self.http}/readyz", 20, self.proc, context)
 
     def _listening_port(self) -> int:
         deadline = time.monotonic() + t(20)
