@@ -38,16 +38,14 @@ async def pub(nc, nats_server):
 
 
 async def stored(nc, subject: str) -> list[nats.aio.msg.Msg]:
-    """Every message of ``subject`` in its stream, oldest first."""
+    """Every message of ``subject`` in its stream, oldest first: as many as the stream counts for
+    the subject (not "until a quiet moment", which a loaded machine cuts short)."""
     js = nc.jetstream()
+    info = await js.stream_info(await js.find_stream_name_by_subject(subject), subjects_filter=subject)
+    want = (info.state.subjects or {}).get(subject, 0)
     sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=nats.js.api.DeliverPolicy.ALL)
-    out = []
     try:
-        while True:
-            try:
-                out.append(await sub.next_msg(timeout=0.3))
-            except nats.errors.TimeoutError:
-                return out
+        return [await sub.next_msg(timeout=t(10)) for _ in range(want)]
     finally:
         await sub.unsubscribe()
 
