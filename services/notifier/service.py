@@ -105,7 +105,8 @@ async def serve(settings: NotifierSettings, nc, stop: asyncio.Event) -> None:
         await asyncio.wait([asyncio.ensure_future(loaded.wait()), watch], return_when=asyncio.FIRST_COMPLETED)
     ticks = await follow_prices(nc, js, prices, alerts.on_price)
     trade_sub = await trades.subscribe(js)
-    background.append(asyncio.ensure_future(trades.run(publisher, trade_sub, stop)))
+    trade_task = asyncio.ensure_future(trades.run(publisher, trade_sub, stop))
+    background.append(trade_task)
     essential = list(background)  # the news task may end (a replay that ran out); these may not
     provider = make_provider(settings)
     if provider is not None:
@@ -126,6 +127,10 @@ async def serve(settings: NotifierSettings, nc, stop: asyncio.Event) -> None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         await alerts.drain()
+        # The executions loop ends by itself within one fetch once stop is set: its pull request
+        # then runs out on the server rather than lingering for a message no one will take.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(trade_task), trades.FETCH_S + 1.0)
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

@@ -4,7 +4,12 @@ Executions are read through a durable JetStream consumer (``notifier-trades``) o
 stream, not a core subscription: a notifier that was down catches up on what it missed, and
 several instances share the work. A message is acknowledged only after its notification is
 stored; a redelivery publishes the same notification id, which the stream's duplicate window
-absorbs.
+absorbs, so redeliveries are unlimited and nothing is given up on.
+
+A delivery can still go to an instance that is gone (killed while its pull request waited on
+the server): the server hands the message out again after :data:`ACK_WAIT_S`, which therefore
+bounds how late such a notification comes. A clean stop lets the pending pull request run out
+first instead of abandoning it.
 
 An execution that carries a trace (an order's, from the edge through the broker) is handled in a
 ``notifier.trade`` span of that trace, and its notification carries the trace on to the edge.
@@ -16,7 +21,6 @@ import asyncio
 import logging
 from typing import Any
 
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from tickmesh import metrics, streams, tracing
@@ -29,15 +33,26 @@ from .notifications import trade_notification
 log = logging.getLogger(__name__)
 
 DURABLE = "notifier-trades"
+ACK_WAIT_S = 5.0  # was 30: a notification held by a vanished instance came that much later
+FETCH_S = 1.0
 
 
 async def subscribe(js: Any) -> Any:
     """The pull subscription; created at the stream's end the first time (no flood of old
     trades on a fresh deployment), then resumed where the last instance stopped."""
     config = ConsumerConfig(
-        deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=20
+        name=DURABLE,
+        durable_name=DURABLE,
+        filter_subject=wildcard(Kind.TRADES),
+        deliver_policy=DeliverPolicy.NEW,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_S,
+        max_deliver=-1,
     )
-    return await js.pull_subscribe(wildcard(Kind.TRADES), durable=DURABLE, stream=streams.USER_EVENTS, config=config)
+    # Create, or bring an existing consumer to this configuration (a deployment made with an
+    # older one): pull_subscribe alone binds to what exists without updating it.
+    await js.add_consumer(streams.USER_EVENTS, config=config)
+    return await js.pull_subscribe(wildcard(Kind.TRADES), durable=DURABLE, stream=streams.USER_EVENTS)
 
 
 async def handle(publisher: Publisher, msg: Any) -> None:
@@ -66,11 +81,13 @@ async def _notify(publisher: Publisher, msg: Any) -> None:
 async def run(publisher: Publisher, sub: Any, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            batch = await sub.fetch(64, timeout=1)
-        except NatsTimeout:
+            batch = await sub.fetch(64, timeout=FETCH_S)
+        except TimeoutError:  # nothing new (nats-py raises its own subclass, or asyncio's)
             continue
         except Exception as exc:  # NATS reconnecting: try again shortly
-            log.warning("fetching executions failed: %s", exc, extra={"event": "notifier.fetch_failed"})
+            log.warning(
+                "fetching executions failed: %s %s", type(exc).__name__, exc, extra={"event": "notifier.fetch_failed"}
+            )
             await asyncio.sleep(0.5)
             continue
         metrics.messages_in("event", len(batch), sum(len(m.data) for m in batch))
