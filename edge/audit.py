@@ -67,6 +67,9 @@ class TradeAudit:
         self._boot = f"{edge}:{time.time_ns():x}"
         self._js: Any = None
         self._task: asyncio.Task | None = None
+        # One flush at a time: the writer's and stop()'s may overlap (a cancellation that
+        # asyncio.wait_for swallows lets the writer's publish finish after stop() began its own).
+        self._flushing = asyncio.Lock()
         self.written = 0
         self.dropped = 0
         self._warned = 0.0
@@ -161,8 +164,11 @@ class TradeAudit:
         self._report()
 
     async def _run(self) -> None:
-        while True:
+        me = asyncio.current_task()
+        while self._task is me:  # stop() clears it, in case the cancellation is swallowed
             await asyncio.sleep(self.flush_s)
+            if self._task is not me:
+                return
             try:
                 await self.flush()
             except Exception:  # never let the audit writer die; the next round retries
@@ -170,7 +176,12 @@ class TradeAudit:
             self._report()
 
     async def flush(self) -> None:
-        """Batch what was recorded and publish every batch NATS has not taken yet, in order."""
+        """Batch what was recorded and publish every batch NATS has not taken yet, in order,
+        each once: concurrent calls take turns."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if self._buf:
             records, self._buf = self._buf, []
             self._queue(self.batches(records, time.time_ns() // 1000))

@@ -1,6 +1,8 @@
 """The audit trail's sans-I/O parts: the session core's ``ack`` op, and how recorded deliveries
 become ``trade_audit`` messages (no NATS, no event loop)."""
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -114,3 +116,28 @@ def test_the_audit_stream_stores_exactly_the_subjects_the_contract_builds():
 
     assert table.stream("trade_audit").subjects == (TRADE_AUDIT_WILDCARD,)
     assert table.stream_for_subject(trade_audit_subject("a.b@c")).name == "TM_TRADE_AUDIT"
+
+
+async def test_overlapping_flushes_write_every_batch_once_and_lose_none(nats_mon):
+    """The writer's flush and stop()'s may overlap (a swallowed cancellation): each batch is
+    still published once and taken off the queue once, against a real JetStream."""
+    import nats
+
+    from tickmesh import streams
+
+    nc = await nats.connect(nats_mon.url)
+    try:
+        js = nc.jetstream()
+        await streams.ensure(js)
+        audit = TradeAudit(edge="e1", flush_s=60.0, max_records=1000)
+        audit.start(js)
+        users = [f"u{i}" for i in range(6)]
+        for i, user in enumerate(users):
+            audit.delivered(user, "c1", "ws", None, i + 1, T0 + i, _trade(i + 1), 0)
+        await asyncio.gather(audit.flush(), audit.flush(), audit.flush())
+        assert audit._unsent == [] and audit._unsent_records == 0
+        info = await js.stream_info("TM_TRADE_AUDIT")
+        assert info.state.messages == len(users)  # one message per user, none twice, none lost
+        await audit.stop()
+    finally:
+        await nc.close()
