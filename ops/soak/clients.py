@@ -189,26 +189,25 @@ class SoakClient(WSListener):
         subs: list[dict[str, Any]] = [{"op": "sub", "id": "portfolio", "ch": "portfolio", "max_hz": 1}]
         if self.index % PRICE_WATCHERS == 0:  # every tick, unthrottled: what latency is measured on
             subs.append({"op": "sub", "id": f"prices:{self.symbol}", "ch": f"prices:{self.symbol}"})
-        for ch in EVENT_KINDS:
-            sub: dict[str, Any] = {"op": "sub", "id": ch, "ch": ch}
-            if ch in self.last:
-                epoch, seq = self.last[ch]
-                sub["since"] = {"epoch": epoch, "seq": seq}
-            subs.append(sub)
+        subs.extend(self._event_sub(ch) for ch in EVENT_KINDS)
         self.pending_subs = {s["id"] for s in subs}
         self.snapshot_due = True
         for sub in subs:
             self._send(sub)
 
-    def _resubscribe(self, ch: str, transport: WSTransport | None) -> None:
-        if transport is None or self.transport is not transport or ch not in self.pending_subs:
-            return  # reconnected meanwhile (the welcome subscribed again), or answered since
+    def _event_sub(self, ch: str) -> dict[str, Any]:
+        """The ``sub`` frame of event channel ``ch``, resuming after the last position seen."""
         sub: dict[str, Any] = {"op": "sub", "id": ch, "ch": ch}
         if ch in self.last:
             epoch, seq = self.last[ch]
             sub["since"] = {"epoch": epoch, "seq": seq}
+        return sub
+
+    def _resubscribe(self, ch: str, transport: WSTransport | None) -> None:
+        if transport is None or self.transport is not transport or ch not in self.pending_subs:
+            return  # reconnected meanwhile (the welcome subscribed again), or answered since
         self.stats.count["subscriptions_retried"] += 1
-        self._send(sub)
+        self._send(self._event_sub(ch))
 
     def _sub_ok(self, rid: str, f: dict[str, Any]) -> None:
         if rid in EVENT_KINDS:
