@@ -159,7 +159,7 @@ class TradeAudit:
             self._task = None
         try:
             await asyncio.wait_for(self.flush(), timeout)
-        except (TimeoutError, Exception):
+        except Exception:  # the deadline passed (TimeoutError) or NATS refused: nothing more to do
             pass
         self._report()
 
